@@ -1,0 +1,3 @@
+from rawadapt.cli.main import main
+
+main()

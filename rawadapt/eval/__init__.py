@@ -1,0 +1,1 @@
+"""Metrics, evaluation protocols, plots and the HTML report."""

@@ -1,0 +1,134 @@
+"""ADL's channel-wise modulation (papers/001 §3.2, eqs. 4-6; REFERENCE.md §1).
+
+Metadata vector: ``(p, s)`` with ``p`` the one-hot sensor type (length n, the vocabulary size)
+and ``s`` the normalised ISO repeated n times. Two 4-layer MLPs map it to a per-channel scale
+``gamma = 1 + tanh(MLP_gamma(p, s))`` and shift ``beta = MLP_beta(p, s)``; a modulated feature
+map is ``F' = gamma * F + beta``.
+
+Choices the paper leaves open (documented, each a constructor argument):
+
+* One MLP pair serves every modulated layer: its output is the concatenation of all layers'
+  channel vectors, split per layer. The paper names "two four-layer MLPs" and one (gamma, beta)
+  per feature map; a shared trunk is the cheapest reading of that (one MLP evaluation per batch).
+* ISO normalisation: ``s = log2(ISO / iso_ref) / iso_scale`` (defaults 100 and 4, so ISO 100 ->
+  0 and ISO 25600 -> 2). Gain is proportional to ISO, so a log scale spreads the range evenly.
+  Unknown ISO (None or NaN) -> ``s = 0`` (the reference ISO), recorded by callers.
+* The last layer of each MLP starts at zero so the model starts as the plain network
+  (gamma = 1, beta = 0), which keeps early training stable.
+* Switches ``use_sensor`` / ``use_iso`` zero the corresponding half of the input (ablations of
+  the paper's Table 4 "without type" / "without ISO").
+* Unknown sensor at inference: policy ``"average"`` feeds ``p = 1/n`` in every slot (the mean of
+  the sensor embeddings, since the first layer is linear in p); ``"iso-only"`` feeds ``p = 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+DEFAULT_ISO_REF = 100.0
+DEFAULT_ISO_SCALE = 4.0
+
+
+def normalize_iso(iso: torch.Tensor | None, batch: int, device: torch.device,
+                  ref: float = DEFAULT_ISO_REF, scale: float = DEFAULT_ISO_SCALE) -> torch.Tensor:
+    """``log2(iso / ref) / scale`` as a float tensor ``[B]``; None/NaN/<=0 -> 0."""
+    if iso is None:
+        return torch.zeros(batch, device=device)
+    iso = torch.as_tensor(iso, dtype=torch.float32, device=device).reshape(-1)
+    if iso.numel() == 1 and batch > 1:
+        iso = iso.expand(batch)
+    ok = torch.isfinite(iso) & (iso > 0)
+    s = torch.log2(torch.where(ok, iso, torch.full_like(iso, ref)) / ref) / scale
+    return torch.where(ok, s, torch.zeros_like(s))
+
+
+def _mlp(n_in: int, hidden: int, n_out: int, layers: int = 4) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    dims = [n_in] + [hidden] * (layers - 1)
+    for a, b in zip(dims[:-1], dims[1:]):
+        mods += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+    last = nn.Linear(dims[-1], n_out)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    mods.append(last)
+    return nn.Sequential(*mods)
+
+
+class Modulation(nn.Module):
+    """Produces (gamma, beta) for a list of feature-map widths from sensor type and ISO.
+
+    Parameters
+    ----------
+    channels
+        Width of each modulated feature map, in the order the network applies them.
+    n_sensors
+        Vocabulary size n (at least 1).
+    hidden
+        Hidden width of the two 4-layer MLPs.
+    use_sensor, use_iso
+        Ablation switches.
+    """
+
+    def __init__(self, channels: Sequence[int], n_sensors: int, *, hidden: int = 64,
+                 use_sensor: bool = True, use_iso: bool = True,
+                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
+        super().__init__()
+        self.channels = [int(c) for c in channels]
+        self.n = max(1, int(n_sensors))
+        self.use_sensor, self.use_iso = bool(use_sensor), bool(use_iso)
+        self.iso_ref, self.iso_scale = float(iso_ref), float(iso_scale)
+        total = sum(self.channels)
+        self.mlp_gamma = _mlp(2 * self.n, hidden, total)
+        self.mlp_beta = _mlp(2 * self.n, hidden, total)
+
+    def metadata_vector(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
+                        device: torch.device, unknown_policy: str = "error") -> torch.Tensor:
+        """The ``(p, s)`` vector ``[B, 2n]``."""
+        p = torch.zeros(batch, self.n, device=device)
+        if self.use_sensor and sensor is not None:
+            sensor = torch.as_tensor(sensor, device=device).reshape(-1).long()
+            if sensor.numel() == 1 and batch > 1:
+                sensor = sensor.expand(batch)
+            known = sensor >= 0
+            if bool(known.any()):
+                p[known] = torch.nn.functional.one_hot(sensor[known], self.n).float()
+            if bool((~known).any()):
+                if unknown_policy == "average":
+                    p[~known] = 1.0 / self.n
+                elif unknown_policy == "iso-only":
+                    pass  # p stays 0
+                else:
+                    raise ValueError("unknown sensor index -1 with policy 'error'")
+        s = torch.zeros(batch, self.n, device=device)
+        if self.use_iso:
+            s = normalize_iso(iso, batch, device, self.iso_ref, self.iso_scale)[:, None].expand(batch, self.n)
+        return torch.cat([p, s], dim=1)
+
+    def forward(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
+                device: torch.device, unknown_policy: str = "error") -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per modulated layer, ``(gamma, beta)`` shaped ``[B, C_i, 1, 1]``."""
+        v = self.metadata_vector(sensor, iso, batch, device, unknown_policy)
+        gamma = 1.0 + torch.tanh(self.mlp_gamma(v))
+        beta = self.mlp_beta(v)
+        out = []
+        start = 0
+        for c in self.channels:
+            out.append((gamma[:, start:start + c, None, None], beta[:, start:start + c, None, None]))
+            start += c
+        return out
+
+
+def modulate(x: torch.Tensor, gb: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """``gamma * x + beta`` (identity when ``gb`` is None)."""
+    if gb is None:
+        return x
+    return x * gb[0] + gb[1]
+
+
+def iso_of(log_scaled: float, ref: float = DEFAULT_ISO_REF, scale: float = DEFAULT_ISO_SCALE) -> float:
+    """Inverse of the ISO normalisation (for reports)."""
+    return ref * math.pow(2.0, log_scaled * scale)

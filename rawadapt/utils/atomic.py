@@ -1,0 +1,81 @@
+"""Atomic file writes: write to a temporary file in the same folder, then ``os.replace``.
+
+A reader never sees a half-written output or checkpoint, and an interrupted write leaves the
+previous version intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``.
+
+    Parameters
+    ----------
+    path
+        Final destination. Its parent folder is created if needed.
+    suffix
+        Suffix of the temporary file (default: the destination's suffix, so writers that
+        dispatch on the extension keep working).
+
+    Examples
+    --------
+    >>> with atomic_path("out.png") as tmp:  # doctest: +SKIP
+    ...     image.save(tmp)
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name keeps the destination's suffix so that writers which dispatch on the
+    # extension (PIL, tifffile, np.save) write the right format.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name}.tmp-", suffix=dest.suffix if suffix is None else suffix,
+        dir=dest.parent,
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (fsync before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (non-finite floats become ``null``)."""
+    write_text(path, json.dumps(_finite(obj), indent=indent, sort_keys=False) + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/Inf floats by None so the JSON is standard (json.dumps would write NaN)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
