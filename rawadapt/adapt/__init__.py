@@ -1,0 +1,1 @@
+"""Test-time adaptation: LAN and fine-tuning baselines, self-supervised losses."""

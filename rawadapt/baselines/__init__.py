@@ -1,0 +1,1 @@
+"""The ADL paper's baselines behind one interface."""

@@ -1,0 +1,1 @@
+"""Dataset adapters, one module per layout (see rawadapt.data.registry)."""

@@ -1,0 +1,1 @@
+"""Physics-based noise, camera profiles, unprocessing/camera pipeline, calibration, synth."""

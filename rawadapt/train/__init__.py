@@ -1,0 +1,1 @@
+"""Training: shared step/evaluate primitives, the training loop, strategies, ADL."""

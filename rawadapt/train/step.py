@@ -1,0 +1,115 @@
+"""The primitives every training strategy shares: one L1 optimisation step and evaluation.
+
+Kept tiny and dependency-free so the plain training loop, ADL and the baselines all call the
+same code (a fine-tuning step and an ADL candidate step are the same function).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rawadapt.data.patches import Batch
+from rawadapt.data.sample import Sample
+from rawadapt.errors import NonFiniteError
+from rawadapt.eval.metrics import evaluate_pair
+from rawadapt.models.base import Denoiser
+
+
+def model_inputs(model: Denoiser, batch: Batch, device: Any = "cpu") -> tuple[torch.Tensor, Any, Any]:
+    """``(x, sensor_ids, iso)`` for ``model(x, sensor_ids, iso)`` from a batch."""
+    x = batch.noisy.to(device)
+    if not model.uses_metadata:
+        return x, None, None
+    return x, model.sensor_ids(batch.sensor, device=device), batch.iso.to(device)
+
+
+def l1_loss(model: Denoiser, batch: Batch, device: Any = "cpu") -> torch.Tensor:
+    """Mean absolute error between ``model(noisy)`` and ``clean`` (the papers' pixel-wise L1)."""
+    x, s, iso = model_inputs(model, batch, device)
+    return (model(x, s, iso) - batch.clean.to(device)).abs().mean()
+
+
+def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, *, device: Any = "cpu",
+               grad_clip: float | None = None) -> float:
+    """One optimisation step on the L1 loss; returns the loss.
+
+    Raises
+    ------
+    NonFiniteError
+        The loss is NaN/Inf (the step is NOT applied; parameters are untouched).
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = l1_loss(model, batch, device)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteError(f"training loss became {value}; lower the learning rate or check the data "
+                             f"(batch samples: {', '.join(batch.sample_ids[:4])})")
+    loss.backward()
+    if grad_clip is not None and grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return value
+
+
+@dataclass
+class EvalResult:
+    """Per-image metrics of a model on samples, and of the noisy input for reference."""
+
+    sample_ids: list[str] = field(default_factory=list)
+    sensors: list[str] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    psnr_noisy: list[float] = field(default_factory=list)
+    ssim_noisy: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        def m(v: list[float]) -> float:
+            return float(np.nanmean(v)) if v else math.nan
+
+        return {"n": len(self.psnr), "psnr": m(self.psnr), "ssim": m(self.ssim),
+                "psnr_noisy": m(self.psnr_noisy), "ssim_noisy": m(self.ssim_noisy)}
+
+    def per_sensor(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for sensor in sorted(set(self.sensors)):
+            idx = [i for i, s in enumerate(self.sensors) if s == sensor]
+            sub = EvalResult([self.sample_ids[i] for i in idx], [sensor] * len(idx),
+                             [self.psnr[i] for i in idx], [self.ssim[i] for i in idx],
+                             [self.psnr_noisy[i] for i in idx], [self.ssim_noisy[i] for i in idx])
+            out[sensor] = sub.summary()
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "per_sensor": self.per_sensor(),
+                "images": [{"sample_id": i, "sensor": s, "psnr": p, "ssim": q, "psnr_noisy": pn, "ssim_noisy": qn}
+                           for i, s, p, q, pn, qn in zip(self.sample_ids, self.sensors, self.psnr, self.ssim,
+                                                         self.psnr_noisy, self.ssim_noisy)]}
+
+
+def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = None, with_ssim: bool = True,
+             device: Any = "cpu") -> EvalResult:
+    """Denoise every sample (whole image, or tiled) and compute per-image PSNR/SSIM (data range 1,
+    prediction clipped to [0, 1]); also the noisy input's metrics."""
+    from rawadapt.eval.inference import denoise_image
+
+    res = EvalResult()
+    for s in samples:
+        if s.clean is None:
+            continue
+        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.iso, tile=tile, device=device)
+        after = evaluate_pair(pred, s.clean, with_ssim=with_ssim)
+        before = evaluate_pair(s.noisy, s.clean, with_ssim=with_ssim)
+        res.sample_ids.append(s.sample_id)
+        res.sensors.append(s.sensor)
+        res.psnr.append(after["psnr"])
+        res.ssim.append(after.get("ssim", math.nan))
+        res.psnr_noisy.append(before["psnr"])
+        res.ssim_noisy.append(before.get("ssim", math.nan))
+    return res
