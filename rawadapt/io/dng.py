@@ -1,0 +1,196 @@
+"""Write a Bayer mosaic as an uncompressed DNG that LibRaw/rawpy and raw editors open.
+
+A minimal little-endian TIFF writer (no third-party dependency): IFD0 carries the CFA image
+and the DNG tags (version, CFA pattern, black/white levels, colour matrix, as-shot neutral), an
+EXIF sub-IFD carries ISO and exposure time. Values follow the DNG 1.4 specification:
+
+* ``CFAPattern`` (33422): 0 = red, 1 = green, 2 = blue, row-major over the 2x2 repeat.
+* ``BlackLevel`` (50714): one value per CFA position (``BlackLevelRepeatDim`` = 2x2).
+* ``ColorMatrix1`` (50721): XYZ -> camera, 3x3 row-major, illuminant D65 (21).
+* ``AsShotNeutral`` (50728): camera-native RGB of a neutral (1 / white-balance gains).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rawadapt.errors import ShapeError
+from rawadapt.io.bayer import normalize_cfa, plane_offsets
+from rawadapt.utils.atomic import write_bytes
+
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
+_FMT = {_BYTE: "B", _ASCII: "B", _SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
+_SIZE = {_BYTE: 1, _ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _UNDEFINED: 1, _SRATIONAL: 8}
+_DEN = 1_000_000
+
+#: sRGB (D65) -> XYZ; used to derive a neutral ColorMatrix1 when none is given.
+SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+
+
+def _rationals(values: Sequence[float], signed: bool) -> bytes:
+    out = b""
+    for v in values:
+        num = int(round(float(v) * _DEN))
+        out += struct.pack("<iI" if signed else "<II", num, _DEN)
+    return out
+
+
+class _Ifd:
+    """Entries of one IFD; serialised after its data blobs are placed."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[int, int, bytes]] = {}
+
+    def add(self, tag: int, typ: int, values: Sequence[float] | bytes | str) -> None:
+        if typ == _ASCII:
+            data = str(values).encode("ascii", "replace") + b"\0"
+            count = len(data)
+        elif isinstance(values, (bytes, bytearray)):
+            data, count = bytes(values), len(values)
+        elif typ in (_RATIONAL, _SRATIONAL):
+            data, count = _rationals(list(values), typ == _SRATIONAL), len(values)  # type: ignore[arg-type]
+        else:
+            vals = [int(v) for v in values]  # type: ignore[union-attr]
+            data, count = struct.pack("<" + _FMT[typ] * len(vals), *vals), len(vals)
+        self.entries[tag] = (typ, count, data)
+
+    def size(self) -> int:
+        return 2 + 12 * len(self.entries) + 4
+
+    def blob_size(self) -> int:
+        return sum(len(d) + (len(d) & 1) for _, _, d in self.entries.values() if len(d) > 4)
+
+    def serialise(self, offset: int, next_ifd: int = 0) -> bytes:
+        """IFD bytes followed by its out-of-line values, starting at file ``offset``."""
+        head = struct.pack("<H", len(self.entries))
+        blobs = b""
+        blob_at = offset + self.size()
+        for tag in sorted(self.entries):
+            typ, count, data = self.entries[tag]
+            if len(data) <= 4:
+                value = data.ljust(4, b"\0")
+            else:
+                value = struct.pack("<I", blob_at + len(blobs))
+                blobs += data + (b"\0" if len(data) & 1 else b"")
+            head += struct.pack("<HHI", tag, typ, count) + value
+        return head + struct.pack("<I", next_ifd) + blobs
+
+
+def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
+              black_level: float | Sequence[float], white_level: int,
+              make: str = "rawadapt", model: str = "unknown", unique_model: str | None = None,
+              iso: float | None = None, exposure_time: float | None = None,
+              color_matrix: np.ndarray | None = None, as_shot_neutral: Sequence[float] | None = None,
+              software: str = "rawadapt") -> Path:
+    """Write ``mosaic`` (``uint16`` H x W, in the file's own DN and CFA) as a DNG, atomically.
+
+    Parameters
+    ----------
+    path
+        Destination (``.dng``).
+    mosaic
+        Bayer mosaic in digital numbers (black level included), even size.
+    cfa
+        Pattern at the top-left pixel, e.g. ``"RGGB"``.
+    black_level
+        One value, or four in canonical plane order (R, G1, G2, B).
+    white_level
+        Saturation level in DN.
+    make, model, unique_model
+        Camera identification (``UniqueCameraModel`` defaults to ``make model``).
+    iso, exposure_time
+        Written to the EXIF sub-IFD when given.
+    color_matrix
+        3x3 XYZ(D65) -> camera matrix (DNG ``ColorMatrix1``); default: the inverse of
+        sRGB->XYZ, i.e. a camera whose native space is linear sRGB.
+    as_shot_neutral
+        Camera RGB of a neutral (e.g. ``1 / wb_gains``); default ``(1, 1, 1)``.
+
+    Returns
+    -------
+    The written path.
+    """
+    m = np.asarray(mosaic)
+    if m.ndim != 2 or m.shape[0] % 2 or m.shape[1] % 2 or m.size == 0:
+        raise ShapeError(f"DNG mosaic must be a non-empty even-sized 2-D array, got shape {m.shape}", path)
+    if not np.issubdtype(m.dtype, np.integer):
+        raise ShapeError(f"DNG mosaic must hold integer DN values, got dtype {m.dtype}", path)
+    if m.min() < 0 or m.max() > 65535:
+        raise ShapeError("DNG mosaic values must lie in [0, 65535]", path)
+    data = np.ascontiguousarray(m.astype("<u2")).tobytes()
+    c = normalize_cfa(cfa)
+    h, w = m.shape
+    black = np.asarray(black_level, dtype=np.float64).reshape(-1)
+    if black.size == 1:
+        black = np.repeat(black, 4)
+    if black.size != 4:
+        raise ShapeError(f"black_level needs 1 or 4 values, got {black.size}", path)
+    # canonical (R, G1, G2, B) -> per CFA position, row-major
+    per_pos = [0.0] * 4
+    for k, (dy, dx) in enumerate(plane_offsets(c)):
+        per_pos[2 * dy + dx] = float(black[k])
+    cm = np.linalg.inv(SRGB_TO_XYZ) if color_matrix is None else np.asarray(color_matrix, dtype=np.float64)
+    if cm.shape != (3, 3):
+        raise ShapeError(f"color_matrix must be 3x3, got {cm.shape}", path)
+    neutral = [1.0, 1.0, 1.0] if as_shot_neutral is None else [float(v) for v in as_shot_neutral][:3]
+
+    ifd0 = _Ifd()
+    ifd0.add(254, _LONG, [0])
+    ifd0.add(256, _LONG, [w])
+    ifd0.add(257, _LONG, [h])
+    ifd0.add(258, _SHORT, [16])
+    ifd0.add(259, _SHORT, [1])
+    ifd0.add(262, _SHORT, [32803])  # CFA
+    ifd0.add(271, _ASCII, make)
+    ifd0.add(272, _ASCII, model)
+    ifd0.add(273, _LONG, [0])  # strip offset, patched below
+    ifd0.add(274, _SHORT, [1])
+    ifd0.add(277, _SHORT, [1])
+    ifd0.add(278, _LONG, [h])
+    ifd0.add(279, _LONG, [len(data)])
+    ifd0.add(284, _SHORT, [1])
+    ifd0.add(305, _ASCII, software)
+    ifd0.add(33421, _SHORT, [2, 2])
+    ifd0.add(33422, _BYTE, bytes("RGB".index(ch) for ch in c))
+    ifd0.add(34665, _LONG, [0])  # EXIF IFD offset, patched below
+    ifd0.add(50706, _BYTE, bytes([1, 4, 0, 0]))
+    ifd0.add(50707, _BYTE, bytes([1, 1, 0, 0]))
+    ifd0.add(50708, _ASCII, unique_model or f"{make} {model}")
+    ifd0.add(50710, _BYTE, bytes([0, 1, 2]))
+    ifd0.add(50711, _SHORT, [1])
+    ifd0.add(50713, _SHORT, [2, 2])
+    ifd0.add(50714, _RATIONAL, per_pos)
+    ifd0.add(50717, _LONG, [int(white_level)])
+    ifd0.add(50721, _SRATIONAL, cm.reshape(-1).tolist())
+    ifd0.add(50728, _RATIONAL, neutral)
+    ifd0.add(50778, _SHORT, [21])
+
+    exif = _Ifd()
+    exif.add(36864, _UNDEFINED, b"0230")
+    if exposure_time is not None and exposure_time > 0:
+        exif.add(33434, _RATIONAL, [float(exposure_time)])
+    if iso is not None and iso > 0:
+        exif.add(34855, _SHORT, [int(round(min(iso, 65535)))])
+
+    ifd0_at = 8
+    exif_at = ifd0_at + ifd0.size() + ifd0.blob_size()
+    exif_at += exif_at & 1
+    strip_at = exif_at + exif.size() + exif.blob_size()
+    strip_at += (-strip_at) % 16
+    ifd0.add(273, _LONG, [strip_at])
+    ifd0.add(34665, _LONG, [exif_at])
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd0_at))
+    out += ifd0.serialise(ifd0_at)
+    out += b"\0" * (exif_at - len(out))
+    out += exif.serialise(exif_at)
+    out += b"\0" * (strip_at - len(out))
+    out += data
+    write_bytes(path, bytes(out))
+    return Path(path)
