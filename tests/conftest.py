@@ -35,6 +35,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test uses a private RAWADAPT_CACHE unless it sets its own."""
+    """Every test uses a private RAWADAPT_CACHE (and the tiny synth build) unless it sets its own."""
     cache = tmp_path_factory.getbasetemp() / "rawadapt_cache"
     monkeypatch.setenv("RAWADAPT_CACHE", str(cache))
+    # `synth` opened without an explicit size builds the tiny variant (seconds, not minutes)
+    monkeypatch.setenv("RAWADAPT_SYNTH_SIZE", "tiny")

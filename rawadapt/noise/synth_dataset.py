@@ -1,0 +1,410 @@
+"""The built-in multi-sensor benchmark ``synth`` (RAW) and ``synth-srgb`` (sRGB).
+
+All ten built-in profiles (:data:`rawadapt.noise.profiles.BUILTIN_ORDER`: five ELD DSLRs, five
+SIDD phones) are sensors. For each sensor the builder makes
+
+* a **source** pool (what the sensor contributes when another sensor is the target),
+* a **target** pool (>= 50 pairs at full size, for the 2/5/10/20/50 target-size protocol),
+* a **test** set, disjoint BY SCENE from both pools: its scenes come from bundled images that
+  training scenes never use (:data:`rawadapt.noise.scenes.SCENE_SPLITS`) or from dead-leaves
+  images drawn from their own seeds;
+
+ISOs are stratified log-uniformly over the sensor's ISO range (rounded to 1/3 stops), exposure
+ratios cycle through the profile's ``ratios`` (DSLR low light: x1, x10, x100; phones: x1).
+Clean images are unprocessed scenes (:func:`rawadapt.noise.pipeline.unprocess`), noisy images
+follow the sensor's full noise model (:func:`rawadapt.noise.model.add_noise`, fixed pattern
+included) at the short exposure, quantised by rounding like an ADC.
+
+On-disk format (read by :mod:`rawadapt.data.adapters.manifest`)
+---------------------------------------------------------------
+``manifest.csv`` with columns ``noisy, clean, sensor, iso, ratio, scene, split, space, cfa,
+black_level, white_level, sample_id``; RAW arrays are ``uint16`` ``.npy`` packed canonical
+planes ``(4, h, w)`` in the sensor's DN with its black level (noisy at its SHORT exposure: the
+loader normalises, multiplies by ``ratio`` and clips); the sRGB variant stores 8-bit PNG pairs
+rendered through the camera pipeline (noise added in RAW). Several noisy images may share one
+clean file (same scene, different ISO/ratio, like SIDD and ELD). ``synth.json`` is the stamp
+(version, seed, size, profile hash, counts), written last.
+
+Building is deterministic (same seed and size -> identical files) and atomic: everything goes
+into a temporary folder renamed into place when complete, so an interrupted build never leaves
+a half dataset that looks complete. ``open_synth`` builds on first use (progress bar on
+stderr) and reuses the cache afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rawadapt.errors import ConfigError, DatasetError
+from rawadapt.utils.paths import cache_dir
+from rawadapt.utils.seed import derive_seed
+
+SYNTH_VERSION = 1
+STAMP = "synth.json"
+MANIFEST_COLUMNS = ("noisy", "clean", "sensor", "iso", "ratio", "scene", "split", "space", "cfa",
+                    "black_level", "white_level", "sample_id")
+SPLITS = ("source", "target", "test")
+ENV_SIZE = "RAWADAPT_SYNTH_SIZE"
+
+
+@dataclass(frozen=True)
+class SynthSize:
+    """Counts and sizes per sensor. ``patch`` / ``test_patch`` are PACKED sizes (the mosaic and
+    the sRGB images are twice as large); ``*_per_clean`` noisy images share one clean scene."""
+
+    source: int
+    target: int
+    test: int
+    patch: int
+    test_patch: int
+    source_per_clean: int = 2
+    target_per_clean: int = 1
+    test_per_clean: int = 2
+
+    def count(self, split: str) -> int:
+        return int(getattr(self, split))
+
+    def per_clean(self, split: str) -> int:
+        return int(getattr(self, f"{split}_per_clean"))
+
+    def packed(self, split: str) -> int:
+        return self.test_patch if split == "test" else self.patch
+
+
+SIZES: dict[str, SynthSize] = {
+    # 10 sensors x (64 source + 50 target + 16 test) = 1300 pairs; 128^2 packed (256^2 sRGB)
+    # training crops, 192^2 packed (384^2 sRGB) test images.
+    "full": SynthSize(source=64, target=50, test=16, patch=128, test_patch=192),
+    # for tests: seconds
+    "tiny": SynthSize(source=4, target=6, test=2, patch=32, test_patch=48),
+}
+
+
+def _size(size: str | None) -> tuple[str, SynthSize]:
+    name = size or os.environ.get(ENV_SIZE) or "full"
+    if name not in SIZES:
+        raise ConfigError(f"unknown synth size {name!r}; expected one of {', '.join(SIZES)}")
+    return name, SIZES[name]
+
+
+def synth_root(space: str = "raw", *, size: str | None = None, seed: int = 0) -> Path:
+    """Cache folder of a synth build: ``cache_dir()/synth`` (``synth-srgb``) for the default
+    full build with seed 0, ``synth_<size>_seed<seed>`` (``synth-srgb_...``) otherwise."""
+    name, _ = _size(size)
+    base = "synth" if space == "raw" else "synth-srgb"
+    if name == "full" and int(seed) == 0:
+        return cache_dir() / base
+    return cache_dir() / f"{base}_{name}_seed{int(seed)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Pair:
+    sample_id: str
+    sensor: str
+    split: str
+    scene: str
+    iso: int
+    ratio: float
+    clean_planes: np.ndarray  # (4, h, w) float in [0, 1]
+    noisy_dn: np.ndarray  # (4, h, w) uint16, short exposure
+    meta: dict[str, Any]
+    first_of_scene: bool
+
+
+def _stratified_isos(lo: float, hi: float, n: int, rng: np.random.Generator) -> list[int]:
+    from rawadapt.noise.profiles import round_iso
+
+    u = (rng.permutation(n) + rng.random(n)) / max(n, 1)
+    return [round_iso(math.exp(math.log(lo) + float(v) * (math.log(hi) - math.log(lo)))) for v in u]
+
+
+def _balanced(values: Sequence[float], n: int, rng: np.random.Generator) -> list[float]:
+    reps = [values[i % len(values)] for i in range(n)]
+    return [float(reps[i]) for i in rng.permutation(n)]
+
+
+def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int) -> Iterator[_Pair]:
+    """The pairs of one sensor and split, deterministic in ``(seed, sensor, split)``."""
+    import torch
+
+    from rawadapt.noise.model import add_noise, sample_noise_params
+    from rawadapt.noise.pipeline import unprocess
+    from rawadapt.noise.profiles import load_profile
+    from rawadapt.noise.scenes import sample_scene
+
+    prof = load_profile(profile_name)
+    n, per = spec.count(split), spec.per_clean(split)
+    size = spec.packed(split)
+    plan = np.random.default_rng(derive_seed(seed, "synth-plan", prof.name, split))
+    isos = _stratified_isos(prof.iso_range[0], prof.iso_range[1], n, plan)
+    ratios = _balanced(prof.ratios, n, plan)
+    white = float(prof.white_level)
+    scene_split = "test" if split == "test" else "train"
+    for j in range(math.ceil(n / per)):
+        rng = np.random.default_rng(derive_seed(seed, "synth-scene", prof.name, split, j))
+        scene = sample_scene(2 * size, rng, split=scene_split)
+        planes, meta = unprocess(scene.image, prof, rng)
+        scene_id = f"{prof.name}-{split}-s{j:03d}-{scene.source}"
+        for r in range(per):
+            i = j * per + r
+            if i >= n:
+                break
+            params = sample_noise_params(prof, iso=isos[i], rng=rng)
+            gen = torch.Generator().manual_seed(derive_seed(seed, "synth-noise", prof.name, split, i))
+            dn = add_noise(planes, prof, params, ratio=ratios[i], generator=gen, quantization="none",
+                           clip=False, output="dn")
+            noisy = np.clip(np.rint(dn), 0, white).astype(np.uint16)  # the ADC rounds
+            yield _Pair(sample_id=f"{prof.name}-{split}-{i:03d}", sensor=prof.name, split=split, scene=scene_id,
+                        iso=int(isos[i]), ratio=float(ratios[i]), clean_planes=planes, noisy_dn=noisy,
+                        meta={**meta, "K": params.K}, first_of_scene=(r == 0))
+
+
+def _profile_hash(names: Sequence[str]) -> str:
+    from rawadapt.noise.profiles import load_profile
+
+    h = hashlib.sha256()
+    for n in names:
+        h.update(json.dumps(load_profile(n).to_dict(), sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _stamp_params(space: str, size_name: str, seed: int, sensors: Sequence[str]) -> dict[str, Any]:
+    return {"name": "synth" if space == "raw" else "synth-srgb", "version": SYNTH_VERSION, "space": space,
+            "size": size_name, "seed": int(seed), "sensors": list(sensors), "spec": asdict(SIZES[size_name]),
+            "profiles": _profile_hash(sensors)}
+
+
+def read_stamp(root: Path) -> dict[str, Any] | None:
+    """The build stamp of a synth folder, or None if missing/unreadable."""
+    try:
+        return json.loads((Path(root) / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(root: Path, params: dict[str, Any]) -> bool:
+    """True when ``root`` holds a finished build made with exactly ``params``."""
+    stamp = read_stamp(root)
+    if not stamp or not (Path(root) / "manifest.csv").is_file():
+        return False
+    return all(stamp.get(k) == v for k, v in params.items())
+
+
+def _save_png(path: Path, rgb01: np.ndarray) -> None:
+    from PIL import Image
+
+    from rawadapt.noise.pipeline import to_uint8_hwc
+
+    Image.fromarray(to_uint8_hwc(rgb01)).save(path, compress_level=1)
+
+
+def _write_build(tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str],
+                 progress: bool) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from rawadapt.noise.pipeline import render_srgb
+    from rawadapt.noise.profiles import load_profile
+
+    total = len(sensors) * sum(spec.count(s) for s in SPLITS)
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, dict[str, int]] = {}
+    nbytes = 0
+    bar = tqdm(total=total, desc=f"building {'synth' if space == 'raw' else 'synth-srgb'}", unit="pair",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    try:
+        for name in sensors:
+            prof = load_profile(name)
+            black = " ".join(f"{b:g}" for b in prof.black_level)
+            span = prof.span.astype(np.float32)[:, None, None]
+            blk = np.asarray(prof.black_level, dtype=np.float32)[:, None, None]
+            counts[prof.name] = {}
+            for split in SPLITS:
+                folder = tmp / space / prof.name / split
+                folder.mkdir(parents=True, exist_ok=True)
+                clean_rel = ""
+                for pair in generate_pairs(prof.name, split, spec, seed):
+                    rel = Path(space) / prof.name / split
+                    if space == "raw":
+                        if pair.first_of_scene:
+                            clean_rel = (rel / f"{pair.scene}_clean.npy").as_posix()
+                            clean_dn = np.clip(np.rint(pair.clean_planes * span + blk), 0, prof.white_level)
+                            np.save(tmp / clean_rel, clean_dn.astype(np.uint16))
+                            nbytes += (tmp / clean_rel).stat().st_size
+                        noisy_rel = (rel / f"{pair.sample_id}_noisy.npy").as_posix()
+                        np.save(tmp / noisy_rel, pair.noisy_dn)
+                    else:
+                        gain = 1.0 / pair.meta["exposure"]
+                        kw = {"wb": pair.meta["wb"], "ccm": pair.meta["ccm"], "gain": gain}
+                        if pair.first_of_scene:
+                            clean_rel = (rel / f"{pair.scene}_clean.png").as_posix()
+                            _save_png(tmp / clean_rel, render_srgb(pair.clean_planes, prof.cfa, **kw))
+                            nbytes += (tmp / clean_rel).stat().st_size
+                        # what the RAW loader gives: normalise, x ratio, clip
+                        noisy01 = np.clip((pair.noisy_dn.astype(np.float32) - blk) / span * pair.ratio, 0.0, 1.0)
+                        noisy_rel = (rel / f"{pair.sample_id}_noisy.png").as_posix()
+                        _save_png(tmp / noisy_rel, render_srgb(noisy01, prof.cfa, **kw))
+                    nbytes += (tmp / noisy_rel).stat().st_size
+                    raw = space == "raw"
+                    rows.append({
+                        "noisy": noisy_rel, "clean": clean_rel, "sensor": prof.name, "iso": pair.iso,
+                        "ratio": f"{pair.ratio:g}" if raw else "1", "scene": pair.scene, "split": split,
+                        "space": space, "cfa": prof.cfa if raw else "", "black_level": black if raw else "",
+                        "white_level": f"{prof.white_level:g}" if raw else "", "sample_id": pair.sample_id,
+                    })
+                    counts[prof.name][split] = counts[prof.name].get(split, 0) + 1
+                    bar.update(1)
+    finally:
+        bar.close()
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(MANIFEST_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+    return {"counts": counts, "pairs": len(rows), "bytes": nbytes}
+
+
+def build_synth(out_dir: str | os.PathLike[str] | None = None, *, seed: int = 0, size: str | None = None,
+                progress: bool = True, space: str = "raw", force: bool = False,
+                sensors: Sequence[str] | None = None) -> Path:
+    """Build (or reuse) the ``synth`` benchmark and return its folder.
+
+    Parameters
+    ----------
+    out_dir
+        Destination folder; default :func:`synth_root` in the cache folder.
+    seed
+        Master seed (everything is derived from it).
+    size
+        ``"full"`` (default, or ``$RAWADAPT_SYNTH_SIZE``) or ``"tiny"`` (for tests).
+    progress
+        Show a progress bar on stderr.
+    space
+        ``"raw"`` (``synth``) or ``"srgb"`` (``synth-srgb``).
+    force
+        Rebuild even if a complete build with the same parameters exists.
+    sensors
+        Profile names (default: the ten built-in ones).
+
+    Returns
+    -------
+    The dataset folder (holding ``manifest.csv``).
+    """
+    from rawadapt.noise.profiles import BUILTIN_ORDER
+
+    if space not in ("raw", "srgb"):
+        raise ConfigError(f"space must be 'raw' or 'srgb', got {space!r}")
+    size_name, spec = _size(size)
+    names = list(sensors) if sensors is not None else list(BUILTIN_ORDER)
+    root = Path(out_dir).expanduser() if out_dir is not None else synth_root(space, size=size_name, seed=seed)
+    params = _stamp_params(space, size_name, seed, names)
+    if not force and is_complete(root, params):
+        return root
+    if root.exists() and not root.is_dir():
+        raise DatasetError("synth destination exists and is not a folder", root)
+    if root.is_dir() and any(root.iterdir()) and read_stamp(root) is None:
+        raise DatasetError("synth destination is a non-empty folder that is not a synth build; "
+                           "choose another --out", root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    try:
+        with _torch_threads(1):
+            info = _write_build(tmp, space, spec, seed, names, progress)
+        stamp = {**params, **info, "build_seconds": round(time.perf_counter() - t0, 2)}
+        (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        _install(tmp, root, params)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads: the build works on many small images, where
+    thread hand-offs cost more than they give (and stall badly on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _install(tmp: Path, root: Path, params: dict[str, Any]) -> None:
+    """Rename the finished ``tmp`` build onto ``root`` (replacing an older build)."""
+    old = None
+    if root.exists():
+        if is_complete(root, params):  # built concurrently by another process: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(root, old)
+    try:
+        os.replace(tmp, root)
+    except OSError:
+        if is_complete(root, params):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _open(space: str, *, seed: int = 0, size: str | None = None, root: str | os.PathLike[str] | None = None,
+          progress: bool = True, rebuild: bool = False, **options: Any) -> Any:
+    from rawadapt.data.adapters.manifest import open as open_manifest
+
+    path = build_synth(root, seed=seed, size=size, progress=progress, space=space, force=rebuild)
+    name = "synth" if space == "raw" else "synth-srgb"
+    options.pop("name", None)
+    with contextlib.suppress(KeyError):
+        options.pop("space")
+    return open_manifest(path, name=name, **options)
+
+
+def open_synth(**opts: Any) -> Any:
+    """The built-in RAW benchmark as a :class:`~rawadapt.data.base.PairDataset` (built in the
+    cache folder on first use).
+
+    Keyword options: ``seed`` (0), ``size`` (``"full"``; ``$RAWADAPT_SYNTH_SIZE`` sets the default,
+    e.g. ``tiny`` for fast test suites), ``root`` (another folder), ``progress``, ``rebuild``; the
+    rest goes to the manifest adapter (``clip``, ``cache``...).
+    """
+    return _open("raw", **opts)
+
+
+def open_synth_srgb(**opts: Any) -> Any:
+    """The built-in sRGB benchmark (same scenes through the camera pipeline); see :func:`open_synth`."""
+    return _open("srgb", **opts)
+
+
+def dataset_summary(root: Path) -> dict[str, Any]:
+    """Counts, sizes and timings of a finished build (from its stamp), JSON-friendly."""
+    stamp = read_stamp(root) or {}
+    return {"root": str(root), **{k: stamp.get(k) for k in ("name", "space", "size", "seed", "pairs", "bytes",
+                                                             "build_seconds", "counts")}}
