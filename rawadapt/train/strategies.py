@@ -1,0 +1,158 @@
+"""Training strategies: a plain dict from name to a builder of stages.
+
+A builder takes the run's config and split data and returns the list of stages the engine runs::
+
+    def build(config: TrainConfig, data: TrainData) -> list[Stage]
+
+Register a new strategy with :func:`register_strategy` (or one entry in :data:`STRATEGIES`)::
+
+    register_strategy("adl", build_adl, needs_target=True, description="...")
+
+``needs_target`` strategies get a leave-one-sensor-out split (sources, target pool, target test);
+the others (``pretrain``) get the chosen sensors' training records as sources and their test
+records as the test set.
+
+Built-in strategies
+-------------------
+``pretrain``
+    All chosen sensors, no target: one stage on every sensor (batches per domain by default).
+    The starting point for LAN's test-time adaptation; works for sRGB data too.
+``target-only``
+    The target pool only (``iters`` iterations).
+``finetune``
+    Pretrain on all sources (``pretrain_iters``, default ``iters``), then fine-tune on the target
+    pool (``finetune_iters``, default ``iters``) with a fresh optimizer at ``finetune_lr``.
+``joint``
+    Sources and target mixed in every batch: ``target_fraction`` of the batch (half by default)
+    from the target pool, the rest from ONE randomly chosen source domain ("batches drawn per
+    domain"), for ``iters`` iterations.
+
+This module imports nothing heavy: builders import the stage classes when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rawadapt.train.config import TrainConfig
+    from rawadapt.train.context import TrainData
+    from rawadapt.train.stages import Stage
+
+Builder = Callable[["TrainConfig", "TrainData"], "list[Stage]"]
+DataHook = Callable[["TrainConfig", "TrainData"], "TrainData"]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy.
+
+    Attributes
+    ----------
+    name
+        Registry key (the CLI's STRATEGY argument).
+    build
+        ``build(config, data) -> list[Stage]``.
+    needs_target
+        Whether the run needs a target sensor (leave-one-sensor-out split).
+    description
+        One line for ``--help`` and the docs.
+    prepare
+        Optional ``prepare(config, data) -> data`` run BEFORE the model is built, e.g. to add
+        extra source domains (ADL's harmful sources) so that they enter the sensor vocabulary.
+    """
+
+    name: str
+    build: Builder
+    needs_target: bool = True
+    description: str = ""
+    prepare: DataHook | None = None
+
+
+#: strategy name -> Strategy (insertion order = display order)
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, build: Builder, *, needs_target: bool = True, description: str = "",
+                      prepare: DataHook | None = None) -> None:
+    """Add (or replace) a strategy (see :class:`Strategy` for the arguments)."""
+    STRATEGIES[name] = Strategy(name, build, needs_target, description, prepare)
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy ``name``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (the message lists the known ones).
+    """
+    from rawadapt.errors import ConfigError
+
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+# -- helpers shared by builders ---------------------------------------------------------------
+def supervised(config: TrainConfig, name: str, domains: dict, iters: int, *, lr: float | None = None,
+               anchor: object = None) -> Stage:
+    """A :class:`~rawadapt.train.stages.SupervisedStage` with the run's sampling and optimizer
+    settings (``lr`` defaults to ``optim.lr``)."""
+    from rawadapt.train.stages import SupervisedStage
+
+    d = config.data
+    return SupervisedStage(name, domains, iters, lr=config.optim.lr if lr is None else lr, optim=config.optim,
+                           patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed, rule=d.mixing,
+                           anchor=anchor, anchor_fraction=d.target_fraction)  # type: ignore[arg-type]
+
+
+def _pool(data: TrainData) -> dict:
+    from rawadapt.errors import ConfigError
+
+    if data.target_pool is None or data.target is None:
+        raise ConfigError("this strategy needs a target sensor (--target)")
+    return {data.target: data.target_pool}
+
+
+def _sources(data: TrainData) -> dict:
+    from rawadapt.errors import ConfigError
+
+    if not data.sources:
+        raise ConfigError("this strategy needs at least one source sensor")
+    return dict(data.sources)
+
+
+# -- built-in strategies ----------------------------------------------------------------------
+def build_pretrain(config: TrainConfig, data: TrainData) -> list[Stage]:
+    return [supervised(config, "pretrain", _sources(data), config.stage_iters("main"))]
+
+
+def build_target_only(config: TrainConfig, data: TrainData) -> list[Stage]:
+    return [supervised(config, "target", _pool(data), config.stage_iters("main"))]
+
+
+def build_finetune(config: TrainConfig, data: TrainData) -> list[Stage]:
+    pool = _pool(data)
+    return [
+        supervised(config, "source-pretrain", _sources(data), config.stage_iters("pretrain")),
+        supervised(config, "target-finetune", pool, config.stage_iters("finetune"),
+                   lr=config.resolved_finetune_lr()),
+    ]
+
+
+def build_joint(config: TrainConfig, data: TrainData) -> list[Stage]:
+    pool = _pool(data)
+    assert data.target is not None
+    return [supervised(config, "joint", _sources(data), config.stage_iters("main"), anchor=pool[data.target])]
+
+
+register_strategy("pretrain", build_pretrain, needs_target=False,
+                  description="all chosen sensors, no target (the starting point for LAN)")
+register_strategy("target-only", build_target_only, description="the target pool only")
+register_strategy("finetune", build_finetune,
+                  description="pretrain on all sources, then fine-tune on the target pool")
+register_strategy("joint", build_joint,
+                  description="every batch: half target pool, half one random source domain")
