@@ -33,7 +33,8 @@ class Batch:
     sensor
         Sensor names, one per item (models encode them with ``model.sensor_ids``).
     iso
-        ``torch.Tensor`` ``[B]`` of ISO values, NaN where unknown.
+        ``torch.Tensor`` ``[B]`` of effective ISO values (ISO x exposure ratio, see
+        :attr:`Sample.effective_iso`), NaN where unknown.
     sample_ids
         Source sample ids (for data valuation).
     domains
@@ -144,7 +145,8 @@ class PatchSampler:
             noisy.append(np.ascontiguousarray(n_, dtype=np.float32))
             clean.append(np.ascontiguousarray(c_, dtype=np.float32))
             sensors.append(s.sensor)
-            isos.append(math.nan if s.iso is None else float(s.iso))
+            iso = s.effective_iso
+            isos.append(math.nan if iso is None else iso)
             ids.append(s.sample_id)
             doms.append(self.domain or s.sensor)
         return Batch(torch.from_numpy(np.stack(noisy)), torch.from_numpy(np.stack(clean)), sensors,

@@ -107,6 +107,21 @@ class Sample:
         return self
 
     @property
+    def effective_iso(self) -> float | None:
+        """ISO x exposure ratio: the gain the noise of the brightness-matched ``noisy`` image
+        scales with, and what the modulated models are given as "ISO".
+
+        ADL's modulation feeds ISO because ISO is proportional to the system gain K
+        (papers/001 eq. 3). A low-light frame multiplied by the exposure ratio r (SID/ELD) has
+        its noise multiplied by r as well, so its effective gain is r·K ∝ ISO·r; with the raw
+        ISO alone the network could not tell a x100 frame from a x1 frame of the same ISO.
+        For normal exposures (r = 1) this is the ISO itself.
+        """
+        if self.iso is None:
+            return None
+        return float(self.iso) * float(self.ratio or 1.0)
+
+    @property
     def height(self) -> int:
         return int(self.noisy.shape[-2])
 

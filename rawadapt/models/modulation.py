@@ -13,6 +13,9 @@ Choices the paper leaves open (documented, each a constructor argument):
 * ISO normalisation: ``s = log2(ISO / iso_ref) / iso_scale`` (defaults 100 and 4, so ISO 100 ->
   0 and ISO 25600 -> 2). Gain is proportional to ISO, so a log scale spreads the range evenly.
   Unknown ISO (None or NaN) -> ``s = 0`` (the reference ISO), recorded by callers.
+  Callers pass the EFFECTIVE ISO, ISO x exposure ratio (:attr:`rawadapt.data.Sample.effective_iso`):
+  a low-light frame brightened by the ratio r has r times the noise, i.e. the gain of ISO·r.
+  With ratios up to 300 the effective range reaches ~2e6, s = 4.4; the MLPs take that in stride.
 * The last layer of each MLP starts at zero so the model starts as the plain network
   (gamma = 1, beta = 0), which keeps early training stable.
 * Switches ``use_sensor`` / ``use_iso`` zero the corresponding half of the input (ablations of

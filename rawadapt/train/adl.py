@@ -89,7 +89,7 @@ class ValidationSet:
                 n, c = n[:, top:top + ch, left:left + cw], c[:, top:top + ch, left:left + cw]
             noisy.append(torch.from_numpy(np.ascontiguousarray(n, dtype=np.float32)))
             clean.append(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)))
-        return ValidationSet(noisy, clean, [s.sensor for s in samples], [s.iso for s in samples],
+        return ValidationSet(noisy, clean, [s.sensor for s in samples], [s.effective_iso for s in samples],
                              [s.sample_id for s in samples])
 
     def __len__(self) -> int:
@@ -166,7 +166,7 @@ class AdaptiveLearning:
         if n < 2:
             raise ConfigError(f"ADL needs at least 2 target pairs, got {n}")
         self.val = ValidationSet.from_samples(self.pool, cfg.val_crop)
-        self.isos = [s.iso for s in self.pool]
+        self.isos = [s.effective_iso for s in self.pool]  # system gain ∝ ISO x ratio
         diverse = cfg.diverse_iso
         self.diverse_iso = (n < cfg.diverse_iso_below) if diverse == "auto" else bool(diverse)
         self.queue = PSNRQueue(cfg.queue_size)

@@ -71,7 +71,8 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         def m(v: list[float]) -> float:
-            return float(np.nanmean(v)) if v else math.nan
+            finite = [x for x in v if not math.isnan(x)]
+            return float(np.mean(finite)) if finite else math.nan
 
         return {"n": len(self.psnr), "psnr": m(self.psnr), "ssim": m(self.ssim),
                 "psnr_noisy": m(self.psnr_noisy), "ssim_noisy": m(self.ssim_noisy)}
@@ -103,7 +104,7 @@ def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = N
     for s in samples:
         if s.clean is None:
             continue
-        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.iso, tile=tile, device=device)
+        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, tile=tile, device=device)
         after = evaluate_pair(pred, s.clean, with_ssim=with_ssim)
         before = evaluate_pair(s.noisy, s.clean, with_ssim=with_ssim)
         res.sample_ids.append(s.sample_id)
