@@ -7,6 +7,7 @@ folder. With ``--json`` the LAST stdout line is one JSON object; human output go
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ def _overrides(**flags: Any) -> dict[str, Any]:
             out.setdefault("model", {}).setdefault("kwargs", {})["width"] = value
         elif key == "lr":
             out.setdefault("optim", {})["lr"] = value
+        elif key == "add_harmful":
+            out.setdefault("data", {})["harmful"] = split_list(value)
+        elif key in ("no_iso", "no_sensor"):
+            if value:
+                out.setdefault("model", {}).setdefault("kwargs", {})[
+                    "use_iso" if key == "no_iso" else "use_sensor"] = False
+        elif key.startswith("adl_"):
+            out.setdefault("adl", {})[key[4:]] = value
         else:
             out[key] = value
     return out
@@ -58,6 +67,14 @@ def _print_metrics(metrics: dict[str, Any], title: str, *, to_stdout: bool) -> N
              f"{f(m.get('ssim'), 7, 4)} {f(m.get('ssim_noisy'), 7, 4)}")
 
 
+def _print_acceptance(summary: dict[str, Any]) -> None:
+    """ADL's per-source-domain acceptance rates (stderr)."""
+    info(f"ADL accepted {summary.get('accepted')} of {summary.get('iterations')} source batches "
+         f"({100 * summary.get('acceptance_rate', 0):.1f} %); per source domain:")
+    for d, v in sorted(summary.get("domains", {}).items(), key=lambda kv: -kv[1]["acceptance_rate"]):
+        info(f"  {d:<16} {100 * v['acceptance_rate']:5.1f} %  of {v['tried']} tried")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
@@ -80,6 +97,19 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, "--device", help="cpu (default) or cuda."),
         threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
         eval_every: int = typer.Option(None, "--eval-every", help="Periodic test-set validation (0 = end only)."),
+        add_harmful: str = typer.Option(None, "--add-harmful",
+                                        help="Mix harmful source domains in: harmful1,harmful2 (Table 5)."),
+        no_iso: bool = typer.Option(None, "--no-iso", help="Ablation: U-Net modulation without ISO."),
+        no_sensor: bool = typer.Option(None, "--no-sensor", help="Ablation: U-Net modulation without sensor type."),
+        criterion: str = typer.Option(None, "--criterion",
+                                      help="ADL acceptance: queue (paper) | paired | none (no ADL)."),
+        queue_size: int = typer.Option(None, "--queue-size", help="ADL: size M of the PSNR priority queue."),
+        validation: str = typer.Option(None, "--validation", help="ADL: dynamic (paper) | fixed (ablation)."),
+        domain_sampling: str = typer.Option(None, "--domain-sampling",
+                                            help="ADL: uniform | round-robin | score (source domain choice)."),
+        val_crop: int = typer.Option(None, "--val-crop", help="ADL: side of the validation crops."),
+        restore_optimizer: bool = typer.Option(None, "--restore-optimizer/--restore-params-only",
+                                               help="ADL: what a reject restores."),
         config: Path = typer.Option(None, "--config", help="YAML config file (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run exactly."),
         as_json: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object of final metrics."),
@@ -101,18 +131,33 @@ def register(app: typer.Typer) -> None:
         flags = _overrides(strategy=strategy, data=data, target=target, target_pairs=target_pairs,
                            sources=sources, arch=arch, width=width, iters=iters, pretrain_iters=pretrain_iters,
                            finetune_iters=finetune_iters, patch=patch, batch=batch, lr=lr, seed=seed,
-                           device=device, threads=threads, eval_every=eval_every)
+                           device=device, threads=threads, eval_every=eval_every, add_harmful=add_harmful,
+                           no_iso=no_iso, no_sensor=no_sensor, adl_criterion=criterion,
+                           adl_queue_size=queue_size, adl_validation=validation,
+                           adl_domain_sampling=domain_sampling, adl_val_crop=val_crop,
+                           adl_restore_optimizer=restore_optimizer)
         cfg = with_overrides(base, flags, source=config) if flags else base
         try:
             metrics = run_training(cfg, out, resume=resume, progress=not no_progress)
         except TrainingInterrupted as exc:
             info(f"interrupted: {exc.message}")
             raise typer.Exit(130) from None
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # data-parallel: rank 0 reports
         title = f"{cfg.strategy} -> test set" + (f" of {metrics['target']}" if metrics.get("target") else "")
         _print_metrics(metrics, title, to_stdout=not as_json)
         info(f"run folder: {out}")
+        if cfg.strategy == "adl" and metrics.get("stages", {}).get("adaptive"):
+            _print_acceptance(metrics["stages"]["adaptive"])
         if as_json:
-            print_json({k: v for k, v in metrics.items() if k != "images"})
+            out_json = {k: v for k, v in metrics.items() if k != "images"}
+            valuation = out / "valuation.json"
+            if valuation.is_file():
+                import json
+
+                out_json["valuation"] = json.loads(valuation.read_text())
+                out_json["valuation"].pop("samples", None)  # per-sample detail stays in the file
+            print_json(out_json)
 
     @app.command("evaluate")
     def evaluate(

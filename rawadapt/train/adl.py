@@ -234,6 +234,7 @@ class AdaptiveLearning:
     def step(self) -> dict[str, Any]:
         """One ADL iteration; returns the logged values."""
         if self.step_index == 0:
+            self.truncate_log()  # a fresh stage (not a resume) starts a fresh log
             self.initialise()
         t = self.step_index
         domain = self.chooser.choose(self.rng)

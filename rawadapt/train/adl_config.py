@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Harmful source domains (Table 5) are a data option shared by all strategies: DataConfig.harmful.
+
 
 class ADLConfig(BaseModel):
     """Settings of ADL's source adaptive learning stage.
@@ -49,10 +51,6 @@ class ADLConfig(BaseModel):
         at the CPU defaults (bench/bench_adl_cost.py).
     grad_clip
         Gradient-norm clip of the candidate step (None = off).
-    harmful
-        Extra harmful source domains mixed in (``harmful1``, ``harmful2``; Table 5 protocol).
-    harmful_count
-        Pairs per harmful domain.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -73,8 +71,6 @@ class ADLConfig(BaseModel):
     target_batch: int = Field(8, ge=0)
     val_crop: int | None = Field(64, ge=8)
     grad_clip: float | None = None
-    harmful: list[Literal["harmful1", "harmful2"]] = Field(default_factory=list)
-    harmful_count: int = Field(32, ge=1)
 
     @field_validator("val_end")
     @classmethod

@@ -18,6 +18,7 @@ folder::
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -129,7 +130,7 @@ def _periodic_eval(ctx: TrainContext, limit: int | None) -> dict[str, Any]:
 def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
                  dataset: PairDataset | None = None, stop_after: int | None = None,
                  on_step: Callable[[TrainContext, dict[str, Any]], None] | None = None,
-                 rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+                 rank: int = 0, world_size: int = 1, comm: Any = None) -> dict[str, Any]:
     """Train a model with ``config.strategy`` into ``run_dir``; return the final metrics.
 
     Parameters
@@ -152,6 +153,10 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
         Called after every iteration with ``(ctx, values)``.
     rank, world_size
         Data-parallel position; only rank 0 writes files.
+    comm
+        Collectives for data-parallel training (:class:`rawadapt.train.adl.Comm`). When None and
+        the process was launched by ``torchrun`` (``WORLD_SIZE`` > 1), the process group is
+        initialised here (gloo on CPU, nccl on GPU) and rank/world size come from it.
 
     Returns
     -------
@@ -180,6 +185,12 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
     from rawadapt.train.step import evaluate
     from rawadapt.train.strategies import get_strategy
 
+    if comm is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from rawadapt.train.distributed import init_from_env
+
+        comm = init_from_env()
+    if comm is not None:
+        rank, world_size = comm.rank, comm.world_size
     run = Path(run_dir)
     is_main = rank == 0
     _check_run_dir(run, resume)
@@ -208,6 +219,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
                            resume_step=None if state is None else int(state["global_step"]))
         ctx = TrainContext(config=config, model=model, data=data, device=device, run_dir=run, logger=logger,
                            rank=rank, world_size=world_size)
+        if comm is not None and world_size > 1:
+            ctx.extra["comm"] = comm
+            comm.broadcast_parameters(model)  # every rank starts from rank 0's weights
         extra = {"strategy": config.strategy, "target": data.target, "train_sensors": sorted(data.sources),
                  "data": config.data.data, "seed": config.seed}
         engine = Engine(ctx, stages, stop_after=stop_after, on_step=on_step, evaluate=_periodic_eval,

@@ -63,6 +63,12 @@ class DataConfig(_Section):
         one randomly chosen source domain).
     eval_tile
         Tile side for validation/test inference (None = whole images).
+    harmful
+        Extra harmful source domains mixed into the sources of ANY strategy that uses sources
+        (``harmful1``: bright clean images + Gaussian sigma = 30/255; ``harmful2``: misaligned
+        pairs), the ADL paper's Table 5 protocol (``--add-harmful harmful1,harmful2``).
+    harmful_count, harmful_size
+        Pairs per harmful domain and their side (packed pixels for RAW; None = 2 x patch).
     """
 
     data: str = "synth"
@@ -76,6 +82,9 @@ class DataConfig(_Section):
     mixing: Literal["domain", "pooled"] = "domain"
     target_fraction: float = Field(0.5, gt=0.0, lt=1.0)
     eval_tile: int | None = Field(None, ge=16)
+    harmful: list[Literal["harmful1", "harmful2"]] = Field(default_factory=list)
+    harmful_count: int = Field(32, ge=1)
+    harmful_size: int | None = Field(None, ge=8)
 
     @field_validator("sources")
     @classmethod
@@ -154,11 +163,7 @@ class OptimConfig(_Section):
         return v
 
 
-class ADLConfig(_Section):
-    """Settings of the ``adl`` strategy (adaptive domain learning, papers/001 Algorithm 1).
-
-    Placeholder: the ADL implementation defines its fields here.
-    """
+from rawadapt.train.adl_config import ADLConfig  # noqa: E402  (the adl strategy's settings)
 
 
 class TrainConfig(_Section):

@@ -104,9 +104,21 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
         sources = {s: sources[s] for s in sorted(d.sources)}
     if len(split.target_pool) == 0:
         raise ConfigError(f"the target pool of {d.target!r} is empty")
+    sources.update(harmful_domains(config, dataset.space))
     return TrainData(space=dataset.space, sources=dict(sorted(sources.items())), target_pool=split.target_pool,
                      test=split.target_test, target=d.target, sensors=sorted(set(sources) | {d.target}),
                      dataset=dataset)
+
+
+def harmful_domains(config: TrainConfig, space: str) -> dict[str, PairDataset]:
+    """The ``data.harmful`` source domains (ADL paper Table 5), deterministic by seed."""
+    from rawadapt.noise.harmful import make_harmful
+
+    d = config.data
+    size = d.harmful_size or 2 * d.patch
+    return {kind: make_harmful(kind, n=d.harmful_count, size=size, space=space,
+                               seed=derive_seed(config.seed, "harmful", kind))
+            for kind in d.harmful}
 
 
 def prepare_data(config: TrainConfig, dataset: PairDataset | None = None) -> TrainData:

@@ -176,17 +176,23 @@ class SupervisedStage(BaseStage):
         self.samplers: dict[str, PatchSampler] = {}
         self.anchor_sampler: PatchSampler | None = None
         self.choice_rng: np.random.Generator | None = None
+        self._rank: int | None = None
+        self.comm: Any = None
 
     # -- setup -------------------------------------------------------------------------------
     def _seed(self, *keys: object) -> int:
         from rawadapt.utils.seed import derive_seed
 
-        return derive_seed(self.seed, "stage", self.name, *keys)
+        # data-parallel ranks draw different patches; single-process seeds are unchanged
+        rank = ("rank", self._rank) if self._rank is not None else ()
+        return derive_seed(self.seed, "stage", self.name, *keys, *rank)
 
     def setup(self, ctx: TrainContext) -> None:
         from rawadapt.data.patches import PatchSampler
 
         super().setup(ctx)
+        self._rank = ctx.rank if ctx.world_size > 1 else None
+        self.comm = ctx.extra.get("comm")
         decoded = {d: list(s) for d, s in self.domains.items()}
         anchor = None if self.anchor is None else list(self.anchor)
         # one patch size for all samplers: batches from different domains are concatenated
@@ -234,7 +240,8 @@ class SupervisedStage(BaseStage):
         batch, domain = self.draw()
         data_time = time.perf_counter() - t0
         assert ctx.optimizer is not None
-        loss = train_step(ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip)
+        loss = train_step(ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip,
+                          comm=self.comm)
         return {"loss": loss, "lr": lr, "data_time": data_time, "domain": domain}
 
     # -- state -------------------------------------------------------------------------------

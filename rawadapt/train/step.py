@@ -36,8 +36,11 @@ def l1_loss(model: Denoiser, batch: Batch, device: Any = "cpu") -> torch.Tensor:
 
 
 def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, *, device: Any = "cpu",
-               grad_clip: float | None = None) -> float:
+               grad_clip: float | None = None, comm: Any = None) -> float:
     """One optimisation step on the L1 loss; returns the loss.
+
+    ``comm`` (data-parallel runs, :class:`rawadapt.train.adl.Comm`) averages the gradients over
+    ranks between the backward pass and the update.
 
     Raises
     ------
@@ -52,6 +55,8 @@ def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, 
         raise NonFiniteError(f"training loss became {value}; lower the learning rate or check the data "
                              f"(batch samples: {', '.join(batch.sample_ids[:4])})")
     loss.backward()
+    if comm is not None:
+        comm.average_gradients(model)
     if grad_clip is not None and grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()

@@ -156,3 +156,14 @@ register_strategy("finetune", build_finetune,
                   description="pretrain on all sources, then fine-tune on the target pool")
 register_strategy("joint", build_joint,
                   description="every batch: half target pool, half one random source domain")
+
+
+def _build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
+    from rawadapt.train.adl_stage import build_adl
+
+    return build_adl(config, data)
+
+
+register_strategy("adl", _build_adl,
+                  description="ADL: target pretraining, source adaptive learning (accept/reject on a "
+                              "dynamic target validation set), target fine-tuning")

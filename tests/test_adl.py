@@ -1,0 +1,157 @@
+"""ADL end to end through the engine: outputs, V' schedule, harmful data, ablation switches,
+exact resume, data-parallel (2 processes, gloo) and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fixtures_data import make_multisensor_dataset, tiny_train_config
+from rawadapt.train.adl_parts import validation_size
+from rawadapt.train.api import run_training
+from rawadapt.train.engine import TrainingInterrupted
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset():  # type: ignore[no-untyped-def]
+    return make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor={"source": 10, "target": 8, "test": 4},
+                                    size=32)
+
+
+def _cfg(**over):  # type: ignore[no-untyped-def]
+    base = {"iters": 24, "pretrain_iters": 8, "finetune_iters": 4,
+            "data": {"target_pairs": 8, "patch": 16}, "adl": {"val_crop": 32}, "checkpoint_every": 5}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            base[k] = {**base[k], **v}
+        else:
+            base[k] = v
+    return tiny_train_config("adl", target="a", **base)
+
+
+def _log(run: Path) -> list[dict[str, str]]:
+    with open(run / "adl_log.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_adl_run_writes_log_valuation_and_follows_schedule(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    m = run_training(_cfg(), tmp_path / "run", dataset=dataset, progress=False)
+    run = tmp_path / "run"
+    for name in ("adl_log.csv", "valuation.json", "adl_contribution.png", "adl_acceptance.png",
+                 "model.safetensors", "metrics.json"):
+        assert (run / name).is_file(), name
+    rows = _log(run)
+    assert len(rows) == 24
+    # |V'| follows the 20 % -> 50 % schedule of the 8-pair pool, and V' never overlaps itself
+    assert [int(r["k"]) for r in rows] == [validation_size(t, 24, 8) for t in range(24)]
+    assert all(len(set(r["val_ids"].split(";"))) == int(r["k"]) for r in rows)
+    val = json.loads((run / "valuation.json").read_text())
+    assert set(val["domains"]) == {"b", "c"}
+    assert all(0.0 <= d["acceptance_rate"] <= 1.0 for d in val["domains"].values())
+    assert sum(d["tried"] for d in val["domains"].values()) == 24
+    assert val["accepted"] == sum(int(r["accepted"]) for r in rows)
+    assert [s for s in m["stages"]] == ["target-pretrain", "adaptive", "target-finetune"]
+    # every accepted row beat its threshold, every rejected one did not (the queue rule)
+    for r in rows:
+        assert (float(r["psnr"]) > float(r["threshold"])) == bool(int(r["accepted"]))
+
+
+@pytest.mark.parametrize("criterion", ["queue", "paired"])
+def test_harmful_domain_is_rejected(tmp_path: Path, dataset, criterion: str) -> None:  # type: ignore[no-untyped-def]
+    """Harmful2 (black or misaligned targets) must be accepted clearly less than clean sources."""
+    torch.set_num_threads(1)
+    cfg = _cfg(iters=80, pretrain_iters=40, finetune_iters=0,
+               data={"patch": 32, "harmful": ["harmful2"], "harmful_count": 8, "harmful_size": 32},
+               model={"arch": "unet", "kwargs": {"width": 8, "depth": 2}}, optim={"lr": 3e-3},
+               adl={"criterion": criterion}, log_every=1000, checkpoint_every=1000)
+    m = run_training(cfg, tmp_path / "run", dataset=dataset, progress=False)
+    rates = {d: v["acceptance_rate"] for d, v in m["stages"]["adaptive"]["domains"].items()}
+    clean = (rates["b"] + rates["c"]) / 2
+    assert clean > 0.0
+    assert rates["harmful2"] < 0.5 * clean, rates
+    assert rates["harmful2"] <= min(rates["b"], rates["c"]), rates
+
+
+def test_ablation_switches(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    # fixed validation set: the same V' every iteration
+    run_training(_cfg(iters=10, adl={"validation": "fixed"}), tmp_path / "fixed", dataset=dataset, progress=False)
+    rows = _log(tmp_path / "fixed")
+    assert len({r["val_ids"] for r in rows}) == 1 and {int(r["k"]) for r in rows} == {validation_size(0, 10, 8)}
+    # without ADL: every step accepted; without target pretraining: no first stage
+    m = run_training(_cfg(iters=10, pretrain_iters=0, adl={"criterion": "none"}), tmp_path / "none",
+                     dataset=dataset, progress=False)
+    assert list(m["stages"]) == ["adaptive", "target-finetune"]
+    assert all(r["accepted"] == "1" for r in _log(tmp_path / "none"))
+    # without ISO / sensor type: the model has the switch off
+    from rawadapt.models.checkpoint import load_model
+
+    run_training(_cfg(iters=4, model={"arch": "unet", "kwargs": {"width": 4, "depth": 2, "use_iso": False}}),
+                 tmp_path / "noiso", dataset=dataset, progress=False)
+    model, _ = load_model(tmp_path / "noiso")
+    assert model.use_iso is False and model.use_sensor is True
+
+
+def test_resume_mid_adl_continues_the_same_decisions(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    cfg = _cfg(adl={"criterion": "paired"})
+    run_training(cfg, tmp_path / "full", dataset=dataset, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, tmp_path / "cut", dataset=dataset, progress=False, stop_after=8 + 13)  # mid-stage 2
+    run_training(cfg, tmp_path / "cut", dataset=dataset, progress=False, resume=True)
+    a, b = _log(tmp_path / "full"), _log(tmp_path / "cut")
+    assert [(r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in a] == \
+           [(r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in b]
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_identical_decisions_and_weights(tmp_path: Path) -> None:
+    out = tmp_path / "ranks"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path / "run"), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = json.loads((out / "rank0.json").read_text())
+    r1 = json.loads((out / "rank1.json").read_text())
+    assert r0["world"] == r1["world"] == 2
+    assert len(r0["decisions"]) == 12 and r0["decisions"] == r1["decisions"]
+    assert r0["weights"] == r1["weights"]
+    # only rank 0 wrote the run folder: one log with one row per ADL iteration
+    assert len(_log(tmp_path / "run")) == 12
+
+
+def test_cli_adl_json_includes_valuation(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "rawadapt", "train", "adl", "--data", "synth", "--target", "GP",
+           "--target-pairs", "6", "--sources", "IP,S6", "--iters", "6", "--pretrain-iters", "3",
+           "--finetune-iters", "2", "--patch", "16", "--batch", "2", "--width", "4", "--val-crop", "16",
+           "--criterion", "paired", "--add-harmful", "harmful2", "--out", str(tmp_path / "run"),
+           "--threads", "1", "--json", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out["valuation"]["domains"]) == {"IP", "S6", "harmful2"}
+    assert all("acceptance_rate" in v for v in out["valuation"]["domains"].values())
+    assert out["target"] == "GP" and out["psnr"] > 0
+    assert "per source domain" in proc.stderr
