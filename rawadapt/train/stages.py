@@ -191,8 +191,8 @@ class SupervisedStage(BaseStage):
         from rawadapt.data.patches import PatchSampler
 
         super().setup(ctx)
-        self._rank = ctx.rank if ctx.world_size > 1 else None
-        self.comm = ctx.extra.get("comm")
+        self._rank = ctx.rank if getattr(ctx, "world_size", 1) > 1 else None
+        self.comm = getattr(ctx, "extra", {}).get("comm")
         decoded = {d: list(s) for d, s in self.domains.items()}
         anchor = None if self.anchor is None else list(self.anchor)
         # one patch size for all samplers: batches from different domains are concatenated
