@@ -1,0 +1,283 @@
+"""One interface for every method a benchmark compares: "denoise this target test set given the
+target pool (and the sources, where the method uses them)".
+
+    method = make_method("adl", budget=Budget.preset("quick"))
+    method.fit(task)                  # train on task.target_pool (+ task.sources)
+    y = method.denoise(sample)        # (C, H, W) float32, for each test sample
+
+A :class:`Task` is one leave-one-sensor-out split (the same for every method of a benchmark
+cell); a :class:`Budget` scales every method's iterations so that a whole table fits a CPU time
+budget (``tiny`` for tests, ``quick`` for minutes, ``default`` for the BENCHMARKS.md runs).
+
+Methods are registered by module path in :data:`METHODS` so nothing heavy is imported until a
+method is used. Names are those of ``rawadapt bench crossval --methods``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from rawadapt.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rawadapt.data.base import PairDataset
+    from rawadapt.data.sample import Sample
+    from rawadapt.train.context import TrainData
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Iteration budget shared by all methods of a benchmark.
+
+    Attributes
+    ----------
+    name
+        Preset name (recorded in results).
+    iters
+        Main-stage iterations of trained methods (ADL's adaptive stage, joint, target-only,
+        the source pretraining of fine-tuning is ``pretrain_iters + iters`` so that fine-tuning
+        and ADL take the same number of steps).
+    pretrain_iters, finetune_iters
+        ADL's target pretraining / target fine-tuning; fine-tuning's target stage.
+    patch, batch
+        Training patches (packed pixels for RAW).
+    width, depth
+        U-Net size.
+    lr
+        Peak AdamW learning rate.
+    per_image_iters
+        Iterations of per-image methods (ZS-N2N, DIP) — their papers' 2000-3000 at GPU scale.
+    selfsup_iters
+        Iterations of methods trained self-supervised on the target pool (Nbr2Nbr, B2U).
+    eval_tile
+        Tiled inference for big test images (None = whole image).
+    """
+
+    name: str = "default"
+    iters: int = 2000
+    pretrain_iters: int = 500
+    finetune_iters: int = 500
+    patch: int = 64
+    batch: int = 8
+    width: int = 16
+    depth: int = 4
+    lr: float = 1e-3
+    per_image_iters: int = 500
+    selfsup_iters: int = 1500
+    eval_tile: int | None = None
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"iters": 6, "pretrain_iters": 3, "finetune_iters": 3, "patch": 16, "batch": 2, "width": 4,
+                 "depth": 2, "per_image_iters": 5, "selfsup_iters": 6},
+        "quick": {"iters": 300, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8, "width": 8,
+                  "depth": 3, "per_image_iters": 100, "selfsup_iters": 300},
+        "default": {},
+    }
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Budget:
+        """A named preset (``tiny``, ``quick``, ``default``) with optional overrides."""
+        if name not in cls.PRESETS:
+            raise ConfigError(f"unknown budget {name!r}; known: {', '.join(cls.PRESETS)}")
+        return replace(cls(name=name, **cls.PRESETS[name]), **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Task:
+    """One benchmark cell's data: a leave-one-sensor-out split of a dataset.
+
+    Attributes
+    ----------
+    data_spec
+        The dataset spec (``"synth"``, ``"polyu:PATH"``...), recorded and used by trained
+        methods to rebuild the identical split.
+    dataset
+        The opened dataset.
+    data
+        The split (sources per domain, target pool, target test set, vocabulary), as built by
+        :func:`rawadapt.train.datasets.prepare_data` — the same function every trained method
+        uses, so all methods of a cell see the same pool and test images.
+    target_pairs
+        |T_adp|.
+    seed
+        Split and training seed.
+    work_dir
+        Folder where methods may write runs and caches (``work_dir/<method>``).
+    threads
+        Torch threads for the methods (None = default).
+    """
+
+    data_spec: str
+    dataset: PairDataset
+    data: TrainData
+    target_pairs: int
+    seed: int
+    work_dir: Path
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        assert self.data.target is not None
+        return self.data.target
+
+    @property
+    def space(self) -> str:
+        return self.data.space
+
+    @property
+    def target_pool(self) -> list[Sample]:
+        assert self.data.target_pool is not None
+        return self.data.target_pool.materialize()
+
+    @property
+    def test(self) -> list[Sample]:
+        return self.data.test.materialize()
+
+
+def make_task(data_spec: str, target: str, *, target_pairs: int = 20, seed: int = 0, work_dir: str | Path,
+              dataset: PairDataset | None = None, sources: list[str] | None = None, test_pairs: int | None = None,
+              threads: int | None = None) -> Task:
+    """Open the dataset and build the leave-one-sensor-out split of ``target``."""
+    from rawadapt.data.registry import open_dataset
+    from rawadapt.train.config import config_from_dict
+    from rawadapt.train.datasets import prepare_data
+
+    ds = open_dataset(data_spec) if dataset is None else dataset
+    cfg = config_from_dict({"strategy": "finetune", "seed": seed,
+                            "data": {"data": data_spec, "target": target, "target_pairs": target_pairs,
+                                     "sources": sources, "test_pairs": test_pairs}})
+    data = prepare_data(cfg, ds)
+    return Task(data_spec=data_spec, dataset=ds, data=data, target_pairs=target_pairs, seed=seed,
+                work_dir=Path(work_dir), threads=threads)
+
+
+class Method:
+    """Base class of all benchmark methods.
+
+    Subclasses set the class attributes and implement :meth:`fit` (may be a no-op) and
+    :meth:`denoise`. ``self.fit_seconds`` is filled by :meth:`run_fit`.
+
+    Attributes
+    ----------
+    name
+        Registry name.
+    description
+        One line for tables and ``--help``.
+    reference
+        The paper/section its defaults come from.
+    uses_sources
+        Whether the method trains on source domains (self-supervised baselines do not: the ADL
+        paper's protocol, §4.1).
+    spaces
+        Spaces the method supports.
+    """
+
+    name: ClassVar[str] = "method"
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    uses_sources: ClassVar[bool] = False
+    spaces: ClassVar[tuple[str, ...]] = ("raw", "srgb")
+
+    def __init__(self, budget: Budget | None = None, **options: Any) -> None:
+        self.budget = budget or Budget()
+        self.options = dict(options)
+        self.fit_seconds = 0.0
+        self.seed = 0
+
+    def check_task(self, task: Task) -> None:
+        if task.space not in self.spaces:
+            raise ConfigError(f"method {self.name!r} does not support space {task.space!r} "
+                              f"(supports {', '.join(self.spaces)})")
+
+    def fit(self, task: Task) -> None:  # pragma: no cover - default no-op
+        """Train on the task's target pool (and sources). Default: nothing to train."""
+
+    def run_fit(self, task: Task) -> None:
+        """:meth:`fit` with the task checked, threads set and the time recorded."""
+        import torch
+
+        self.check_task(task)
+        self.seed = task.seed
+        prev = torch.get_num_threads()
+        if task.threads:
+            torch.set_num_threads(task.threads)
+        t0 = time.perf_counter()
+        try:
+            self.fit(task)
+        finally:
+            self.fit_seconds = time.perf_counter() - t0
+            torch.set_num_threads(prev)
+
+    def denoise(self, sample: Sample) -> np.ndarray:  # pragma: no cover - abstract
+        """The denoised ``(C, H, W)`` float32 image of ``sample.noisy`` (not clipped)."""
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        """What to record next to the results."""
+        return {"method": self.name, "description": self.description, "reference": self.reference,
+                "uses_sources": self.uses_sources, "fit_seconds": self.fit_seconds,
+                "budget": self.budget.name, "options": self.options}
+
+
+#: method name -> "module:Class"
+METHODS: dict[str, str] = {
+    # training strategies (rawadapt.train), wrapped
+    "target-only": "rawadapt.baselines.trained:TargetOnly",
+    "finetune": "rawadapt.baselines.trained:FineTune",
+    "joint": "rawadapt.baselines.trained:Joint",
+    "adl": "rawadapt.baselines.trained:ADL",
+    "adl-paired": "rawadapt.baselines.trained:ADLPaired",
+    "adl-score": "rawadapt.baselines.trained:ADLScore",
+    # ADL ablations (paper Table 4)
+    "adl-no-adl": "rawadapt.baselines.trained:ADLNoADL",
+    "adl-no-iso": "rawadapt.baselines.trained:ADLNoISO",
+    "adl-no-type": "rawadapt.baselines.trained:ADLNoType",
+    "adl-no-pretrain": "rawadapt.baselines.trained:ADLNoPretrain",
+    "adl-fixed-val": "rawadapt.baselines.trained:ADLFixedVal",
+    # classical and per-image baselines (issue 7)
+    "noisy": "rawadapt.baselines.trained:Identity",
+    "bm3d": "rawadapt.baselines.bm3d:BM3D",
+    "nlm": "rawadapt.baselines.classical:NLMeans",
+    "wavelet": "rawadapt.baselines.classical:Wavelet",
+    "zsn2n": "rawadapt.baselines.zsn2n:ZSN2N",
+    "dip": "rawadapt.baselines.dip:DIP",
+    # self-supervised on the target pool
+    "nbr2nbr": "rawadapt.baselines.selfsup:Neighbor2Neighbor",
+    "b2u": "rawadapt.baselines.selfsup:Blind2Unblind",
+    # transfer / meta / calibration
+    "ain": "rawadapt.baselines.ain:TransferAIN",
+    "mzsr": "rawadapt.baselines.mzsr:MZSR",
+    "calib-ft": "rawadapt.baselines.calib:CalibFineTune",
+    "calib-adl": "rawadapt.baselines.calib:CalibADL",
+    "led": "rawadapt.baselines.calib:LED",
+    "pmn": "rawadapt.baselines.calib:PMN",
+}
+
+
+def method_class(name: str) -> type[Method]:
+    """The class of a registered method.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (the message lists the known ones).
+    """
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    mod, cls = METHODS[name].split(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def make_method(name: str, *, budget: Budget | None = None, **options: Any) -> Method:
+    """An instance of a registered method."""
+    return method_class(name)(budget=budget, **options)

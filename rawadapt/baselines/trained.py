@@ -1,0 +1,200 @@
+"""The training strategies (target-only, fine-tuning, joint, ADL and its variants) as benchmark
+methods.
+
+Every trained method takes the SAME number of optimisation steps from a :class:`Budget`:
+ADL = ``pretrain_iters`` (target) + ``iters`` (adaptive) + ``finetune_iters`` (target);
+fine-tuning = ``pretrain_iters + iters`` source steps + ``finetune_iters`` target steps;
+target-only and joint = the total in one stage. A run that already finished in
+``task.work_dir/<name>`` with the same config is reused; an interrupted one is resumed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from rawadapt.baselines.base import Method, Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rawadapt.data.sample import Sample
+    from rawadapt.train.config import TrainConfig
+
+
+class Identity(Method):
+    """The noisy input itself (the reference row of every table)."""
+
+    name = "noisy"
+    description = "noisy input (no denoising)"
+    reference = "-"
+
+    def denoise(self, sample: Sample) -> np.ndarray:
+        return sample.noisy.astype(np.float32, copy=True)
+
+
+class TrainedMethod(Method):
+    """A :mod:`rawadapt.train` strategy run through :func:`rawadapt.train.api.run_training`."""
+
+    strategy: ClassVar[str] = "finetune"
+    uses_sources = True
+    #: nested config overrides of this variant (e.g. ``{"adl": {"criterion": "paired"}}``)
+    overrides: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, budget: Any = None, **options: Any) -> None:
+        super().__init__(budget, **options)
+        self.model: Any = None
+        self.metrics: dict[str, Any] = {}
+        self.run_dir: Any = None
+
+    def iterations(self) -> dict[str, int]:
+        """Stage iterations under the budget (see the module docstring)."""
+        b = self.budget
+        total = b.pretrain_iters + b.iters + b.finetune_iters
+        if self.strategy == "adl":
+            return {"pretrain_iters": b.pretrain_iters, "iters": b.iters, "finetune_iters": b.finetune_iters}
+        if self.strategy == "finetune":
+            return {"pretrain_iters": b.pretrain_iters + b.iters, "iters": b.iters, "finetune_iters": b.finetune_iters}
+        return {"iters": total}
+
+    def config(self, task: Task) -> TrainConfig:
+        """The run configuration of this method on ``task``."""
+        from rawadapt.train.config import config_from_dict, deep_update
+
+        b = self.budget
+        real_sources = sorted(d for d in task.data.sources if not d.startswith("harmful"))
+        base: dict[str, Any] = {
+            "strategy": self.strategy, "seed": task.seed, "threads": task.threads,
+            "data": {"data": task.data_spec, "target": task.target, "target_pairs": task.target_pairs,
+                     "sources": real_sources or None, "patch": b.patch, "batch": b.batch, "eval_tile": b.eval_tile,
+                     "harmful": list(task.extra.get("harmful", [])),
+                     "harmful_count": int(task.extra.get("harmful_count", 32))},
+            "model": {"arch": "unet", "kwargs": {"width": b.width, "depth": b.depth}},
+            "optim": {"lr": b.lr},
+            "eval_every": 0, "tensorboard": False, "log_every": 50, "checkpoint_every": 250,
+            **self.iterations(),
+        }
+        base = deep_update(base, self.overrides)
+        base = deep_update(base, self.options.get("config", {}))
+        return config_from_dict(base, source=f"method {self.name}")
+
+    def fit(self, task: Task) -> None:
+        from rawadapt.models.checkpoint import load_model
+        from rawadapt.train.api import METRICS_NAME, run_training
+        from rawadapt.train.config import config_diff, load_config
+        from rawadapt.train.engine import STATE_NAME
+        from rawadapt.utils.atomic import _finite  # noqa: F401  (json of metrics)
+
+        cfg = self.config(task)
+        run = task.work_dir / self.name
+        self.run_dir = run
+        done = (run / METRICS_NAME).is_file() and (run / "config.yaml").is_file()
+        if done and not config_diff(load_config(run / "config.yaml"), cfg):
+            import json
+
+            self.metrics = json.loads((run / METRICS_NAME).read_text())
+        else:
+            if done or (run.exists() and not (run / STATE_NAME).is_file()):
+                import shutil
+
+                shutil.rmtree(run)  # a stale run with another config: start over
+            resume = (run / STATE_NAME).is_file()
+            self.metrics = run_training(cfg, run, resume=resume, progress=bool(self.options.get("progress", False)),
+                                        dataset=task.dataset)
+        self.model, _ = load_model(run)
+
+    def denoise(self, sample: Sample) -> np.ndarray:
+        from rawadapt.eval.inference import denoise_image
+
+        return denoise_image(self.model, sample.noisy, sensor=sample.sensor, iso=sample.effective_iso,
+                             tile=self.budget.eval_tile)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out["strategy"] = self.strategy
+        out["iterations"] = self.iterations()
+        out["run_dir"] = None if self.run_dir is None else str(self.run_dir)
+        stages = self.metrics.get("stages", {})
+        if "adaptive" in stages:
+            out["adl"] = stages["adaptive"]
+        return out
+
+
+class TargetOnly(TrainedMethod):
+    name = "target-only"
+    description = "U-Net trained on the target pool only"
+    reference = "ADL paper §4.1 (baseline)"
+    strategy = "target-only"
+    uses_sources = False
+
+
+class FineTune(TrainedMethod):
+    name = "finetune"
+    description = "pretrain on all source sensors, fine-tune on the target pool"
+    reference = "ADL paper Table 1 'Fine-tuning'"
+    strategy = "finetune"
+
+
+class Joint(TrainedMethod):
+    name = "joint"
+    description = "sources and target pool mixed in every batch"
+    reference = "rawadapt (plain joint training)"
+    strategy = "joint"
+
+
+class ADL(TrainedMethod):
+    name = "adl"
+    description = "ADL, the paper's queue criterion"
+    reference = "ADL paper Algorithm 1"
+    strategy = "adl"
+
+
+class ADLPaired(ADL):
+    name = "adl-paired"
+    description = "ADL, paired criterion (θ' vs θ_{t-1} on the same V')"
+    reference = "rawadapt extension of Algorithm 1"
+    overrides = {"adl": {"criterion": "paired"}}
+
+
+class ADLScore(ADL):
+    name = "adl-score"
+    description = "ADL (paired) with score-based source-domain sampling"
+    reference = "rawadapt extension of Algorithm 1"
+    overrides = {"adl": {"criterion": "paired", "domain_sampling": "score"}}
+
+
+class ADLNoADL(ADL):
+    name = "adl-no-adl"
+    description = "ablation: every source step accepted"
+    reference = "ADL paper Table 4 (no ADL)"
+    overrides = {"adl": {"criterion": "none"}}
+
+
+class ADLNoISO(ADL):
+    name = "adl-no-iso"
+    description = "ablation: modulation without ISO"
+    reference = "ADL paper Table 4 (no ISO)"
+    overrides = {"model": {"kwargs": {"use_iso": False}}}
+
+
+class ADLNoType(ADL):
+    name = "adl-no-type"
+    description = "ablation: modulation without sensor type"
+    reference = "ADL paper Table 4 (no type)"
+    overrides = {"model": {"kwargs": {"use_sensor": False}}}
+
+
+class ADLNoPretrain(ADL):
+    name = "adl-no-pretrain"
+    description = "ablation: no target pretraining (its steps go to the adaptive stage)"
+    reference = "ADL paper Table 4 (no Pre)"
+
+    def iterations(self) -> dict[str, int]:
+        b = self.budget
+        return {"pretrain_iters": 0, "iters": b.pretrain_iters + b.iters, "finetune_iters": b.finetune_iters}
+
+
+class ADLFixedVal(ADL):
+    name = "adl-fixed-val"
+    description = "ablation: fixed instead of dynamic validation set"
+    reference = "ADL paper Table 4 (no Dyn)"
+    overrides = {"adl": {"validation": "fixed"}}
