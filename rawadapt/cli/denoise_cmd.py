@@ -1,0 +1,54 @@
+"""``rawadapt denoise RUN INPUT -o OUTPUT``: denoise a RAW file or an sRGB image with a saved model.
+
+Thin wrapper over :func:`rawadapt.eval.denoise_file.denoise_file` (formats, metadata rules and
+errors are documented there). User errors raise typed :class:`~rawadapt.errors.RawAdaptError`s:
+one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rawadapt.cli.common import info, print_json
+from rawadapt.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("denoise")
+    def denoise(
+        run: Path = typer.Argument(..., help="Run folder (model.safetensors + model.json) or a .safetensors file."),
+        input: Path = typer.Argument(..., help="Camera RAW file (.dng .nef .arw .cr2 ...), sRGB image or .npy."),
+        output: Path = typer.Option(..., "--output", "-o",
+                                    help="RAW in: .dng, .tif (16-bit mosaic) or .npy (float planes); "
+                                         "sRGB in: .png, .tif, .jpg or .npy."),
+        sensor: str | None = typer.Option(None, "--sensor", help="Sensor name (default: the file's camera)."),
+        iso: float | None = typer.Option(None, "--iso", help="ISO (default: the file's)."),
+        tile: int = typer.Option(512, "--tile", help="Tile side in (packed) pixels; 0 = whole image at once."),
+        overlap: int = typer.Option(32, "--overlap", help="Overlap of neighbouring tiles, pixels."),
+        unknown_sensor: str | None = typer.Option(None, "--unknown-sensor",
+                                                  help="error | average | iso-only (default: the model's policy)."),
+        preview: Path | None = typer.Option(None, "--preview", help="RAW input: also write an sRGB preview PNG."),
+        bits: int = typer.Option(8, "--bits", help="Bit depth of PNG/TIFF output for sRGB input (8 or 16)."),
+        precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 (see docs/models.md)."),
+        device: str = typer.Option("cpu", "--device", help="Torch device."),
+        json_: bool = typer.Option(False, "--json", help="Print one JSON object (last line of stdout)."),
+    ) -> None:
+        """Denoise INPUT with the model in RUN and write OUTPUT (never the input)."""
+        from rawadapt.eval.denoise_file import denoise_file
+
+        if tile < 0 or overlap < 0:
+            raise ConfigError("--tile and --overlap must be >= 0")
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"--precision must be fp32 or bf16, got {precision!r}")
+        res = denoise_file(run, input, output, sensor=sensor, iso=iso, tile=tile or None, overlap=overlap,
+                           unknown_sensor=unknown_sensor, preview=preview, bits=bits, precision=precision,
+                           device=device)
+        if json_:
+            print_json(res)
+            return
+        info(f"sensor: {res['sensor'] or '-'} ({res['sensor_source']}); ISO: "
+             f"{res['iso'] if res['iso'] is not None else '-'} ({res['iso_source']})")
+        typer.echo(f"wrote {res['output']} ({res['space']}, {res['seconds']:.2f} s)"
+                   + (f"; preview {res['preview']}" if res["preview"] else ""))

@@ -1,0 +1,336 @@
+"""Checkpoints without pickle: model weights as safetensors + a JSON description, and the
+training state for an exact resume.
+
+Model files (a run folder holds both)
+-------------------------------------
+``model.safetensors``
+    The ``state_dict`` (contiguous CPU tensors; tied tensors are stored once per name).
+``model.json``
+    ``{"format": "rawadapt-model", "format_version": 1, "package_version", "arch", "config"
+    (what ``build_model`` needs), "space" ("raw"/"srgb"), "in_channels", "sensors",
+    "uses_metadata", "iso_normalisation" ({"type": "log2", "ref", "scale"} for modulated models,
+    else null), "unknown_sensor" (the policy), "num_parameters", "tensors_sha256", **extra}``.
+
+Both are written atomically (temporary file + rename). ``tensors_sha256`` is the SHA-256 of the
+safetensors file: a flipped byte in the tensor data (which the safetensors header cannot see) is
+reported instead of silently giving a different model.
+
+Training state
+--------------
+``save_training_state`` / ``load_training_state`` store a dict of tensors, numbers, strings,
+lists and dicts with :func:`torch.save`, and load it ONLY with ``torch.load(weights_only=True)``,
+which refuses arbitrary Python objects. NumPy generator states (whose 128-bit integers the
+restricted unpickler does not take) are stored as JSON strings and decoded on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import rawadapt
+from rawadapt.errors import CheckpointError, RawAdaptError
+from rawadapt.models.base import Denoiser
+from rawadapt.models.registry import build_model
+from rawadapt.utils.atomic import write_bytes, write_json
+
+MODEL_FORMAT = "rawadapt-model"
+MODEL_FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+META_NAME = "model.json"
+STATE_FORMAT = "rawadapt-training-state"
+STATE_FORMAT_VERSION = 1
+
+#: keys of model.json that ``extra`` may not override
+_RESERVED = ("format", "format_version", "package_version", "arch", "config", "space", "in_channels", "sensors",
+             "uses_metadata", "iso_normalisation", "unknown_sensor", "num_parameters", "tensors_sha256")
+_JSON_MARK = "__rawadapt_json__"
+
+PathLike = str | os.PathLike[str]
+
+
+# --------------------------------------------------------------------------------------------
+# Model weights + description
+# --------------------------------------------------------------------------------------------
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict as independent contiguous CPU tensors.
+
+    Cloning gives every name its own storage, so tied/shared parameters (which
+    ``safetensors.torch.save_file`` refuses) are simply stored under each of their names, and
+    ``load_state_dict`` puts the same values back into the shared parameter.
+    """
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def model_metadata(model: Denoiser) -> dict[str, Any]:
+    """The ``model.json`` description of ``model`` (without ``tensors_sha256`` and extras)."""
+    mod = getattr(model, "modulation", None)
+    iso_norm = None
+    if mod is not None:
+        iso_norm = {"type": "log2", "ref": float(mod.iso_ref), "scale": float(mod.iso_scale),
+                    "formula": "log2(iso / ref) / scale; unknown ISO -> 0"}
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "package_version": rawadapt.__version__,
+        "arch": model.arch,
+        "config": model.config(),
+        "space": model.space,
+        "in_channels": model.in_channels,
+        "sensors": list(model.sensors),
+        "uses_metadata": bool(model.uses_metadata),
+        "iso_normalisation": iso_norm,
+        "unknown_sensor": model.unknown_sensor,
+        "num_parameters": int(model.num_parameters()),
+    }
+
+
+def save_model(run_dir: PathLike, model: Denoiser, *, extra: dict[str, Any] | None = None) -> None:
+    """Write ``model.safetensors`` and ``model.json`` into ``run_dir`` (created if needed).
+
+    Parameters
+    ----------
+    run_dir
+        Destination folder.
+    model
+        Any registered :class:`~rawadapt.models.base.Denoiser`.
+    extra
+        JSON-serialisable entries merged into ``model.json`` (e.g. ``{"strategy": "adl",
+        "target": "CanonEOS70D"}``); they may not replace the reserved keys.
+
+    Raises
+    ------
+    ValueError
+        ``extra`` tries to replace a reserved key or is not JSON-serialisable.
+    """
+    from safetensors.torch import save as st_save
+
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra may not override reserved model.json keys: {', '.join(clash)}")
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    blob = st_save(_cpu_state(model), metadata={"format": MODEL_FORMAT, "arch": model.arch})
+    meta = model_metadata(model)
+    meta["tensors_sha256"] = hashlib.sha256(blob).hexdigest()
+    meta.update(extra)
+    try:  # fail before writing anything if extra is not JSON-serialisable
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model.json entries must be JSON-serialisable: {exc}") from None
+    # weights first: a crash between the two writes leaves a JSON whose checksum no longer
+    # matches, which load_model reports, never a silently inconsistent pair
+    write_bytes(run / WEIGHTS_NAME, blob)
+    write_json(run / META_NAME, meta)
+
+
+def resolve_model_files(path: PathLike) -> tuple[Path, Path]:
+    """``(weights, json)`` paths for a run folder, a ``.safetensors`` file or a ``.json`` file.
+
+    A weights file ``x.safetensors`` pairs with ``x.json`` beside it, else with ``model.json``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return p / WEIGHTS_NAME, p / META_NAME
+    if p.suffix == ".safetensors":
+        js = p.with_suffix(".json")
+        return p, js if js.exists() else p.parent / META_NAME
+    if p.suffix == ".json":
+        w = p.with_suffix(".safetensors")
+        return (w if w.exists() else p.parent / WEIGHTS_NAME), p
+    if not p.exists():
+        raise CheckpointError("no such run folder or model file", p)
+    raise CheckpointError("not a run folder, .safetensors or model .json file", p)
+
+
+def _read_meta(js: Path) -> dict[str, Any]:
+    if not js.is_file():
+        raise CheckpointError(f"missing {js.name} (the model description saved beside the weights)", js)
+    try:
+        meta = json.loads(js.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable model description: {exc}", js) from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"not a rawadapt model description (no \"format\": \"{MODEL_FORMAT}\")", js)
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError("format_version missing or not an integer", js)
+    if version > MODEL_FORMAT_VERSION:
+        raise CheckpointError(f"written by a newer rawadapt (format_version {version} > {MODEL_FORMAT_VERSION}, "
+                              f"package {meta.get('package_version')}); upgrade rawadapt", js)
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError("\"config\" missing or not an object", js)
+    return meta
+
+
+def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[Denoiser, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns ``(model in eval mode, metadata)``.
+
+    Parameters
+    ----------
+    path
+        A run folder, its ``model.safetensors`` or its ``model.json``.
+    device
+        Where to put the model.
+
+    Raises
+    ------
+    CheckpointError
+        Missing or unreadable files, corrupt or truncated weights, checksum mismatch, unknown
+        architecture, tensor names/shapes that do not fit the architecture, or a newer format.
+        The message names the file.
+    """
+    from safetensors.torch import load as st_load
+
+    weights, js = resolve_model_files(path)
+    meta = _read_meta(js)
+    if not weights.is_file():
+        raise CheckpointError(f"missing {weights.name} (the model weights)", weights)
+    try:
+        blob = weights.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights: {exc}", weights) from None
+    digest = meta.get("tensors_sha256")
+    if digest and hashlib.sha256(blob).hexdigest() != digest:
+        raise CheckpointError(f"weights do not match the checksum in {js.name} (corrupted, truncated or "
+                              "replaced file)", weights)
+    try:
+        state = st_load(blob)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise CheckpointError(f"corrupt or truncated safetensors file ({type(exc).__name__}: {exc})",
+                              weights) from None
+    try:
+        model = build_model(meta["config"])
+    except RawAdaptError as exc:
+        raise CheckpointError(exc.message, js) from None
+    except ValueError as exc:
+        raise CheckpointError(f"invalid model config: {exc}", js) from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(s.strip() for s in first[:3])
+        raise CheckpointError(f"weights do not fit the {meta['config'].get('arch')} architecture in "
+                              f"{js.name}: {detail}", weights) from None
+    policy = meta.get("unknown_sensor", "error")
+    try:
+        model.set_unknown_sensor_policy(policy)
+    except ValueError:
+        raise CheckpointError(f"invalid unknown_sensor policy {policy!r}", js) from None
+    return model.to(device).eval(), meta
+
+
+# --------------------------------------------------------------------------------------------
+# Training state (exact resume)
+# --------------------------------------------------------------------------------------------
+
+def _encode(obj: Any) -> Any:
+    """Make ``obj`` loadable by ``torch.load(weights_only=True)``.
+
+    NumPy generators (or their ``bit_generator.state`` dicts) become JSON strings; NumPy arrays
+    become tensors and NumPy scalars Python numbers.
+    """
+    if isinstance(obj, np.random.Generator):
+        obj = obj.bit_generator.state
+    if isinstance(obj, dict):
+        if "bit_generator" in obj and "state" in obj:  # a NumPy bit-generator state
+            return {_JSON_MARK: json.dumps(obj)}
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_encode(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_JSON_MARK}:
+            return json.loads(obj[_JSON_MARK])
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_decode(v) for v in obj)
+    return obj
+
+
+def save_training_state(path: PathLike, state: dict[str, Any]) -> None:
+    """Save a resumable training state atomically (``torch.save`` of plain data only).
+
+    Parameters
+    ----------
+    path
+        Destination file (e.g. ``run/state.pt``).
+    state
+        Typically ``{"model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "step": n, "torch_rng": torch.get_rng_state(),
+        "numpy_rng": {"data": generator}, ...}``. Values may be tensors, numbers, strings, None,
+        lists/tuples/dicts of those, NumPy arrays, and NumPy generators or their
+        ``bit_generator.state`` dicts (restore those with :func:`restore_numpy_generator`).
+
+    Raises
+    ------
+    CheckpointError
+        The state holds an object that the safe loader would refuse (checked before anything
+        is written).
+    """
+    payload = {"format": STATE_FORMAT, "format_version": STATE_FORMAT_VERSION,
+               "package_version": rawadapt.__version__, "state": _encode(dict(state))}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    buf.seek(0)
+    try:  # refuse to write a file that load_training_state could not read
+        torch.load(buf, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"training state holds objects the safe loader refuses: {exc}", path) from None
+    write_bytes(path, buf.getvalue())
+
+
+def load_training_state(path: PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a state written by :func:`save_training_state` with ``torch.load(weights_only=True)``.
+
+    Returns
+    -------
+    The ``state`` dict as saved (NumPy generator states come back as ``bit_generator.state``
+    dicts, tensors on ``map_location``).
+
+    Raises
+    ------
+    CheckpointError
+        Missing, corrupt or foreign file, or one holding objects the safe loader refuses.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError("missing training state file", p)
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, zip errors...
+        raise CheckpointError(f"unreadable training state ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})", p) from None
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise CheckpointError("not a rawadapt training state", p)
+    if int(payload.get("format_version", 0)) > STATE_FORMAT_VERSION:
+        raise CheckpointError(f"training state written by a newer rawadapt ({payload.get('package_version')})", p)
+    return _decode(payload["state"])
+
+
+def restore_numpy_generator(state: dict[str, Any]) -> np.random.Generator:
+    """A NumPy ``Generator`` in exactly the saved ``bit_generator.state``."""
+    bitgen_cls = getattr(np.random, str(state["bit_generator"]))
+    bitgen = bitgen_cls()
+    bitgen.state = state
+    return np.random.Generator(bitgen)
