@@ -1,0 +1,128 @@
+"""One interface for every test-time adaptation method.
+
+>>> adapter = make_adapter(model, "lan", loss="zsn2n", iters=20)          # doctest: +SKIP
+>>> result = adapter.adapt(noisy, clean=clean, seed=0)                     # doctest: +SKIP
+>>> result = adapt_image(model, noisy, method="full", loss="nbr2nbr", iters=10)  # doctest: +SKIP
+
+Methods (papers/002 Table 1):
+
+========== ==================================================== =============
+method     what is optimised per image                          default lr
+========== ==================================================== =============
+lan        an input offset phi, network frozen: f(y + tanh phi) 5e-4
+full       all network parameters                               5e-6
+first-layer ``model.first_layer()`` parameters                  5e-6
+last-layer ``model.last_layer()`` parameters                    5e-6
+meta       all parameters, from a meta-initialised model        from the
+           (:mod:`rawadapt.adapt.meta`)                         checkpoint, else 5e-6
+========== ==================================================== =============
+
+Every adapter leaves the model unchanged after each image (LAN never touches it; the
+fine-tuning adapters copy a preallocated snapshot back), so one adapter processes any number
+of images independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from rawadapt.adapt.common import AdaptResult
+from rawadapt.adapt.finetune import FINETUNE_LR, FineTuneAdapter
+from rawadapt.adapt.lan import LAN_LR, LANAdapter
+from rawadapt.adapt.losses import LOSSES, SelfSupervisedLoss
+from rawadapt.errors import ConfigError
+from rawadapt.models.base import Denoiser
+
+METHODS: tuple[str, ...] = ("lan", "full", "first-layer", "last-layer", "meta")
+DEFAULT_LR: dict[str, float] = {"lan": LAN_LR, "full": FINETUNE_LR, "first-layer": FINETUNE_LR,
+                                "last-layer": FINETUNE_LR, "meta": FINETUNE_LR}
+
+__all__ = ["AdaptResult", "Adapter", "METHODS", "LOSSES", "DEFAULT_LR", "make_adapter", "adapt_image", "adapt_images"]
+
+
+class Adapter(Protocol):
+    """What :func:`make_adapter` returns."""
+
+    method: str
+
+    def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
+              sensor: str | None = None, iso: float | None = None, seed: int = 0,
+              callback: Callable[[int, float], None] | None = None) -> AdaptResult: ...
+
+
+def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSupervisedLoss = "zsn2n",
+                 iters: int = 20, lr: float | None = None, bound: str = "tanh", track_ssim: bool = True,
+                 loss_options: dict[str, Any] | None = None, meta_info: dict[str, Any] | None = None) -> Adapter:
+    """Build the adapter of one method.
+
+    Parameters
+    ----------
+    model
+        The pretrained denoiser (for ``meta``: the META-INITIALISED one, see
+        :func:`rawadapt.adapt.meta.meta_pretrain`).
+    method
+        One of :data:`METHODS`.
+    loss
+        ``"zsn2n"``, ``"nbr2nbr"`` or a loss object.
+    iters
+        Adaptation iterations.
+    lr
+        Adam learning rate (None = :data:`DEFAULT_LR`, or for ``meta`` the checkpoint's inner lr).
+    bound
+        LAN only: ``"tanh"`` or ``"none"``.
+    track_ssim
+        Per-iteration SSIM when a clean image is given.
+    loss_options
+        Extra options of the loss (e.g. ``{"gamma_max": 2.0, "clip": False}`` for Nbr2Nbr).
+    meta_info
+        The ``meta_init`` entry of the meta model's ``model.json`` (its ``inner_lr`` becomes the
+        default lr).
+
+    Raises
+    ------
+    ConfigError
+        Unknown method, loss or bad settings.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown adaptation method {method!r}; choose one of {', '.join(METHODS)}")
+    if lr is None:
+        lr = DEFAULT_LR[method]
+        if method == "meta" and meta_info and meta_info.get("inner_lr"):
+            lr = float(meta_info["inner_lr"])
+    if method == "lan":
+        return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound,  # type: ignore[arg-type]
+                          track_ssim=track_ssim, loss_options=loss_options)
+    scope = "full" if method == "meta" else method
+    return FineTuneAdapter(model, scope=scope, loss=loss, iters=iters, lr=lr,  # type: ignore[arg-type]
+                           track_ssim=track_ssim, loss_options=loss_options, method=method)
+
+
+def adapt_image(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, method: str = "lan",
+                loss: str | SelfSupervisedLoss = "zsn2n", iters: int = 20, lr: float | None = None,
+                clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
+                iso: float | None = None, seed: int = 0, bound: str = "tanh",
+                loss_options: dict[str, Any] | None = None) -> AdaptResult:
+    """Adapt to ONE noisy image ``(C, H, W)`` (3 sRGB planes or 4 packed RAW planes) and denoise it.
+
+    See :func:`make_adapter` for the parameters; ``clean`` adds per-iteration PSNR/SSIM; the
+    model is left exactly as it was.
+    """
+    return make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound,
+                        loss_options=loss_options).adapt(noisy, clean=clean, sensor=sensor, iso=iso, seed=seed)
+
+
+def adapt_images(model: Denoiser, images: Iterable[np.ndarray | torch.Tensor], *, method: str = "lan",
+                 loss: str = "zsn2n", iters: int = 20, lr: float | None = None,
+                 cleans: Iterable[np.ndarray | torch.Tensor | None] | None = None, seed: int = 0,
+                 **kwargs: Any) -> list[AdaptResult]:
+    """Adapt to each image independently (a fresh offset / restored weights per image)."""
+    adapter = make_adapter(model, method, loss=loss, iters=iters, lr=lr, **kwargs)
+    imgs = list(images)
+    cl = list(cleans) if cleans is not None else [None] * len(imgs)
+    if len(cl) != len(imgs):
+        raise ConfigError(f"{len(imgs)} images but {len(cl)} clean references")
+    return [adapter.adapt(y, clean=c, seed=seed) for y, c in zip(imgs, cl)]

@@ -1,0 +1,132 @@
+"""LAN: Learning to Adapt Noise (Kim, Kim & Baik, CVPR 2024; papers/002, REFERENCE.md §2).
+
+Per image, the pretrained denoiser ``f`` is frozen and a learnable offset ``phi`` with the
+input's shape, initialised to zero, is added to the noisy image; ``phi`` is optimised with a
+self-supervised loss and the result is ``f(y + tanh(phi))``.
+
+What the authors' code does (``chjinny/LAN`` ``main.py`` and ``adapt/*.py``, read through its
+public forks ``zhongmocaipan/glan`` at commit 05530ab and
+``Thebestruiwen/LAN-Learning-to-Adapt-Noise-for-Image-Denoising-``):
+
+* ``class Lan``: ``phi = Parameter(zeros(lq.shape))``, ``forward(x) = x + tanh(phi)``;
+  a NEW ``Lan`` per image (and a freshly loaded model per image).
+* ``model.eval()`` once at load time; ``requires_grad = False`` on every network parameter for
+  LAN; ``Adam(lan.parameters(), lr=5e-4)`` (``5e-6`` over all parameters for fine-tuning).
+* ``inner_loop = 20``; at each iteration ``adapted_lq = lan(lq)``, the logged prediction is
+  ``model(adapted_lq).clip(0, 1)`` computed BEFORE the update, then
+  ``loss = loss_func(adapted_lq, model, i, inner_loop)`` — i.e. the self-supervised loss is
+  applied to the ADAPTED noisy image with the frozen network, and its gradient reaches only
+  ``phi`` (through ``adapted_lq``) — then ``loss.backward(); optimizer.step()``. A final
+  prediction after the loop makes ``inner_loop + 1`` logged values. :mod:`rawadapt.adapt.common`
+  follows the same convention (entry ``k`` = after ``k`` updates).
+* The adapted input is not clipped; the offset is bounded to (-1, 1) by the tanh.
+
+``bound="none"`` gives an unbounded offset ``y + phi`` (an ablation; same optimiser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from rawadapt.adapt.common import (AdaptResult, RequiresGradState, freeze_all_but, model_fn, run_adaptation,
+                                   to_batch)
+from rawadapt.adapt.losses import SelfSupervisedLoss, make_loss
+from rawadapt.errors import ConfigError, ShapeError
+from rawadapt.models.base import Denoiser
+
+#: LAN's defaults (authors' code)
+LAN_LR = 5e-4
+LAN_ITERS = 20
+BOUNDS = ("tanh", "none")
+
+
+class LANAdapter:
+    """Test-time noise adaptation of a frozen denoiser, one fresh offset per image.
+
+    Parameters
+    ----------
+    model
+        Pretrained denoiser; never modified (its weights stay bit-identical).
+    loss
+        ``"zsn2n"``, ``"nbr2nbr"`` or a loss object (:mod:`rawadapt.adapt.losses`).
+    iters
+        Adaptation iterations (the paper reports 5, 10, 20; default 20).
+    lr
+        Adam learning rate for the offset (default 5e-4).
+    bound
+        ``"tanh"`` (authors: input = y + tanh(phi)) or ``"none"`` (y + phi).
+    track_ssim
+        Compute SSIM at every iteration when a clean image is given.
+    loss_options
+        Options for :func:`~rawadapt.adapt.losses.make_loss` (e.g. ``{"gamma_max": 0.1}``).
+
+    Examples
+    --------
+    >>> from rawadapt.models import build_model
+    >>> net = build_model({"arch": "dncnn", "in_channels": 3, "depth": 3, "width": 8})
+    >>> res = LANAdapter(net, iters=2).adapt(np.random.rand(3, 16, 16).astype("float32"))
+    >>> res.denoised.shape, len(res.loss)
+    ((3, 16, 16), 2)
+    """
+
+    method = "lan"
+
+    def __init__(self, model: Denoiser, *, loss: str | SelfSupervisedLoss = "zsn2n", iters: int = LAN_ITERS,
+                 lr: float = LAN_LR, bound: Literal["tanh", "none"] = "tanh", track_ssim: bool = True,
+                 loss_options: dict[str, Any] | None = None) -> None:
+        if bound not in BOUNDS:
+            raise ConfigError(f"LAN offset bound must be one of {BOUNDS}, got {bound!r}")
+        if int(iters) < 0:
+            raise ConfigError(f"iterations must be >= 0, got {iters}")
+        if not float(lr) > 0:
+            raise ConfigError(f"learning rate must be positive, got {lr}")
+        self.model = model
+        self.loss = make_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
+        self.iters, self.lr, self.bound, self.track_ssim = int(iters), float(lr), bound, bool(track_ssim)
+
+    def offset_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``phi -> tanh(phi)`` or the identity (``bound="none"``)."""
+        return torch.tanh if self.bound == "tanh" else (lambda p: p)
+
+    def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
+              sensor: str | None = None, iso: float | None = None, seed: int = 0,
+              callback: Callable[[int, float], None] | None = None) -> AdaptResult:
+        """Adapt a fresh offset to ONE image ``(C, H, W)`` and denoise it.
+
+        Returns
+        -------
+        :class:`~rawadapt.adapt.common.AdaptResult` with ``adapted_input = y + tanh(phi)``.
+
+        Raises
+        ------
+        ShapeError
+            Wrong channels or an image below the loss's minimum size.
+        """
+        y = to_batch(noisy, self.model)
+        c = None if clean is None else to_batch(clean, self.model, what="clean image")
+        if c is not None and c.shape != y.shape:
+            raise ShapeError(f"noisy {tuple(y.shape[1:])} and clean {tuple(c.shape[1:])} sizes differ")
+        state = RequiresGradState(self.model)
+        freeze_all_but(self.model, [])  # frozen network, eval mode
+        phi = torch.zeros_like(y, requires_grad=True)
+        bound = self.offset_fn()
+        try:
+            return run_adaptation(
+                f=model_fn(self.model, sensor=sensor, iso=iso), make_input=lambda: y + bound(phi), params=[phi],
+                lr=self.lr, iters=self.iters, loss=self.loss, clean=c, noisy=y, method=self.method, seed=seed,
+                track_ssim=self.track_ssim, callback=callback)
+        finally:
+            state.restore()
+
+
+def lan_adapt(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, loss: str = "zsn2n", iters: int = LAN_ITERS,
+              lr: float = LAN_LR, bound: Literal["tanh", "none"] = "tanh",
+              clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
+              iso: float | None = None, seed: int = 0) -> AdaptResult:
+    """One-call LAN on one image (see :class:`LANAdapter`)."""
+    return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound).adapt(
+        noisy, clean=clean, sensor=sensor, iso=iso, seed=seed)
