@@ -44,3 +44,13 @@ def test_rejects_bad_mosaics(tmp_path) -> None:
     with pytest.raises(ShapeError):
         write_dng(tmp_path / "b.dng", np.zeros((4, 4), np.float32), "RGGB", black_level=0, white_level=1023)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.parametrize("orientation,flip", [(1, 0), (3, 3), (6, 6), (8, 5)])
+def test_orientation_reaches_libraw(tmp_path, orientation: int, flip: int) -> None:
+    m = np.full((34, 50), 700, np.uint16)  # LibRaw refuses very small frames
+    out = write_dng(tmp_path / "o.dng", m, "RGGB", black_level=600, white_level=4095, orientation=orientation)
+    with rawpy.imread(str(out)) as r:
+        assert r.sizes.flip == flip
+    with pytest.raises(ShapeError):
+        write_dng(tmp_path / "bad.dng", m, "RGGB", black_level=600, white_level=4095, orientation=9)

@@ -84,21 +84,9 @@ def _write_output(path: Path, array: Any, item: dict[str, Any]) -> None:
 
 
 def _write_dng(path: Path, planes: Any, raw: Any) -> None:
-    import numpy as np
+    from rawadapt.io.dng import write_dng_like
 
-    from rawadapt.io.dng import write_dng
-    from rawadapt.io.raw import planes_to_mosaic
-
-    m = raw.meta
-    mosaic = planes_to_mosaic(planes, raw.cfa, raw.black_level, raw.white_level)
-    neutral = None
-    wb = m.camera_whitebalance
-    if wb and len(wb) >= 3 and all(v > 0 for v in wb[:3]):
-        neutral = [wb[1] / wb[0], 1.0, wb[1] / wb[2]]
-    cm = np.asarray(m.rgb_xyz, dtype=np.float64) if m.rgb_xyz else None
-    write_dng(path, mosaic, raw.cfa, black_level=raw.black_level, white_level=int(round(raw.white_level)),
-              make=m.make or "rawadapt", model=m.model or "unknown", iso=m.iso, exposure_time=m.exposure_time,
-              color_matrix=cm, as_shot_neutral=neutral, software="rawadapt adapt")
+    write_dng_like(path, planes, raw, software="rawadapt adapt")
 
 
 def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: str, iters: int,

@@ -39,16 +39,12 @@ from typing import Any
 import numpy as np
 
 from rawadapt.errors import ConfigError, InputFileError, MetadataError, ShapeError, UnknownSensorError
+from rawadapt.utils.color import wb_gains, xyz_to_camera  # noqa: F401  (re-exported)
 
 RAW_OUTPUTS = (".dng", ".tif", ".tiff", ".npy")
 SRGB_OUTPUTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 
 #: sRGB (D65) -> XYZ, as in :mod:`rawadapt.io.dng`
-_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                         [0.2126729, 0.7151522, 0.0721750],
-                         [0.0193339, 0.1191920, 0.9503041]])
-
-
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -75,37 +71,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def wb_gains(camera_whitebalance: Sequence[float] | None) -> tuple[float, float, float] | None:
-    """LibRaw's camera white balance ``(r, g, b[, g2])`` -> gains ``(r/g, 1, b/g)``, or None."""
-    if not camera_whitebalance or len(camera_whitebalance) < 3:
-        return None
-    r, g, b = (float(v) for v in camera_whitebalance[:3])
-    if min(r, g, b) <= 0:
-        return None
-    return (r / g, 1.0, b / g)
-
-
-def xyz_to_camera(rgb_xyz: Any, color_matrix: Any, gains: Sequence[float] | None) -> np.ndarray | None:
-    """DNG ``ColorMatrix1`` (XYZ -> camera RGB, D65) for the output file.
-
-    The file's own XYZ -> camera matrix (LibRaw ``rgb_xyz_matrix``) when it has one; else derived
-    from its camera -> sRGB matrix ``M`` (LibRaw ``rgb_cam``, applied after white balance
-    ``W``): camera -> linear sRGB is ``M W``, so XYZ -> camera is ``(M W)^-1 S^-1`` with ``S`` the
-    sRGB -> XYZ matrix. None when neither is available (the writer then uses its default).
-    """
-    if rgb_xyz is not None:
-        a = np.asarray(rgb_xyz, dtype=np.float64)
-        if a.shape == (3, 3) and np.isfinite(a).all() and abs(np.linalg.det(a)) > 1e-12:
-            return a
-    if color_matrix is not None:
-        m = np.asarray(color_matrix, dtype=np.float64)
-        if m.shape == (3, 3) and np.isfinite(m).all():
-            full = m @ np.diag(gains if gains is not None else (1.0, 1.0, 1.0))
-            if abs(np.linalg.det(full)) > 1e-12:
-                return np.linalg.inv(full) @ np.linalg.inv(_SRGB_TO_XYZ)
-    return None
 
 
 def _image_exif(path: Path) -> tuple[str | None, float | None]:
@@ -287,22 +252,14 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         if ext == ".npy":
             _write_npy(dst, y)
         else:
-            from rawadapt.io.raw import planes_to_mosaic
-
-            mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
             if ext == ".dng":
-                from rawadapt.io.dng import write_dng
+                from rawadapt.io.dng import write_dng_like
 
-                m = raw.meta
-                gains = wb_gains(m.camera_whitebalance)
-                write_dng(dst, mosaic, raw.cfa, black_level=raw.black_level, white_level=int(round(raw.white_level)),
-                          make=m.make or "unknown", model=m.model or "unknown",
-                          unique_model=m.camera if m.camera != "unknown" else None, iso=m.iso,
-                          exposure_time=m.exposure_time,
-                          color_matrix=xyz_to_camera(m.rgb_xyz, m.color_matrix, gains),
-                          as_shot_neutral=None if gains is None else [1.0 / g for g in gains],
-                          software="rawadapt denoise")
+                write_dng_like(dst, out01, raw, software="rawadapt denoise")
             else:
+                from rawadapt.io.raw import planes_to_mosaic
+
+                mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
                 _write_tiff_mosaic(dst, mosaic, {"cfa": raw.cfa, "black_level": raw.black_level,
                                                  "white_level": raw.white_level, "camera": raw.meta.camera,
                                                  "iso": raw.meta.iso, "software": "rawadapt denoise"})

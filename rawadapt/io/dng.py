@@ -22,16 +22,15 @@ import numpy as np
 from rawadapt.errors import ShapeError
 from rawadapt.io.bayer import normalize_cfa, plane_offsets
 from rawadapt.utils.atomic import write_bytes
+from rawadapt.utils.color import SRGB_TO_XYZ, wb_gains, xyz_to_camera
 
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
 _FMT = {_BYTE: "B", _ASCII: "B", _SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
 _SIZE = {_BYTE: 1, _ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _UNDEFINED: 1, _SRATIONAL: 8}
 _DEN = 1_000_000
 
-#: sRGB (D65) -> XYZ; used to derive a neutral ColorMatrix1 when none is given.
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+#: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (0 none, 3 180°, 5 90° CCW, 6 90° CW)
+LIBRAW_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 
 
 def _rationals(values: Sequence[float], signed: bool) -> bytes:
@@ -88,7 +87,7 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
               make: str = "rawadapt", model: str = "unknown", unique_model: str | None = None,
               iso: float | None = None, exposure_time: float | None = None,
               color_matrix: np.ndarray | None = None, as_shot_neutral: Sequence[float] | None = None,
-              software: str = "rawadapt") -> Path:
+              software: str = "rawadapt", orientation: int = 1) -> Path:
     """Write ``mosaic`` (``uint16`` H x W, in the file's own DN and CFA) as a DNG, atomically.
 
     Parameters
@@ -112,6 +111,8 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
         sRGB->XYZ, i.e. a camera whose native space is linear sRGB.
     as_shot_neutral
         Camera RGB of a neutral (e.g. ``1 / wb_gains``); default ``(1, 1, 1)``.
+    orientation
+        TIFF Orientation (1 normal, 3 rotated 180°, 6 rotate 90° CW to view, 8 rotate 270° CW).
 
     Returns
     -------
@@ -151,7 +152,9 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
     ifd0.add(271, _ASCII, make)
     ifd0.add(272, _ASCII, model)
     ifd0.add(273, _LONG, [0])  # strip offset, patched below
-    ifd0.add(274, _SHORT, [1])
+    if orientation not in (1, 2, 3, 4, 5, 6, 7, 8):
+        raise ShapeError(f"orientation must be a TIFF orientation 1..8, got {orientation}", path)
+    ifd0.add(274, _SHORT, [orientation])
     ifd0.add(277, _SHORT, [1])
     ifd0.add(278, _LONG, [h])
     ifd0.add(279, _LONG, [len(data)])
@@ -194,3 +197,37 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
     out += data
     write_bytes(path, bytes(out))
     return Path(path)
+
+
+def write_dng_like(path: str | os.PathLike[str], planes01: np.ndarray, raw: object, *,
+                   software: str = "rawadapt") -> Path:
+    """Write packed [0, 1] planes as a DNG in the CFA, levels and metadata of a source RAW file.
+
+    Parameters
+    ----------
+    path
+        Destination ``.dng``.
+    planes01
+        ``(4, h, w)`` canonical planes (values above 1 are clipped at white).
+    raw
+        The :class:`rawadapt.io.raw.RawImage` the planes came from: its CFA, black/white levels,
+        make/model, ISO, exposure time, white balance (``AsShotNeutral``), colour matrix
+        (``ColorMatrix1``, see :func:`rawadapt.utils.color.xyz_to_camera`) and orientation are
+        carried over.
+    software
+        The ``Software`` tag.
+    """
+    from rawadapt.io.raw import planes_to_mosaic
+
+    m = raw.meta  # type: ignore[attr-defined]
+    mosaic = planes_to_mosaic(np.minimum(planes01, 1.0), raw.cfa, raw.black_level, raw.white_level)  # type: ignore[attr-defined]
+    gains = wb_gains(m.camera_whitebalance)
+    flip = int((getattr(m, "extra", None) or {}).get("flip", 0) or 0)
+    return write_dng(path, mosaic, raw.cfa, black_level=raw.black_level,  # type: ignore[attr-defined]
+                     white_level=int(round(raw.white_level)),  # type: ignore[attr-defined]
+                     make=m.make or "unknown", model=m.model or "unknown",
+                     unique_model=m.camera if m.camera and m.camera != "unknown" else None,
+                     iso=m.iso, exposure_time=m.exposure_time,
+                     color_matrix=xyz_to_camera(m.rgb_xyz, m.color_matrix, gains),
+                     as_shot_neutral=None if gains is None else [1.0 / g for g in gains],
+                     software=software, orientation=LIBRAW_FLIP_TO_ORIENTATION.get(flip, 1))

@@ -37,16 +37,12 @@ from typing import Any
 import numpy as np
 
 from rawadapt.errors import ConfigError, InputFileError, UnknownSensorError
+from rawadapt.utils.color import SRGB_TO_XYZ  # turns a DNG ColorMatrix (XYZ -> camera) into a CCM
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_PROFILES = "RAWADAPT_PROFILES"
 KINDS = ("eld", "nlf")
 READ_MODELS = ("tukey", "gaussian")
-
-#: sRGB (D65) -> XYZ, used to turn a DNG-style ColorMatrix (XYZ -> camera) into a CCM.
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
 
 #: Standard 1/3-stop ISO values (ISO 12232 rounded series).
 STANDARD_ISOS: tuple[int, ...] = (
