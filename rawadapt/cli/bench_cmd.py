@@ -64,23 +64,30 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
                                   help="target-size: the |T_adp| values (clamped to what the data has)."),
         harmful_count: int = typer.Option(None, "--harmful-count", min=1, hidden=name != "harmful",
                                           help="harmful: pairs per harmful domain (default: median source size)."),
-        threads: int = typer.Option(None, "--threads", min=1, help="Torch threads."),
+        threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (default: torch's if they "
+                                    "are faster right now, else 1; timed in ~1 s)."),
         crops: int = typer.Option(2, "--crops", min=0, help="Test images per target whose crops are kept for "
                                                            "the report."),
         recompute: bool = typer.Option(False, "--recompute", help="Recompute finished cells whose settings "
                                        "differ from this run's (default: refuse with an error)."),
         keep_going: bool = typer.Option(False, "--keep-going", help="Record a failing cell and go on."),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw DIR/plots/*.png at the end."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write DIR/report.html at the end."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         from rawadapt.eval.protocols import BenchSettings, run_protocol
+        from rawadapt.eval.protocols.threads import auto_threads
 
+        if threads is None:
+            threads = auto_threads()
+            info(f"[bench {name}] {threads} torch thread(s) (--threads to choose)")
         settings = BenchSettings(
             protocol=name, data=data, out=str(out), targets=split_list(targets) or None,
             methods=split_list(methods) or None, budget=budget, quick=quick, seeds=parse_int_list(seeds, "--seeds"),
             target_pairs=target_pairs, test_pairs=test_pairs, sources=split_list(sources) or None,
             sizes=parse_int_list(sizes, "--sizes"), harmful_count=harmful_count, threads=threads, crops=crops,
-            on_change="recompute" if recompute else "refuse", keep_going=keep_going, report=report)
+            on_change="recompute" if recompute else "refuse", keep_going=keep_going, plots=plots,
+            report=report)
         res = run_protocol(settings, progress=not as_json)
         info(f"[bench {name}] {res['computed']} cells computed, {res['skipped']} reused, {res['failed']} failed "
              f"in {res['seconds']:.0f} s; tables in {out}" + (f"; report {res['report']}" if res["report"] else ""))

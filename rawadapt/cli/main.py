@@ -20,6 +20,14 @@ from rawadapt.errors import RawAdaptError
 #: command modules, each with ``register(app: typer.Typer) -> None``
 COMMAND_MODULES: tuple[str, ...] = (
     "rawadapt.cli.demo_cmd",
+    "rawadapt.cli.info_cmd",
+    "rawadapt.cli.data_cmd",
+    "rawadapt.cli.noise_cmd",
+    "rawadapt.cli.train_cmd",
+    "rawadapt.cli.adapt_cmd",
+    "rawadapt.cli.bench_cmd",
+    "rawadapt.cli.report_cmd",
+    "rawadapt.cli.denoise_cmd",
 )
 
 

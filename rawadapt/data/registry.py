@@ -9,6 +9,10 @@ Specs
   ``manifest:``).
 * ``PATH`` alone: the first adapter whose ``detect(path)`` accepts it (manifest files and
   folders holding ``manifest.csv``/``manifest.yaml`` first, then SIDD, SID, ELD, PolyU, pairs).
+* ``SPEC+SPEC[+...]``: several datasets of the same space concatenated
+  (:func:`rawadapt.data.combine.concat_datasets`), e.g. ``polyu:../shared/data/polyu+synth-srgb``
+  (real PolyU cameras plus the simulated sensors as extra sources). A spec that names an
+  existing path is never split, so folders with ``+`` in their names still open.
 
 Adapters are registered by module path so nothing heavy is imported until used.
 """
@@ -84,6 +88,8 @@ def open_dataset(spec: str | Path, **options: Any) -> PairDataset:
     s = str(spec)
     if s in NAMED:
         return _call(NAMED[s], **options)
+    if is_combined_spec(s):
+        return _open_combined(s, **options)
     if ":" in s and s.split(":", 1)[0] in ADAPTERS:
         name, path = s.split(":", 1)
         root = Path(path).expanduser()
@@ -100,6 +106,24 @@ def open_dataset(spec: str | Path, **options: Any) -> PairDataset:
             return mod.open(root, **options)
     raise DatasetError("no dataset adapter recognises this path; use ADAPTER:PATH "
                        f"with one of {', '.join(ADAPTERS)}", root)
+
+
+def is_combined_spec(spec: str) -> bool:
+    """``A+B`` — unless the whole spec names an existing path (``ADAPTER:`` prefix or not)."""
+    if "+" not in spec:
+        return False
+    path = spec.split(":", 1)[1] if ":" in spec and spec.split(":", 1)[0] in ADAPTERS else spec
+    return not Path(path).expanduser().exists()
+
+
+def _open_combined(spec: str, **options: Any) -> PairDataset:
+    """``A+B+...``: open every part and concatenate them (same space required)."""
+    from rawadapt.data.combine import concat_datasets
+
+    parts = [p.strip() for p in spec.split("+")]
+    if any(not p for p in parts):
+        raise DatasetError(f"empty part in combined dataset spec {spec!r} (expected A+B)")
+    return concat_datasets([open_dataset(p, **options) for p in parts], name=spec)
 
 
 def adapter_for(name: str) -> Callable[..., PairDataset]:

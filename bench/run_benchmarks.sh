@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The exact commands behind every table of BENCHMARKS.md.
+#
+#   bench/run_benchmarks.sh                    # everything, at $BUDGET (default: quick)
+#   BUDGET=default SEEDS=0,1,2 bench/run_benchmarks.sh
+#   ONLY="crossval-synth harmful" bench/run_benchmarks.sh   # some steps only
+#
+# Resumable: every protocol keeps its finished cells in $OUT/<step>/cells, so rerunning after an
+# interruption (or with more --methods/--targets) computes only what is missing. A re-run with
+# another budget/seed set into the same $OUT is refused (use another OUT, or RECOMPUTE=1).
+# Each protocol folder gets results.{csv,json,md}, plots/ and report.html; $OUT/benchmarks.log
+# records start/end time and load average of every step (the CPU may be shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RA=${RA:-.venv/bin/rawadapt}
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-runs/benchmarks}
+BUDGET=${BUDGET:-quick}            # tiny | quick | default | demo (rawadapt.eval.protocols.settings)
+SEEDS=${SEEDS:-0,1}
+THREADS=${THREADS:-2}
+POLYU=${POLYU:-../shared/data/polyu}
+# four synth targets: two DSLRs (the paper's ELD/SID side) and two phones (its SIDD side)
+TARGETS=${TARGETS:-SonyA7S2,NikonD850,IP,GP}
+ONLY=${ONLY:-}
+RECOMPUTE=${RECOMPUTE:-0}
+
+# every method of the synth cross-validation table (Table 1 shape); ablation variants have their
+# own table (step "ablation")
+CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,calib-ft,led,pmn,adl,adl-paired,adl-score}
+# sRGB-capable methods for PolyU (real noise)
+POLYU_METHODS=${POLYU_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,adl,adl-paired}
+
+mkdir -p "$OUT"
+COMMON=(--budget "$BUDGET" --seeds "$SEEDS" --threads "$THREADS" --keep-going)
+if [ "$RECOMPUTE" = 1 ]; then COMMON+=(--recompute); fi
+QUICK=()  # the LAN benchmarks have their own sizes: --quick for the small budgets
+if [ "$BUDGET" = quick ] || [ "$BUDGET" = tiny ]; then QUICK=(--quick); fi
+
+log() { echo "[$(date '+%F %T')] load $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a): $*" | tee -a "$OUT/benchmarks.log"; }
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+step() {  # step NAME COMMAND...
+  local name=$1; shift
+  want "$name" || return 0
+  log "start $name: $*"
+  local t0=$SECONDS
+  "$@"
+  log "end $name ($((SECONDS - t0)) s)"
+}
+
+log "$($RA --version) budget=$BUDGET seeds=$SEEDS threads=$THREADS targets=$TARGETS host=$(hostname) cpus=$(nproc)"
+
+# ADL paper Table 1 shape: leave-one-sensor-out on synth (RAW), every method
+step crossval-synth "$RA" bench crossval --data synth --targets "$TARGETS" --methods "$CROSSVAL_METHODS" \
+  "${COMMON[@]}" --out "$OUT/crossval-synth"
+# Table 4: ADL ablations (the paper: Sony, Fuji, Nikon, Canon)
+step ablation "$RA" bench ablation --data synth --targets SonyA7S2,NikonD850 "${COMMON[@]}" --out "$OUT/ablation"
+# Table 5: harmful sources (base, +harmful1, +harmful2)
+step harmful "$RA" bench harmful --data synth --targets SonyA7S2,NikonD850 \
+  --methods noisy,finetune,adl,adl-paired "${COMMON[@]}" --out "$OUT/harmful"
+# Figure 3: PSNR vs |T_adp| (the paper: G4 and Sony)
+step target-size "$RA" bench target-size --data synth --targets SonyA7S2,G4 --sizes 2,5,10,20,50 \
+  "${COMMON[@]}" --out "$OUT/target-size"
+# Table 2(a): calibration-based training, fine-tuned on one sensor vs ADL with all sensors
+step calibration "$RA" bench calibration --data synth --targets SonyA7S2,NikonD850,IP,GP,S6 \
+  "${COMMON[@]}" --out "$OUT/calibration"
+# PolyU (real sRGB noise): each camera held out, 6 target pairs, sources = the other cameras ...
+step crossval-polyu "$RA" bench crossval --data "polyu:$POLYU" --target-pairs 6 --methods "$POLYU_METHODS" \
+  "${COMMON[@]}" --out "$OUT/crossval-polyu"
+# ... and with the ten simulated synth-srgb sensors as extra sources
+step crossval-polyu-synth "$RA" bench crossval --data "polyu:$POLYU+synth-srgb" --target-pairs 6 \
+  --methods "$POLYU_METHODS" "${COMMON[@]}" --out "$OUT/crossval-polyu-synth"
+# LAN Table 1 and Table 2
+step lan "$RA" bench lan "${QUICK[@]}" --out "$OUT/lan" --threads "$THREADS"
+step lan-cost "$RA" bench lan-cost "${QUICK[@]}" --out "$OUT/lan-cost" --threads "$THREADS"
+# speed, noise simulation, ADL iteration cost (Markdown to stdout, numbers to JSON)
+step speed sh -c "$PY bench/bench_speed.py --out $OUT/speed.json > $OUT/speed.md"
+step noise sh -c "$PY bench/bench_noise.py --synth --json > $OUT/noise.json"
+step adl-cost sh -c "$PY bench/bench_adl_cost.py --out $OUT/adl_cost.json > $OUT/adl_cost.md"
+# make demo on a fresh cache (synth build included): its wall time is the "< 10 minutes" claim
+step demo sh -c "cache=\$(mktemp -d) && RAWADAPT_CACHE=\$cache /usr/bin/time -v $RA demo --out $OUT/demo \
+  > $OUT/demo.txt 2> $OUT/demo.time; rc=\$?; rm -rf \$cache; exit \$rc"
+
+log "done; tables in $OUT/*/results.md, pages in $OUT/*/report.html"

@@ -1,0 +1,235 @@
+"""What a benchmark protocol run is: :class:`BenchSettings`, the protocols' definitions
+(:data:`PROTOCOLS`) and the iteration budgets they run at.
+
+Budgets
+-------
+``tiny`` (tests, seconds), ``quick`` (minutes), ``default`` (the BENCHMARKS.md runs) are
+:class:`rawadapt.baselines.base.Budget` presets; ``demo`` (:data:`EXTRA_BUDGETS`) is the
+``make demo`` size: ``quick`` with more iterations and a wider network, measured to finish with
+noisy / BM3D / fine-tuning / ADL in under 10 minutes on 2 cores including the ``synth`` build
+(numbers in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from rawadapt.errors import ConfigError
+
+#: budgets beyond the Budget presets: name -> (base preset, overrides)
+EXTRA_BUDGETS: dict[str, tuple[str, dict[str, Any]]] = {
+    # make demo: quick's network a little wider (12) and 1.2x its steps: fine-tuning 600 steps,
+    # ADL 100 + 400 + 100. With BM3D on 8 test images the whole demo took 6 min 47 s on the 2-core
+    # machine with a fresh cache (synth build included) while other jobs kept its load average
+    # near 5; adl-paired would add ~2 min (hence `rawadapt demo --paired`). docs/benchmarks.md.
+    "demo": ("quick", {"iters": 400, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8,
+                       "width": 12, "depth": 3}),
+}
+
+#: sizes of the target-size protocol (ADL paper Figure 3)
+TARGET_SIZES: tuple[int, ...] = (2, 5, 10, 20, 50)
+
+#: the paper's single-sensor studies (Tables 4, 5, Figure 3) used Sony: default target there
+PAPER_SENSOR = "SonyA7S2"
+
+#: targets of ``crossval --quick`` when none are given (first two of these the data has)
+QUICK_TARGETS: tuple[str, ...] = ("SonyA7S2", "IP", "NikonD850", "GP", "Sony", "Canon80D")
+
+
+def budget_names() -> list[str]:
+    """Every budget name ``--budget`` accepts."""
+    from rawadapt.baselines.base import Budget
+
+    return list(Budget.PRESETS) + list(EXTRA_BUDGETS)
+
+
+def resolve_budget(name: str) -> Any:
+    """The :class:`~rawadapt.baselines.base.Budget` of a name (preset or :data:`EXTRA_BUDGETS`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name (the known ones are listed).
+    """
+    from rawadapt.baselines.base import Budget
+
+    if name in EXTRA_BUDGETS:
+        base, overrides = EXTRA_BUDGETS[name]
+        return replace(Budget.preset(base, **overrides), name=name)
+    if name not in Budget.PRESETS:
+        raise ConfigError(f"unknown budget {name!r}; known: {', '.join(budget_names())}")
+    return Budget.preset(name)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """One protocol: its name, the paper table it reproduces and its default methods.
+
+    Attributes
+    ----------
+    name
+        CLI name (``rawadapt bench NAME``).
+    title
+        Heading of its tables and report.
+    paper
+        The table/figure of the ADL paper it mirrors.
+    methods
+        Default methods (``--methods`` overrides).
+    optional_methods
+        Default methods that are dropped (with a note) when not available in this install,
+        instead of failing (``calibration``: whatever calibration methods exist).
+    single_target
+        Default targets: the paper's sensor (True) or every sensor of the data (False).
+    """
+
+    name: str
+    title: str
+    paper: str
+    methods: tuple[str, ...]
+    optional_methods: tuple[str, ...] = ()
+    single_target: bool = False
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    "crossval": ProtocolSpec(
+        "crossval", "Leave-one-sensor-out cross-validation", "ADL paper Table 1",
+        ("noisy", "target-only", "finetune", "joint", "adl", "adl-paired")),
+    "ablation": ProtocolSpec(
+        "ablation", "ADL ablation", "ADL paper Table 4",
+        ("noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain", "adl-fixed-val"),
+        single_target=True),
+    "harmful": ProtocolSpec(
+        "harmful", "Harmful source data", "ADL paper Table 5",
+        ("noisy", "finetune", "adl", "adl-paired"), single_target=True),
+    "target-size": ProtocolSpec(
+        "target-size", "PSNR vs target-set size |T_adp|", "ADL paper Figure 3",
+        ("noisy", "finetune", "adl", "adl-fixed-val"), single_target=True),
+    "calibration": ProtocolSpec(
+        "calibration", "Calibration-based training, single vs multiple sensors", "ADL paper Table 2(a)",
+        ("noisy", "calib-ft", "calib-adl", "finetune", "adl", "led"),
+        optional_methods=("calib-ft", "calib-adl", "led"), single_target=True),
+}
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    """The :class:`ProtocolSpec` of ``name``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown protocol (the known ones are listed).
+    """
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}, lan, lan-cost")
+    return PROTOCOLS[name]
+
+
+ON_CHANGE = ("refuse", "recompute")
+
+
+@dataclass
+class BenchSettings:
+    """Everything that defines a protocol run (``rawadapt bench PROTOCOL ...``).
+
+    Attributes
+    ----------
+    protocol
+        A name of :data:`PROTOCOLS`.
+    data
+        Dataset spec (``synth``, ``polyu:PATH``, ``polyu:PATH+synth-srgb``...).
+    out
+        Output folder.
+    targets
+        Held-out sensors (None: every sensor of the data's first part for ``crossval``, the
+        paper's sensor for the single-sensor protocols; with ``quick`` at most two).
+    methods
+        Method names (None: the protocol's defaults; ``["all"]``: every registered method).
+    budget
+        Budget name (None: ``quick`` with ``quick``, else ``default``).
+    quick
+        A minutes-size run (budget ``quick``, fewer default targets).
+    seeds
+        Seeds (split + training); several give mean, std and min-max over seeds.
+    target_pairs
+        |T_adp| (None: 20, or 6 when a target has fewer pairs than that, e.g. PolyU).
+    test_pairs
+        Cap on the target test images (None: all).
+    sources
+        Restrict the source sensors (None: every other sensor).
+    sizes
+        ``target-size``: the |T_adp| values (clamped per target to what the data has).
+    harmful_count
+        ``harmful``: pairs per harmful domain (None: the median real source-domain size).
+    threads
+        Torch threads (None: torch's default).
+    crops
+        Test images per target whose crops are stored for the report (first ones).
+    crop
+        Side of the stored crops in displayed pixels (RAW: ``crop / 2`` packed pixels).
+    on_change
+        A finished cell whose settings differ from this run's: ``refuse`` (error, nothing
+        computed) or ``recompute``.
+    keep_going
+        A failing cell is recorded (``error.json``) and the run goes on, instead of stopping.
+    plots
+        Draw ``plots/*.png`` at the end (the report shows them).
+    report
+        Write ``report.html`` at the end.
+    """
+
+    protocol: str
+    data: str
+    out: str
+    targets: list[str] | None = None
+    methods: list[str] | None = None
+    budget: str | None = None
+    quick: bool = False
+    seeds: list[int] = field(default_factory=lambda: [0])
+    target_pairs: int | None = None
+    test_pairs: int | None = None
+    sources: list[str] | None = None
+    sizes: list[int] = field(default_factory=lambda: list(TARGET_SIZES))
+    harmful_count: int | None = None
+    threads: int | None = None
+    crops: int = 2
+    crop: int = 128
+    on_change: str = "refuse"
+    keep_going: bool = False
+    plots: bool = True
+    report: bool = True
+
+    def validate(self) -> BenchSettings:
+        """Check the settings; return self.
+
+        Raises
+        ------
+        ConfigError
+            Unknown protocol/budget/policy, empty or duplicate seeds, bad sizes.
+        """
+        protocol_spec(self.protocol)
+        resolve_budget(self.budget_name)
+        if not self.seeds:
+            raise ConfigError("--seeds needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"duplicate seeds in {self.seeds}")
+        if self.target_pairs is not None and self.target_pairs < 1:
+            raise ConfigError(f"--target-pairs must be at least 1, got {self.target_pairs}")
+        if self.test_pairs is not None and self.test_pairs < 1:
+            raise ConfigError(f"--test-pairs must be at least 1, got {self.test_pairs}")
+        if not self.sizes or any(n < 1 for n in self.sizes):
+            raise ConfigError(f"--sizes must be positive integers, got {self.sizes}")
+        if self.on_change not in ON_CHANGE:
+            raise ConfigError(f"unknown policy {self.on_change!r}; expected one of {', '.join(ON_CHANGE)}")
+        if self.crops < 0 or self.crop < 16:
+            raise ConfigError("crops must be >= 0 and the crop side >= 16 pixels")
+        if self.targets is not None and len(set(self.targets)) != len(self.targets):
+            raise ConfigError(f"duplicate targets in {self.targets}")
+        return self
+
+    @property
+    def budget_name(self) -> str:
+        return self.budget or ("quick" if self.quick else "default")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
