@@ -68,18 +68,23 @@ def test_adl_run_writes_log_valuation_and_follows_schedule(tmp_path: Path, datas
 
 @pytest.mark.parametrize("criterion", ["queue", "paired"])
 def test_harmful_domain_is_rejected(tmp_path: Path, dataset, criterion: str) -> None:  # type: ignore[no-untyped-def]
-    """Harmful2 (black or misaligned targets) must be accepted clearly less than clean sources."""
+    """Harmful2 (black or misaligned targets) must be accepted clearly less than clean sources.
+
+    As in the paper, source adaptation starts from a model pretrained on the target (here 300
+    steps: ~+3 dB over the noisy input). From an under-trained model every merged batch helps
+    through its T_train half, whatever the source, and the test would measure nothing.
+    """
     torch.set_num_threads(1)
-    cfg = _cfg(iters=80, pretrain_iters=40, finetune_iters=0,
+    cfg = _cfg(iters=80, pretrain_iters=300, finetune_iters=0,
                data={"patch": 32, "harmful": ["harmful2"], "harmful_count": 8, "harmful_size": 32},
-               model={"arch": "unet", "kwargs": {"width": 8, "depth": 2}}, optim={"lr": 3e-3},
+               model={"arch": "unet", "kwargs": {"width": 8, "depth": 2}},
                adl={"criterion": criterion}, log_every=1000, checkpoint_every=1000)
     m = run_training(cfg, tmp_path / "run", dataset=dataset, progress=False)
+    assert m["psnr"] > m["psnr_noisy"] + 1.0  # the pretrained starting point is a real denoiser
     rates = {d: v["acceptance_rate"] for d, v in m["stages"]["adaptive"]["domains"].items()}
     clean = (rates["b"] + rates["c"]) / 2
-    assert clean > 0.0
-    assert rates["harmful2"] < 0.5 * clean, rates
-    assert rates["harmful2"] <= min(rates["b"], rates["c"]), rates
+    assert clean >= 0.1, rates
+    assert rates["harmful2"] < 0.25 * clean, rates
 
 
 def test_ablation_switches(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]

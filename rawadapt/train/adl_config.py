@@ -51,6 +51,11 @@ class ADLConfig(BaseModel):
         at the CPU defaults (bench/bench_adl_cost.py).
     grad_clip
         Gradient-norm clip of the candidate step (None = off).
+    lr_factor
+        Peak LR of the adaptive stage = ``optim.lr * lr_factor``.
+    continue_optimizer
+        Stages 2 and 3 continue stage 1's AdamW state (Algorithm 1 is one optimisation) instead
+        of starting fresh optimizers.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,6 +76,8 @@ class ADLConfig(BaseModel):
     target_batch: int = Field(8, ge=0)
     val_crop: int | None = Field(64, ge=8)
     grad_clip: float | None = None
+    lr_factor: float = Field(1.0, gt=0.0)
+    continue_optimizer: bool = True
 
     @field_validator("val_end")
     @classmethod

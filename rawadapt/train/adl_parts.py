@@ -189,8 +189,10 @@ class Snapshot:
             return
         assert self.optimizer is not None
         state = self.optimizer.state
-        for p in [p for p in state if id(p) not in self._stateful]:
-            del state[p]  # state created by the rejected step itself (lazy init): drop it
+        # State created by the rejected step itself (Adam's lazy init) is KEPT: dropping it would
+        # make the next candidate another first Adam step, whose update is ±lr on every weight —
+        # too large to ever be accepted once the model is trained. Only this corner case lets a
+        # rejected gradient into the moments (decaying as beta^t); otherwise the restore is exact.
         _copy([state[p][k] for p, k in self._opt_keys], self._opt_bufs)
         for group in self.optimizer.param_groups:
             for p in group["params"]:

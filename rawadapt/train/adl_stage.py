@@ -134,10 +134,17 @@ def build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     pre = config.stage_iters("pretrain")
     if pre > 0:
         stages.append(supervised(config, "target-pretrain", pool, pre))
-    stages.append(AdaptiveStage("adaptive", _sources(data), pool[data.target], config.stage_iters("main"),
-                                lr=config.optim.lr, optim=config.optim, adl=config.adl, patch=d.patch,
-                                batch=d.batch, augment=d.augment, seed=config.seed))
+    adaptive = AdaptiveStage("adaptive", _sources(data), pool[data.target], config.stage_iters("main"),
+                             lr=config.optim.lr * config.adl.lr_factor, optim=config.optim, adl=config.adl, patch=d.patch,
+                             batch=d.batch, augment=d.augment, seed=config.seed)
+    # Algorithm 1 is ONE optimisation: stages 2 and 3 continue stage 1's AdamW state (each with its
+    # own LR schedule). A fresh AdamW at stage 2 would make every candidate a full-magnitude first
+    # Adam step (±lr on every weight) — and with the optimizer restored on rejects, it stays one.
+    adaptive.continue_optimizer = config.adl.continue_optimizer
+    stages.append(adaptive)
     fin = config.stage_iters("finetune")
     if fin > 0:
-        stages.append(supervised(config, "target-finetune", pool, fin, lr=config.resolved_finetune_lr()))
+        finetune = supervised(config, "target-finetune", pool, fin, lr=config.resolved_finetune_lr())
+        finetune.continue_optimizer = config.adl.continue_optimizer  # type: ignore[attr-defined]
+        stages.append(finetune)
     return stages

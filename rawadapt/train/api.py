@@ -75,13 +75,14 @@ def build_run_model(config: TrainConfig, data: TrainData) -> Denoiser:
     except ValueError as exc:
         raise ConfigError(f"invalid model settings for {config.model.arch!r}: {exc}") from None
     if config.model.identity_init:
-        identity_init(model)
+        identity_init(model, scale=config.model.last_layer_scale)
     return model
 
 
-def identity_init(model: Denoiser) -> bool:
-    """Zero the last layer of a residual model (output = input at the start); returns whether
-    it applied (models without ``last_layer()`` or with ``residual=False`` are left alone)."""
+def identity_init(model: Denoiser, scale: float = 0.0) -> bool:
+    """Scale the last layer of a residual model by ``scale`` (0: output = input exactly; small:
+    near the identity with gradients reaching every layer) and zero its bias; returns whether it
+    applied (models without ``last_layer()`` or with ``residual=False`` are left alone)."""
     import torch
 
     last = getattr(model, "last_layer", None)
@@ -89,8 +90,11 @@ def identity_init(model: Denoiser) -> bool:
         return False
     layer = last()
     with torch.no_grad():
-        for p in layer.parameters(recurse=False):
-            p.zero_()
+        for name, p in layer.named_parameters(recurse=False):
+            if name == "bias" or scale == 0.0:
+                p.zero_()
+            else:
+                p.mul_(scale)
     return True
 
 

@@ -103,16 +103,21 @@ class ModelConfig(_Section):
     U-Net, ``{depth: 10, width: 32}`` for DnCNN). ``in_channels`` and the sensor vocabulary are
     set by the engine from the data (vocabulary = sorted source sensors + target).
 
-    ``identity_init`` zeroes the last layer of residual models (all built-in backbones predict
-    ``x + f(x)`` or ``x - f(x)``), so training starts from the identity, i.e. from the noisy
-    input's PSNR, instead of from a random offset the first hundreds of iterations would spend
-    undoing (the "zero-init residual" trick of Goyal et al. 2017; the modulation MLPs start at
-    the identity for the same reason). Off = the backbone's default initialisation.
+    ``identity_init`` scales the last layer of residual models (all built-in backbones predict
+    ``x + f(x)`` or ``x - f(x)``) by ``last_layer_scale``, so training starts NEAR the identity,
+    i.e. near the noisy input's PSNR, instead of from a random offset the first hundreds of
+    iterations would spend undoing (cf. the zero-init residual trick of Goyal et al. 2017; the
+    modulation MLPs start at the identity for the same reason). The scale is 0.1, not 0: with an
+    exactly zero last layer no gradient reaches the other layers until that layer has grown,
+    which at Adam's ~lr per step wastes the first ~100 iterations (measured on synth G4, U-Net
+    w16/d4, lr 1e-3: PSNR at step 100 = noisy + 0.0 dB with 0, + 0.9 dB with 0.1).
+    ``identity_init`` off = the backbone's default initialisation.
     """
 
     arch: str = "unet"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     identity_init: bool = True
+    last_layer_scale: float = Field(0.1, ge=0.0, le=1.0)
 
     @field_validator("kwargs")
     @classmethod

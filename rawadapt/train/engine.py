@@ -156,9 +156,12 @@ class Engine:
 
         ctx = self.ctx
         mid = 0 < stage_step and stage_index < len(self.stages)
+        # at a boundary the optimizer matters only if the next stage continues it
+        carried = (stage_step == 0 and stage_index < len(self.stages)
+                   and getattr(self.stages[stage_index], "continue_optimizer", False))
         state: dict[str, Any] = {
             "model": {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()},
-            "optimizer": ctx.optimizer.state_dict() if (mid and ctx.optimizer is not None) else None,
+            "optimizer": ctx.optimizer.state_dict() if ((mid or carried) and ctx.optimizer is not None) else None,
             "stage_index": int(stage_index),
             "stage_step": int(stage_step),
             "global_step": int(ctx.global_step),
@@ -251,6 +254,11 @@ class Engine:
                         start = resume.stage_step
                     if resume is not None and si == start_stage and start == 0:
                         self._restore_rng(ctx, resume.state)  # boundary: generators as before setup
+                        if getattr(stage, "continue_optimizer", False) and resume.state.get("optimizer") is not None:
+                            from rawadapt.train.schedule import make_optimizer
+
+                            ctx.optimizer = make_optimizer(ctx.model, cfg.optim, getattr(stage, "lr", cfg.optim.lr))
+                            ctx.optimizer.load_state_dict(resume.state["optimizer"])
                     stage.setup(ctx)
                     if resume is not None and si == start_stage and start > 0:
                         if ctx.optimizer is not None and resume.state.get("optimizer") is not None:

@@ -83,6 +83,10 @@ class BaseStage:
         Optimizer settings (betas, weight decay, schedule shape, warm-up, grad clip).
     """
 
+    #: keep the previous stage's optimizer (and its AdamW moments) instead of a fresh one; the
+    #: engine then checkpoints the optimizer at the boundary too, so resume stays exact
+    continue_optimizer: bool = False
+
     def __init__(self, name: str, iters: int, *, lr: float, optim: OptimConfig) -> None:
         if iters < 0:
             raise ConfigError(f"stage {name!r}: iterations must be >= 0, got {iters}")
@@ -93,8 +97,10 @@ class BaseStage:
         self.schedule = LRSchedule.from_config(optim, self.lr, self.iters)
 
     def setup(self, ctx: TrainContext) -> None:
-        """Create the stage's optimizer and schedule in the context."""
-        ctx.optimizer = make_optimizer(ctx.model, self.optim, self.lr)
+        """Create the stage's optimizer (or keep the previous one, see ``continue_optimizer``)
+        and its schedule in the context."""
+        if not (self.continue_optimizer and ctx.optimizer is not None):
+            ctx.optimizer = make_optimizer(ctx.model, self.optim, self.lr)
         ctx.scheduler = self.schedule
 
     def set_lr(self, ctx: TrainContext, i: int) -> float:
