@@ -110,3 +110,40 @@ def test_levels_round_trip() -> None:
     assert (below < 0).all()
     with pytest.raises(ShapeError):
         normalize_levels(dn, [1, 2, 3], 16383)
+
+
+from rawadapt.io.bayer import deunify_pad, rggb_shift, unify_crop, unify_pad  # noqa: E402
+
+
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
+def test_unify_crop_equals_mosaic_crop(cfa: str) -> None:
+    rng = np.random.default_rng(2)
+    m = rng.random((10, 14)).astype(np.float32)
+    dy, dx = rggb_shift(cfa)
+    ref = pack(m[dy:10 - dy, dx:14 - dx], "RGGB")
+    got = unify_crop(pack(m, cfa), cfa)
+    np.testing.assert_array_equal(got, ref)
+    # the result really is RGGB phase: each plane holds only its colour
+    col = pack(_colour_map(cfa, 10, 14)[dy:10 - dy, dx:14 - dx], "RGGB")
+    assert [set(np.unique(col[k]).tolist()) for k in range(4)] == [{0}, {1}, {1}, {2}]
+    np.testing.assert_array_equal(unify_crop(torch.from_numpy(pack(m, cfa)), cfa).numpy(), ref)
+
+
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
+def test_unify_pad_is_exact_and_invertible(cfa: str) -> None:
+    rng = np.random.default_rng(3)
+    p = rng.random((2, 4, 5, 7)).astype(np.float32)
+    u = unify_pad(p, cfa)
+    dy, dx = rggb_shift(cfa)
+    assert u.shape == (2, 4, 5 + dy, 7 + dx)
+    # the padded mosaic, unpacked as RGGB, contains the original mosaic untouched
+    m = unpack(p, cfa)
+    mu = unpack(u, "RGGB")
+    np.testing.assert_array_equal(mu[..., dy:dy + 10, dx:dx + 14], m)
+    # every padded pixel has the colour the RGGB pattern expects (a 1-px reflection keeps the CFA)
+    colours = _colour_map(cfa, 10, 14)
+    padded = np.pad(colours, ((dy, dy), (dx, dx)), mode="reflect")
+    np.testing.assert_array_equal(padded, _colour_map("RGGB", *padded.shape))
+    np.testing.assert_array_equal(deunify_pad(u, cfa), p)
+    t = torch.from_numpy(p)
+    assert torch.equal(deunify_pad(unify_pad(t, cfa), cfa), t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,3 +77,24 @@ def test_unknown_sensor_policy() -> None:
     with torch.no_grad():
         iso_only = m(x, m.sensor_ids(["zzz"]), torch.tensor([400.0]))
     assert torch.isfinite(avg).all() and not torch.allclose(avg, iso_only)
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
+def test_denoise_image_feeds_raw_models_the_rggb_phase(cfa: str) -> None:
+    from rawadapt.eval.inference import denoise_image
+    from rawadapt.io.bayer import deunify_pad, unify_pad
+
+    torch.manual_seed(0)
+    m = build_model({"arch": "dncnn", "in_channels": 4, "depth": 3, "width": 4}).eval()
+    assert m.raw_phase == "RGGB"
+    x = torch.rand(4, 9, 11)
+    with torch.no_grad():
+        ref = deunify_pad(m(unify_pad(x, cfa)[None])[0], cfa)
+    got = denoise_image(m, x.numpy(), cfa=cfa)
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5)
+    assert got.shape == (4, 9, 11)
+    # an identity network gives the input back exactly for every phase
+    with torch.no_grad():
+        m.body[-1].weight.zero_()
+        m.body[-1].bias.zero_()
+    np.testing.assert_array_equal(denoise_image(m, x.numpy(), cfa=cfa), x.numpy())

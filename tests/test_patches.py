@@ -37,9 +37,39 @@ def test_shapes(space: str, channels: int, patch: int) -> None:
 
 
 def test_patch_clamped_to_smallest_sample_and_odd_sizes() -> None:
+    # RAW: one packed pixel is kept in reserve for the Bayer unification crop
     sampler = PatchSampler(_samples("raw", h=9, w=13), patch=64, batch=2, seed=0)
-    assert sampler.patch == 9
-    assert tuple(sampler.draw().noisy.shape[-2:]) == (9, 9)
+    assert sampler.patch == 8
+    assert tuple(sampler.draw().noisy.shape[-2:]) == (8, 8)
+    plain = PatchSampler(_samples("raw", h=9, w=13), patch=64, batch=2, seed=0, unify=False)
+    assert plain.patch == 9 and tuple(plain.draw().noisy.shape[-2:]) == (9, 9)
+    srgb = PatchSampler(_samples("srgb", h=9, w=13), patch=64, batch=2, seed=0)
+    assert srgb.patch == 9
+
+
+@pytest.mark.parametrize("cfa", BAYER_PATTERNS)
+def test_raw_patches_are_contiguous_rggb_windows(cfa: str) -> None:
+    """Every augmented RAW patch, unpacked as RGGB, is a contiguous (flipped/transposed) window
+    of the original mosaic with a RED pixel at its origin: one phase whatever CFA or augmentation."""
+    h, w = 12, 16
+    yy, xx = np.mgrid[0:2 * h, 0:2 * w]
+    mosaic = (yy * 1000 + xx).astype(np.float32)
+    colour = np.zeros((2 * h, 2 * w), dtype="<U1")
+    for (dy, dx), ch in zip([(0, 0), (0, 1), (1, 0), (1, 1)], cfa):
+        colour[dy::2, dx::2] = ch
+    planes = pack(mosaic, cfa)
+    sample = Sample(noisy=planes, clean=planes.copy(), sensor="s", iso=100.0, cfa=cfa, sample_id="m")
+    sampler = PatchSampler([sample], patch=5, batch=16, seed=3)
+    for patch in sampler.draw().clean.numpy():
+        win = unpack(patch, "RGGB")
+        ddx, ddy = np.diff(win, axis=1), np.diff(win, axis=0)
+        assert len(np.unique(ddx)) == 1 and len(np.unique(ddy)) == 1
+        assert {abs(float(ddx[0, 0])), abs(float(ddy[0, 0]))} == {1.0, 1000.0}
+        y0, x0 = divmod(int(win[0, 0]), 1000)
+        assert colour[y0, x0] == "R"
+        # the green right of red (G1) shares red's mosaic row in the original, as it must
+        y1, _ = divmod(int(win[0, 1]), 1000)
+        assert colour[y1, divmod(int(win[0, 1]), 1000)[1]] == "G"
 
 
 def test_determinism_by_seed() -> None:

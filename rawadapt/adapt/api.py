@@ -50,7 +50,7 @@ class Adapter(Protocol):
     method: str
 
     def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, seed: int = 0,
+              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
               callback: Callable[[int, float], None] | None = None) -> AdaptResult: ...
 
 
@@ -104,15 +104,16 @@ def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSuperv
 def adapt_image(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, method: str = "lan",
                 loss: str | SelfSupervisedLoss = "zsn2n", iters: int = 20, lr: float | None = None,
                 clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
-                iso: float | None = None, seed: int = 0, bound: str = "tanh",
+                iso: float | None = None, cfa: str | None = None, seed: int = 0, bound: str = "tanh",
                 loss_options: dict[str, Any] | None = None) -> AdaptResult:
     """Adapt to ONE noisy image ``(C, H, W)`` (3 sRGB planes or 4 packed RAW planes) and denoise it.
 
-    See :func:`make_adapter` for the parameters; ``clean`` adds per-iteration PSNR/SSIM; the
+    See :func:`make_adapter` for the parameters; ``clean`` adds per-iteration PSNR/SSIM; ``cfa``
+    is the Bayer phase of packed RAW input (see :func:`rawadapt.adapt.common.model_fn`); the
     model is left exactly as it was.
     """
     return make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound,
-                        loss_options=loss_options).adapt(noisy, clean=clean, sensor=sensor, iso=iso, seed=seed)
+                        loss_options=loss_options).adapt(noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)
 
 
 def adapt_images(model: Denoiser, images: Iterable[np.ndarray | torch.Tensor], *, method: str = "lan",

@@ -73,16 +73,29 @@ def to_batch(image: np.ndarray | torch.Tensor, model: Denoiser, *, what: str = "
     return t
 
 
-def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = None) -> Denoise:
-    """``f(x) = model(x, sensor, iso)`` for any batch size (metadata repeated per item)."""
+def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = None,
+             cfa: str | None = None) -> Denoise:
+    """``f(x) = model(x, sensor, iso)`` for any batch size (metadata repeated per item).
+
+    For a RAW model and an input of Bayer phase ``cfa`` other than the model's ``raw_phase``,
+    ``f`` pads the input to that phase and removes the padding after the network
+    (:func:`rawadapt.io.bayer.unify_pad`, differentiable). It also holds for the losses'
+    half-size sub-images: every packed pixel is still one CFA cell of phase ``cfa``.
+    """
     dev = model_device(model)
     sid = model.sensor_ids([sensor], device=dev) if model.uses_metadata else None
     iso_t = None if iso is None else torch.tensor([float(iso)], dtype=torch.float32, device=dev)
+    unify = (cfa is not None and model.in_channels == 4 and getattr(model, "raw_phase", None) == "RGGB"
+             and cfa.upper() != "RGGB")
 
     def f(x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         s = None if sid is None else sid.expand(b)
         i = None if iso_t is None else iso_t.expand(b)
+        if unify:
+            from rawadapt.io.bayer import deunify_pad, unify_pad
+
+            return deunify_pad(model(unify_pad(x, cfa), s, i), cfa)  # type: ignore[arg-type]
         return model(x, s, i)
 
     return f

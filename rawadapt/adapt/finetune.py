@@ -84,7 +84,7 @@ class FineTuneAdapter:
         self.snapshot = WeightSnapshot(self.params)
 
     def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, seed: int = 0,
+              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
               callback: Callable[[int, float], None] | None = None) -> AdaptResult:
         """Fine-tune on ONE image, denoise it, restore the weights.
 
@@ -101,7 +101,7 @@ class FineTuneAdapter:
         freeze_all_but(self.model, self.params)
         try:
             return run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso), make_input=lambda: y, params=self.params,
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa), make_input=lambda: y, params=self.params,
                 lr=self.lr, iters=self.iters, loss=self.loss, clean=c, noisy=y, method=self.method, seed=seed,
                 track_ssim=self.track_ssim, callback=callback)
         finally:

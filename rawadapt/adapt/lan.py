@@ -93,7 +93,7 @@ class LANAdapter:
         return torch.tanh if self.bound == "tanh" else (lambda p: p)
 
     def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, seed: int = 0,
+              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
               callback: Callable[[int, float], None] | None = None) -> AdaptResult:
         """Adapt a fresh offset to ONE image ``(C, H, W)`` and denoise it.
 
@@ -116,7 +116,7 @@ class LANAdapter:
         bound = self.offset_fn()
         try:
             return run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso), make_input=lambda: y + bound(phi), params=[phi],
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa), make_input=lambda: y + bound(phi), params=[phi],
                 lr=self.lr, iters=self.iters, loss=self.loss, clean=c, noisy=y, method=self.method, seed=seed,
                 track_ssim=self.track_ssim, callback=callback)
         finally:
@@ -126,7 +126,7 @@ class LANAdapter:
 def lan_adapt(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, loss: str = "zsn2n", iters: int = LAN_ITERS,
               lr: float = LAN_LR, bound: Literal["tanh", "none"] = "tanh",
               clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
-              iso: float | None = None, seed: int = 0) -> AdaptResult:
+              iso: float | None = None, cfa: str | None = None, seed: int = 0) -> AdaptResult:
     """One-call LAN on one image (see :class:`LANAdapter`)."""
     return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound).adapt(
-        noisy, clean=clean, sensor=sensor, iso=iso, seed=seed)
+        noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)

@@ -351,7 +351,7 @@ def run_cell(settings: LanProtocolSettings, space: str, backbone: str, method: s
     t0 = time.perf_counter()
     for k, s in enumerate(samples):
         r = adapter.adapt(torch.from_numpy(s.noisy), clean=torch.from_numpy(s.clean), sensor=None,
-                          iso=s.effective_iso, seed=settings.seed + k)
+                          iso=s.effective_iso, cfa=s.cfa, seed=settings.seed + k)
         images.append({"sample_id": s.sample_id, "sensor": s.sensor, "iso": s.iso, **r.to_dict()})
     cell = {"space": space, "backbone": backbone, "method": method, "loss": loss, "iters": max(settings.iters),
             "lr": images[0]["lr"] if images else None, "model": str(model_dir), "n_images": len(images),
@@ -385,10 +385,9 @@ def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: st
     model, _ = load_model(model_dir, device=settings.device)
     images = []
     for s in samples:
-        with torch.no_grad():
-            x = torch.from_numpy(s.noisy)[None].to(settings.device)
-            iso = None if s.effective_iso is None else torch.tensor([s.effective_iso], device=settings.device)
-            out = model(x, None, iso)[0]
+        from rawadapt.eval.inference import denoise_image
+
+        out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, device=settings.device)
         m = evaluate_pair(out, s.clean)
         n = evaluate_pair(s.noisy, s.clean)
         images.append({"sample_id": s.sample_id, "psnr": m["psnr"], "ssim": m["ssim"],
@@ -512,7 +511,7 @@ def make_figures(settings: LanProtocolSettings, space: str, backbone: str, model
     model, _ = load_model(model_dir, device=settings.device)
     loss = settings.losses[0]
     r = make_adapter(model, "lan", loss=loss, iters=max(settings.iters)).adapt(
-        torch.from_numpy(sample.noisy), clean=torch.from_numpy(sample.clean), iso=sample.effective_iso, seed=settings.seed)
+        torch.from_numpy(sample.noisy), clean=torch.from_numpy(sample.clean), iso=sample.effective_iso, cfa=sample.cfa, seed=settings.seed)
     out = [plot_adaptation(figs / f"fig4_{space}_{backbone}.png", sample.noisy, r.adapted_input, r.denoised,
                            clean=sample.clean, metrics={"psnr_before": r.psnr_before, "psnr_after": r.psnr_after})]
     pre_noise = None if pretrain_sample is None else pretrain_sample.noisy - pretrain_sample.clean

@@ -280,7 +280,7 @@ class PoolSelfSupervised(Method):
             raise ConfigError(f"{self.name}: call fit(task) before denoise (it trains on the target pool)")
         noisy = check_sample(sample, (self.space or sample.space,), self.name)
         with torch_threads(self.threads):
-            return denoise_image(self.model, noisy, tile=self.budget.eval_tile)
+            return denoise_image(self.model, noisy, cfa=sample.cfa, tile=self.budget.eval_tile)
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -106,7 +106,7 @@ class TrainedMethod(Method):
         from rawadapt.eval.inference import denoise_image
 
         return denoise_image(self.model, sample.noisy, sensor=sample.sensor, iso=sample.effective_iso,
-                             tile=self.budget.eval_tile)
+                             cfa=sample.cfa, tile=self.budget.eval_tile)
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -138,7 +138,8 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
             if ref.shape != arr.shape:
                 raise ShapeError(f"clean image {tuple(ref.shape)} and input {tuple(arr.shape)} sizes differ", clean[k])
         iso_k = iso if iso is not None else (item["raw"].meta.iso if item["raw"] is not None else None)
-        res = adapter.adapt(arr, clean=ref, sensor=sensor, iso=iso_k, seed=seed)
+        cfa_k = item["raw"].cfa if item["raw"] is not None else None
+        res = adapter.adapt(arr, clean=ref, sensor=sensor, iso=iso_k, cfa=cfa_k, seed=seed)
         dest = _output_path(out, inp, item["kind"], single, method)
         _write_output(dest, res.denoised, item)
         entry: dict[str, Any] = {"input": str(inp), "output": str(dest), "clean": str(clean[k]) if clean else None,

@@ -4,7 +4,10 @@ A :class:`PatchSampler` draws ``batch`` random crops of ``patch x patch`` (packe
 RAW) from a list of samples, each with a random dihedral transform (flips, transposes). For
 packed RAW the transform goes through :func:`rawadapt.io.bayer.packed_dihedral`, so each plane
 keeps its colour (a transpose swaps G1 and G2) exactly as if the mosaic had been transformed
-and re-packed. The sampler's state is its NumPy generator state (JSON-friendly), so an
+and re-packed; the transform changes the CFA phase, so the patch is then unified to the RGGB
+phase by dropping one mosaic row/column (:func:`rawadapt.io.bayer.unify_crop`: Bayer-preserving
+augmentation, Liu et al. 2019). Every RAW training patch thus has one phase whatever the sensor
+or augmentation, which is what RAW models expect (``Denoiser.raw_phase``). The sampler's state is its NumPy generator state (JSON-friendly), so an
 interrupted training run resumes with the very same batches.
 """
 
@@ -19,7 +22,7 @@ import numpy as np
 
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ShapeError
-from rawadapt.io.bayer import image_dihedral, packed_dihedral
+from rawadapt.io.bayer import image_dihedral, packed_dihedral, unify_crop
 
 
 @dataclass
@@ -97,10 +100,14 @@ class PatchSampler:
         Seed or NumPy generator.
     domain
         Domain label written into each batch (default: each sample's sensor).
+    unify
+        RAW only: unify every patch to the RGGB phase (default; needs each sample's ``cfa``).
+        Off: patches keep their (augmented) phase.
     """
 
     def __init__(self, samples: Sequence[Sample], *, patch: int, batch: int, augment: bool = True,
-                 seed: int | np.random.Generator | None = 0, domain: str | None = None) -> None:
+                 seed: int | np.random.Generator | None = 0, domain: str | None = None,
+                 unify: bool = True) -> None:
         if not samples:
             raise ShapeError("a patch sampler needs at least one sample")
         spaces = {s.space for s in samples}
@@ -111,8 +118,11 @@ class PatchSampler:
                 raise ShapeError("training samples need a clean reference", s.path)
         self.samples = list(samples)
         self.space = self.samples[0].space
+        self.unify = bool(unify) and self.space == "raw" and all(s.cfa for s in self.samples)
         smallest = min(min(s.height, s.width) for s in self.samples)
-        self.patch = int(min(patch, smallest))
+        # unification drops up to one packed row/column: draw one more and crop after
+        self._extra = 1 if self.unify and smallest > 1 else 0
+        self.patch = int(min(patch, smallest - self._extra))
         if self.patch < 1:
             raise ShapeError("patch size must be positive")
         self.batch = int(batch)
@@ -133,15 +143,20 @@ class PatchSampler:
             indices = self.rng.integers(0, len(self.samples), size=n).tolist()
         noisy, clean, sensors, isos, ids, doms = [], [], [], [], [], []
         p = self.patch
+        q = p + self._extra
         for i in indices:
             s = self.samples[int(i)]
-            top = int(self.rng.integers(0, s.height - p + 1))
-            left = int(self.rng.integers(0, s.width - p + 1))
-            n_ = s.noisy[:, top:top + p, left:left + p]
-            c_ = s.clean[:, top:top + p, left:left + p]  # type: ignore[index]
+            top = int(self.rng.integers(0, s.height - q + 1))
+            left = int(self.rng.integers(0, s.width - q + 1))
+            n_ = s.noisy[:, top:top + q, left:left + q]
+            c_ = s.clean[:, top:top + q, left:left + q]  # type: ignore[index]
+            cfa = s.cfa
             if self.augment:
                 code = int(self.rng.integers(0, 8))
-                n_, c_, _ = augment_pair(n_, c_, s.space, code, s.cfa)
+                n_, c_, cfa = augment_pair(n_, c_, s.space, code, cfa)
+            if self.unify:
+                n_ = unify_crop(n_, cfa)[:, :p, :p]  # type: ignore[arg-type]
+                c_ = unify_crop(c_, cfa)[:, :p, :p]  # type: ignore[arg-type]
             noisy.append(np.ascontiguousarray(n_, dtype=np.float32))
             clean.append(np.ascontiguousarray(c_, dtype=np.float32))
             sensors.append(s.sensor)

@@ -242,7 +242,8 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     iso_source = "--iso" if iso is not None else ("file metadata" if file_iso is not None else "unknown")
 
     t0 = time.perf_counter()
-    y = denoise_image(model, x, sensor=used_sensor, iso=used_iso, tile=tile or None, overlap=overlap,
+    y = denoise_image(model, x, sensor=used_sensor, iso=used_iso, cfa=raw.cfa if raw is not None else None,
+                      tile=tile or None, overlap=overlap,
                       device=device, precision=precision)
     seconds = time.perf_counter() - t0
 

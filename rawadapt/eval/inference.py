@@ -37,7 +37,7 @@ def _meta(model: Denoiser, sensor: str | None, iso: float | None, device: Any) -
 
 
 def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: str | None = None,
-                  iso: float | None = None, tile: int | None = None, overlap: int = 32,
+                  iso: float | None = None, cfa: str | None = None, tile: int | None = None, overlap: int = 32,
                   device: str | torch.device = "cpu", precision: str = "fp32",
                   channels_last: bool = True) -> np.ndarray:
     """Denoise a ``(C, H, W)`` image; returns a float32 ``(C, H, W)`` NumPy array (not clipped).
@@ -50,6 +50,11 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
         Normalised image of the model's space (4 packed RAW planes or 3 sRGB channels).
     sensor, iso
         Metadata for modulated models (ignored by others).
+    cfa
+        RAW only: the Bayer phase of ``image`` (its file's CFA, :attr:`Sample.cfa`). When it
+        differs from the model's ``raw_phase`` (RGGB), the mosaic is reflect-padded by one
+        row/column to that phase (exact, :func:`rawadapt.io.bayer.unify_pad`) and the padding
+        removed afterwards. None = feed the planes as they are.
     tile
         Tile side in pixels (packed pixels for RAW); None or 0 = whole image at once. Tiles are
         blended with :func:`rawadapt.eval.tiling.tiled_forward`, so memory is bounded by the
@@ -91,6 +96,12 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
         with ctx:
             return model(t, sensor_ids, iso_t).float().contiguous()
 
+    unify = (cfa is not None and x.shape[0] == 4 and getattr(model, "raw_phase", None) == "RGGB"
+             and cfa.upper() != "RGGB")
+    if unify:
+        from rawadapt.io.bayer import unify_pad
+
+        x = unify_pad(x, cfa)  # type: ignore[arg-type]
     with torch.inference_mode():
         if not tile or (x.shape[-2] <= tile and x.shape[-1] <= tile):
             y = net(x[None])[0]
@@ -98,4 +109,8 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
             from rawadapt.eval.tiling import tiled_forward
 
             y = tiled_forward(net, x[None], tile=int(tile), overlap=min(int(overlap), int(tile) - 1))[0]
+    if unify:
+        from rawadapt.io.bayer import deunify_pad
+
+        y = deunify_pad(y, cfa)  # type: ignore[arg-type]
     return y.float().cpu().numpy()

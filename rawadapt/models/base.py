@@ -11,6 +11,9 @@
   names, which raises :class:`~rawadapt.errors.UnknownSensorError` under the default policy.
 * ``iso``: ``FloatTensor[B]`` of ISO values (raw, not normalised), or None (unknown).
 * ``y``: the denoised image, same shape as ``x``. Not clipped.
+* RAW models take planes in ONE Bayer phase, ``model.raw_phase`` (``"RGGB"``): training patches
+  are unified to it and :func:`rawadapt.eval.inference.denoise_image` pads any other CFA to it
+  (:func:`rawadapt.io.bayer.unify_pad`); ``raw_phase = None`` means "fed as packed, any phase".
 
 Models that ignore metadata (DnCNN, Restormer) accept and ignore ``sensor``/``iso``.
 ``model.config()`` returns the JSON-serialisable constructor arguments saved in ``model.json``.
@@ -58,6 +61,7 @@ class Denoiser(nn.Module):
         self.in_channels = int(in_channels)
         self.sensors: list[str] = list(sensors or [])
         self.unknown_sensor = "error"
+        self.raw_phase: str | None = "RGGB" if self.in_channels == 4 else None
 
     @property
     def space(self) -> str:

@@ -49,7 +49,7 @@ STATE_FORMAT = "rawadapt-training-state"
 STATE_FORMAT_VERSION = 1
 
 #: keys of model.json that ``extra`` may not override
-_RESERVED = ("format", "format_version", "package_version", "arch", "config", "space", "in_channels", "sensors",
+_RESERVED = ("raw_phase", "format", "format_version", "package_version", "arch", "config", "space", "in_channels", "sensors",
              "uses_metadata", "iso_normalisation", "unknown_sensor", "num_parameters", "tensors_sha256")
 _JSON_MARK = "__rawadapt_json__"
 
@@ -89,6 +89,7 @@ def model_metadata(model: Denoiser) -> dict[str, Any]:
         "uses_metadata": bool(model.uses_metadata),
         "iso_normalisation": iso_norm,
         "unknown_sensor": model.unknown_sensor,
+        "raw_phase": getattr(model, "raw_phase", None),
         "num_parameters": int(model.num_parameters()),
     }
 
@@ -221,6 +222,9 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
         detail = " ".join(s.strip() for s in first[:3])
         raise CheckpointError(f"weights do not fit the {meta['config'].get('arch')} architecture in "
                               f"{js.name}: {detail}", weights) from None
+    if model.in_channels == 4:
+        # models saved before the phase convention was recorded were fed packed planes as is
+        model.raw_phase = meta.get("raw_phase")
     policy = meta.get("unknown_sensor", "error")
     try:
         model.set_unknown_sensor_policy(policy)

@@ -78,15 +78,23 @@ class ValidationSet:
 
     @staticmethod
     def from_samples(samples: Sequence[Sample], crop: int | None) -> ValidationSet:
+        from rawadapt.io.bayer import unify_crop
+
         noisy, clean = [], []
         for s in samples:
             if s.clean is None:
                 raise ConfigError(f"target sample {s.sample_id} has no clean image; ADL needs pairs", s.path)
             n, c = s.noisy, s.clean
+            unify = s.space == "raw" and s.cfa is not None
             if crop is not None:
-                ch, cw = min(crop, s.height), min(crop, s.width)
+                # one more packed pixel where unification will drop one (RAW models see RGGB phase)
+                ch, cw = min(crop + unify, s.height), min(crop + unify, s.width)
                 top, left = (s.height - ch) // 2, (s.width - cw) // 2
                 n, c = n[:, top:top + ch, left:left + cw], c[:, top:top + ch, left:left + cw]
+            if unify:
+                n, c = unify_crop(n, s.cfa), unify_crop(c, s.cfa)
+                if crop is not None:
+                    n, c = n[:, :crop, :crop], c[:, :crop, :crop]
             noisy.append(torch.from_numpy(np.ascontiguousarray(n, dtype=np.float32)))
             clean.append(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)))
         return ValidationSet(noisy, clean, [s.sensor for s in samples], [s.effective_iso for s in samples],

@@ -109,7 +109,7 @@ def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = N
     for s in samples:
         if s.clean is None:
             continue
-        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, tile=tile, device=device)
+        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, cfa=s.cfa, tile=tile, device=device)
         after = evaluate_pair(pred, s.clean, with_ssim=with_ssim)
         before = evaluate_pair(s.noisy, s.clean, with_ssim=with_ssim)
         res.sample_ids.append(s.sample_id)
