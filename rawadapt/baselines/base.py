@@ -114,6 +114,9 @@ class Task:
         Folder where methods may write runs and caches (``work_dir/<method>``).
     threads
         Torch threads for the methods (None = default).
+    test_pairs
+        Cap on the target test set the split was built with (trained methods use the same cap, so
+        their own metrics.json scores the same images).
     """
 
     data_spec: str
@@ -123,6 +126,7 @@ class Task:
     seed: int
     work_dir: Path
     threads: int | None = None
+    test_pairs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -158,7 +162,7 @@ def make_task(data_spec: str, target: str, *, target_pairs: int = 20, seed: int 
                                      "sources": sources, "test_pairs": test_pairs}})
     data = prepare_data(cfg, ds)
     return Task(data_spec=data_spec, dataset=ds, data=data, target_pairs=target_pairs, seed=seed,
-                work_dir=Path(work_dir), threads=threads)
+                work_dir=Path(work_dir), threads=threads, test_pairs=test_pairs)
 
 
 class Method:

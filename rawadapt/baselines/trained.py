@@ -65,6 +65,7 @@ class TrainedMethod(Method):
         base: dict[str, Any] = {
             "strategy": self.strategy, "seed": task.seed, "threads": task.threads,
             "data": {"data": task.data_spec, "target": task.target, "target_pairs": task.target_pairs,
+                     "test_pairs": task.test_pairs,
                      "sources": real_sources or None, "patch": b.patch, "batch": b.batch, "eval_tile": b.eval_tile,
                      "harmful": list(task.extra.get("harmful", [])),
                      "harmful_count": int(task.extra.get("harmful_count", 32))},

@@ -31,10 +31,25 @@ def _restormer(**kw: Any) -> Denoiser:
     return Restormer(**kw)
 
 
+def _ain_unet(**kw: Any) -> Denoiser:
+    from rawadapt.baselines.ain import _build_ain_unet
+
+    return _build_ain_unet(**kw)
+
+
+def _led_unet(**kw: Any) -> Denoiser:
+    from rawadapt.baselines.led_net import _build_led_unet
+
+    return _build_led_unet(**kw)
+
+
 MODELS: dict[str, Callable[..., Denoiser]] = {
     "unet": _unet,
     "dncnn": _dncnn,
     "restormer": _restormer,
+    # baselines' networks (transfer learning with AIN, LED), so their checkpoints reload anywhere
+    "ain-unet": _ain_unet,
+    "led-unet": _led_unet,
 }
 
 

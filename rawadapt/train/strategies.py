@@ -167,3 +167,29 @@ def _build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
 register_strategy("adl", _build_adl,
                   description="ADL: target pretraining, source adaptive learning (accept/reject on a "
                               "dynamic target validation set), target fine-tuning")
+
+
+# Baselines' strategies (rawadapt.baselines), registered lazily so that `rawadapt train --resume`
+# and `rawadapt evaluate` on their runs work in a fresh process without importing them up front.
+def _lazy(module: str, builder: str) -> Builder:
+    def build(config: TrainConfig, data: TrainData) -> list[Stage]:
+        import importlib
+
+        return getattr(importlib.import_module(module), builder)(config, data)
+
+    return build
+
+
+for _name, _module, _builder, _desc in (
+    ("ain-transfer", "rawadapt.baselines.ain", "build_ain_transfer",
+     "AIN U-Net: source pretraining, transfer of the AIN modules + last layer (Kim et al. 2020)"),
+    ("mzsr", "rawadapt.baselines.mzsr", "build_mzsr",
+     "MZSR-style meta-transfer: source pretraining, first-order MAML over sources, target fine-tuning"),
+    ("calib-ft", "rawadapt.baselines.calib", "build_calib_ft",
+     "pretraining on pairs from a profile calibrated on the target pool, then target fine-tuning"),
+    ("calib-adl", "rawadapt.baselines.calib", "build_calib_adl",
+     "calibration pretraining as theta0, then ADL with the real sources"),
+    ("led", "rawadapt.baselines.calib", "build_led", "LED: virtual-camera pretraining, alignment + OMNR fine-tuning"),
+    ("pmn", "rawadapt.baselines.calib", "build_pmn", "ADL with PMN's shot-noise augmentation of target patches"),
+):
+    register_strategy(_name, _lazy(_module, _builder), description=_desc)

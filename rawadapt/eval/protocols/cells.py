@@ -234,10 +234,7 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
     else:
         opts: dict[str, Any] = {}
         if issubclass(method_class(method_name), TrainedMethod):
-            opts["progress"] = progress
-            if settings.test_pairs is not None:
-                # the run evaluates (metrics.json) the same capped test set as the cell
-                opts["config"] = {"data": {"test_pairs": settings.test_pairs}}
+            opts["progress"] = progress  # (the task's test_pairs reach the run's config)
         method = make_method(method_name, budget=budget, **opts)
     t0 = time.perf_counter()
     method.run_fit(task)
