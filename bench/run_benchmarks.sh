@@ -22,7 +22,12 @@ THREADS=${THREADS:-2}
 POLYU=${POLYU:-../shared/data/polyu}
 # four synth targets: two DSLRs (the paper's ELD/SID side) and two phones (its SIDD side)
 TARGETS=${TARGETS:-SonyA7S2,NikonD850,IP,GP}
+# targets of the single-sensor studies (the paper: Sony, Fuji, Nikon, Canon; Figure 3: G4 and Sony)
+SINGLE_TARGETS=${SINGLE_TARGETS:-SonyA7S2,NikonD850}
+SIZE_TARGETS=${SIZE_TARGETS:-SonyA7S2,G4}
+CALIB_TARGETS=${CALIB_TARGETS:-SonyA7S2,NikonD850,IP,GP,S6}
 ONLY=${ONLY:-}
+LAN_ARGS=${LAN_ARGS:-}             # extra `rawadapt bench lan` options, e.g. "--pretrain-iters 1000 --images 8"
 RECOMPUTE=${RECOMPUTE:-0}
 
 # every method of the synth cross-validation table (Table 1 shape); ablation variants have their
@@ -54,15 +59,15 @@ log "$($RA --version) budget=$BUDGET seeds=$SEEDS threads=$THREADS targets=$TARG
 step crossval-synth "$RA" bench crossval --data synth --targets "$TARGETS" --methods "$CROSSVAL_METHODS" \
   "${COMMON[@]}" --out "$OUT/crossval-synth"
 # Table 4: ADL ablations (the paper: Sony, Fuji, Nikon, Canon)
-step ablation "$RA" bench ablation --data synth --targets SonyA7S2,NikonD850 "${COMMON[@]}" --out "$OUT/ablation"
+step ablation "$RA" bench ablation --data synth --targets "$SINGLE_TARGETS" "${COMMON[@]}" --out "$OUT/ablation"
 # Table 5: harmful sources (base, +harmful1, +harmful2)
-step harmful "$RA" bench harmful --data synth --targets SonyA7S2,NikonD850 \
+step harmful "$RA" bench harmful --data synth --targets "$SINGLE_TARGETS" \
   --methods noisy,finetune,adl,adl-paired "${COMMON[@]}" --out "$OUT/harmful"
 # Figure 3: PSNR vs |T_adp| (the paper: G4 and Sony)
-step target-size "$RA" bench target-size --data synth --targets SonyA7S2,G4 --sizes 2,5,10,20,50 \
+step target-size "$RA" bench target-size --data synth --targets "$SIZE_TARGETS" --sizes 2,5,10,20,50 \
   "${COMMON[@]}" --out "$OUT/target-size"
 # Table 2(a): calibration-based training, fine-tuned on one sensor vs ADL with all sensors
-step calibration "$RA" bench calibration --data synth --targets SonyA7S2,NikonD850,IP,GP,S6 \
+step calibration "$RA" bench calibration --data synth --targets "$CALIB_TARGETS" \
   "${COMMON[@]}" --out "$OUT/calibration"
 # PolyU (real sRGB noise): each camera held out, 6 target pairs, sources = the other cameras ...
 step crossval-polyu "$RA" bench crossval --data "polyu:$POLYU" --target-pairs 6 --methods "$POLYU_METHODS" \
@@ -71,7 +76,7 @@ step crossval-polyu "$RA" bench crossval --data "polyu:$POLYU" --target-pairs 6 
 step crossval-polyu-synth "$RA" bench crossval --data "polyu:$POLYU+synth-srgb" --target-pairs 6 \
   --methods "$POLYU_METHODS" "${COMMON[@]}" --out "$OUT/crossval-polyu-synth"
 # LAN Table 1 and Table 2
-step lan "$RA" bench lan "${QUICK[@]}" --out "$OUT/lan" --threads "$THREADS"
+step lan "$RA" bench lan "${QUICK[@]}" $LAN_ARGS --out "$OUT/lan" --threads "$THREADS"
 step lan-cost "$RA" bench lan-cost "${QUICK[@]}" --out "$OUT/lan-cost" --threads "$THREADS"
 # speed, noise simulation, ADL iteration cost (Markdown to stdout, numbers to JSON)
 step speed sh -c "$PY bench/bench_speed.py --out $OUT/speed.json > $OUT/speed.md"

@@ -180,7 +180,23 @@ def test_bench_lan_cost_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert row["backbone"] == "dncnn" and row["loss"] == "zsn2n" and row["repeats"] == 2
     assert row["lan_time_s"] > 0 and row["full_time_s"] > 0
     assert row["time_ratio"] == pytest.approx(row["lan_time_s"] / row["full_time_s"])
-    assert (out / "cost.csv").read_text().startswith("backbone,loss,size,")
-    assert "| dncnn | zsn2n |" in (out / "cost.md").read_text()
-    runs = json.loads((out / "cost.json").read_text())["runs"]
+    assert (out / "results.csv").read_text().startswith("backbone,loss,size,")
+    assert "| dncnn | zsn2n |" in (out / "results.md").read_text()
+    runs = json.loads((out / "results.json").read_text())["runs"]
     assert {r["method"] for r in runs} == {"lan", "full"} and all(r["memory_mb"] >= 0 for r in runs)
+    assert "<table" in (out / "report.html").read_text()  # `rawadapt report` reads the folder too
+
+    # resume: a second run measures nothing and gives the same table
+    calls.clear()
+    code, stdout, err = _run(["bench", "lan-cost", "--out", str(out), "--quick", "--backbones", "dncnn", "--losses",
+                              "zsn2n", "--size", "32", "--iters", "1", "--warmup", "0", "--repeats", "2", "--json"],
+                             capsys)
+    assert code == 0, err
+    again = json.loads(stdout.strip().splitlines()[-1])
+    assert calls == [] and again["reused"] == 4 and again["rows"] == res["rows"]
+    # other arguments (more timed iterations) are measured anew, never mixed with old runs
+    code, stdout, err = _run(["bench", "lan-cost", "--out", str(out), "--quick", "--backbones", "dncnn", "--losses",
+                              "zsn2n", "--size", "32", "--iters", "2", "--warmup", "0", "--repeats", "2", "--json"],
+                             capsys)
+    assert code == 0, err
+    assert len(calls) == 4 and json.loads(stdout.strip().splitlines()[-1])["computed"] == 4

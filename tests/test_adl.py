@@ -106,8 +106,30 @@ def test_ablation_switches(tmp_path: Path, dataset) -> None:  # type: ignore[no-
     assert model.use_iso is False and model.use_sensor is True
 
 
-def test_resume_mid_adl_continues_the_same_decisions(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
-    cfg = _cfg(adl={"criterion": "paired"})
+def test_relative_queue_judges_gains_over_theta0(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """``relative``: the queue holds PSNR gains over θ0 on the same V' (θ0's PSNR is logged as
+    baseline_psnr); replaying eq. 2 on the logged gains reproduces every threshold and decision."""
+    from rawadapt.train.adl_parts import PSNRQueue
+
+    cfg = _cfg(iters=16, finetune_iters=0, adl={"relative": True, "queue_size": 3})
+    run_training(cfg, tmp_path / "rel", dataset=dataset, progress=False)
+    rows = _log(tmp_path / "rel")
+    baseline_of: dict[frozenset[str], float] = {}
+    q = PSNRQueue(3)
+    q.push(0.0)  # Eval(V', θ0) − Eval(V', θ0)
+    for r in rows:
+        base, psnr, thr = float(r["baseline_psnr"]), float(r["psnr"]), float(r["threshold"])
+        # θ0 is fixed during the stage: the same V' always has the same baseline
+        key = frozenset(r["val_ids"].split(";"))
+        assert baseline_of.setdefault(key, base) == pytest.approx(base, abs=1e-9)
+        assert thr == pytest.approx(q.mean() + base, abs=1e-9)
+        assert q.offer(psnr - base) == bool(int(r["accepted"]))
+    assert len(baseline_of) > 1 and len({round(v, 6) for v in baseline_of.values()}) > 1
+
+
+@pytest.mark.parametrize("adl", [{"criterion": "paired"}, {"criterion": "queue", "relative": True}])
+def test_resume_mid_adl_continues_the_same_decisions(tmp_path: Path, dataset, adl) -> None:  # type: ignore[no-untyped-def]
+    cfg = _cfg(adl=adl)
     run_training(cfg, tmp_path / "full", dataset=dataset, progress=False)
     with pytest.raises(TrainingInterrupted):
         run_training(cfg, tmp_path / "cut", dataset=dataset, progress=False, stop_after=8 + 13)  # mid-stage 2

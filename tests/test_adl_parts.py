@@ -180,3 +180,26 @@ def test_valuation_aggregates_rows() -> None:
     assert v["samples"]["good0"]["domain"] == "good" and v["samples"]["good0"]["tried"] > 0
     assert len(v["timeline"]["domains"]["good"]["rate"]) == 4
     assert v["accepted"] == 11 and v["iterations"] == 40
+
+
+def test_stage_betas_are_written_with_the_lr() -> None:
+    """A stage's Adam betas reach the optimizer at every step, even one continued from an
+    earlier stage (ADL's ``beta1`` option for the adaptive stage)."""
+    from types import SimpleNamespace
+
+    from rawadapt.train.adl_config import ADLConfig
+    from rawadapt.train.adl_stage import AdaptiveStage
+    from rawadapt.train.config import OptimConfig
+
+    m, opt = _net()
+    optim = OptimConfig()
+    stage = AdaptiveStage("adaptive", {"s": [object()]}, [object(), object()], 4, lr=1e-3, optim=optim,
+                          adl=ADLConfig(beta1=0.0), patch=8, batch=2)
+    assert stage.betas == (0.0, optim.betas[1])
+    ctx = SimpleNamespace(optimizer=opt)
+    lr = stage.set_lr(ctx, 0)
+    assert all(g["betas"] == (0.0, optim.betas[1]) and g["lr"] == lr for g in opt.param_groups)
+    default = AdaptiveStage("adaptive", {"s": [object()]}, [object(), object()], 4, lr=1e-3, optim=optim,
+                            adl=ADLConfig(), patch=8, batch=2)
+    default.set_lr(ctx, 1)
+    assert all(g["betas"] == tuple(optim.betas) for g in opt.param_groups)

@@ -237,15 +237,21 @@ def _run_one(args: list[str], timeout: float) -> dict[str, Any]:
 def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "restormer"),
                    losses: Sequence[str] = ("zsn2n", "nbr2nbr"), size: int = 256, iters: int = 5, warmup: int = 2,
                    repeats: int = 3, quick: bool = False, device: str = "cpu", threads: int | None = None,
-                   timeout: float = 900.0, progress: bool = True) -> dict[str, Any]:
-    """Measure LAN vs full fine-tuning, each in its own process; write ``cost.csv/md/json``.
+                   timeout: float = 900.0, progress: bool = True, recompute: bool = False) -> dict[str, Any]:
+    """Measure LAN vs full fine-tuning, each in its own process; write ``results.csv/md/json``.
 
     Repeats are interleaved (all combinations once, then again) so slow drifts of a shared
     machine hit every method alike. Reported: medians over repeats and the LAN / full ratios.
+
+    Resumable like the other protocols: every measurement process's JSON is kept in
+    ``DIR/cells/<backbone>-<loss>-<method>-r<repeat>.json`` together with the exact arguments it
+    ran with; a re-run reuses the measurements whose arguments match (``recompute=True``
+    measures everything again) and only runs the missing ones.
     """
     from rawadapt.adapt.protocol import MODEL_KWARGS
     from rawadapt.cli.common import info
     from rawadapt.errors import ConfigError
+    from rawadapt.utils.atomic import write_json
 
     bad = [b for b in backbones if b not in MODEL_KWARGS]
     if bad:
@@ -253,7 +259,9 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
     if repeats < 1 or iters < 1 or size < 8:
         raise ConfigError("repeats and iters must be >= 1 and size >= 8")
     outdir = Path(out)
+    cells = outdir / "cells"
     runs: list[dict[str, Any]] = []
+    computed = reused = 0
     combos = [(b, lo, m) for b in backbones for lo in losses for m in COST_METHODS]
     for r in range(repeats):
         for b, lo, m in combos:
@@ -263,10 +271,25 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
                 args.append("--quick")
             if threads:
                 args += ["--threads", str(threads)]
-            if progress:
-                info(f"[lan-cost] repeat {r + 1}/{repeats}: {b} {lo} {m}")
-            res = _run_one(args, timeout)
-            res["repeat"] = r
+            cell = cells / f"{b}-{lo}-{m}-r{r}.json"
+            cached = None
+            if not recompute and cell.is_file():
+                try:
+                    cached = json.loads(cell.read_text())
+                except ValueError:
+                    cached = None
+                if cached is not None and cached.get("args") != args:
+                    cached = None
+            if cached is not None:
+                res = cached["result"]
+                reused += 1
+            else:
+                if progress:
+                    info(f"[lan-cost] repeat {r + 1}/{repeats}: {b} {lo} {m}")
+                res = _run_one(args, timeout)
+                res["repeat"] = r
+                write_json(cell, {"args": args, "result": res})
+                computed += 1
             runs.append(res)
     rows = []
     for b in backbones:
@@ -296,8 +319,11 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
                 "repeats": repeats, "quick": quick, "device": device, "threads": threads,
                 "memory_measure": measure_name}
     _write_cost(outdir, rows, runs, settings)
-    return {"out": str(outdir), "rows": rows, "settings": settings,
-            "files": [str(outdir / n) for n in ("cost.csv", "cost.md", "cost.json")]}
+    return {"out": str(outdir), "rows": rows, "settings": settings, "computed": computed, "reused": reused,
+            "files": [str(outdir / n) for n in RESULT_FILES]}
+
+
+RESULT_FILES = ("results.csv", "results.md", "results.json")
 
 
 COST_COLUMNS = ("backbone", "loss", "size", "lan_time_s", "full_time_s", "time_ratio", "lan_memory_mb",
@@ -316,7 +342,7 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in COST_COLUMNS})
-    write_text(out / "cost.csv", buf.getvalue())
+    write_text(out / "results.csv", buf.getvalue())
     md = ["# LAN vs full fine-tuning: cost per adaptation iteration (papers/002 Table 2)", "",
           f"Image {settings['size']}x{settings['size']}, {settings['iters']} timed iterations after "
           f"{settings['warmup']} warm-up, median of {settings['repeats']} processes per cell, device "
@@ -337,8 +363,8 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
                   f"{pct(r['time_ratio'])} | {r['lan_memory_mb']:.1f} | {r['full_memory_mb']:.1f} | "
                   f"{pct(r['memory_ratio'])} | {r['lan_profiler_mb']:.1f} | {r['full_profiler_mb']:.1f} | "
                   f"{pct(r['profiler_ratio'])} |")
-    write_text(out / "cost.md", "\n".join(md) + "\n")
-    write_json(out / "cost.json", {"settings": settings, "rows": rows, "runs": runs})
+    write_text(out / "results.md", "\n".join(md) + "\n")
+    write_json(out / "results.json", {"protocol": "lan-cost", "settings": settings, "rows": rows, "runs": runs})
 
 
 # --------------------------------------------------------------------------------------------

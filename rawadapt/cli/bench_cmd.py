@@ -53,7 +53,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
         methods: str = typer.Option(None, "--methods", "-m", help="Methods, comma-separated, or 'all' "
                                     "(default: the protocol's set; see docs/benchmarks.md)."),
         quick: bool = typer.Option(False, "--quick", help="A minutes-size run: budget 'quick', fewer targets."),
-        budget: str = typer.Option(None, "--budget", help="Iteration budget: tiny, quick, default, demo "
+        budget: str = typer.Option(None, "--budget", help="Iteration budget: tiny, quick, medium, default, demo "
                                    "(default: quick with --quick, else default)."),
         seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated (mean, std and min-max over them)."),
         target_pairs: int = typer.Option(None, "--target-pairs", min=1, help="|T_adp| (default 20; 6 when a "
@@ -174,6 +174,8 @@ def bench_lan_cost(
     quick: bool = typer.Option(False, "--quick", help="Tiny networks, 128x128, 2 repeats."),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(None, "--threads", min=1),
+    recompute: bool = typer.Option(False, "--recompute", help="Measure again instead of reusing finished runs."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write DIR/report.html."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """LAN's Table 2: time per iteration and memory, LAN vs full fine-tuning, one process each."""
@@ -183,11 +185,16 @@ def bench_lan_cost(
         size, repeats, iters = min(size, 128), min(repeats, 2), min(iters, 3)
     res = run_cost_bench(out, backbones=split_list(backbones), losses=split_list(losses), size=size, iters=iters,
                          warmup=warmup, repeats=repeats, quick=quick, device=device, threads=threads,
-                         progress=not as_json)
+                         progress=not as_json, recompute=recompute)
+    info(f"[lan-cost] {res['computed']} measurements run, {res['reused']} reused; tables in {out}")
+    if report:
+        from rawadapt.eval.report import write_report
+
+        res["report"] = str(write_report(out))
     if as_json:
         print_json(res)
     else:
-        typer.echo((out / "cost.md").read_text())
+        typer.echo((out / "results.md").read_text())
 
 
 def register(app: typer.Typer) -> None:

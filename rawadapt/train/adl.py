@@ -186,6 +186,8 @@ class AdaptiveLearning:
         self._fixed_val: list[int] | None = None
         # paired criterion: per-image PSNR of the current θ, valid until θ changes
         self._cache: dict[int, float] = {}
+        # relative queue criterion: per-image PSNR of θ0 (the model entering the stage)
+        self._reference: list[float] | None = None
         self.accepted_total = 0
 
     # ------------------------------------------------------------------ decisions
@@ -221,11 +223,24 @@ class AdaptiveLearning:
             self._cache.update(zip(missing, validation_psnrs(self.model, self.val, missing, self.device)))
         return float(np.mean([self._cache[i] for i in indices]))
 
+    @property
+    def _relative(self) -> bool:
+        return self.cfg.criterion == "queue" and bool(getattr(self.cfg, "relative", False))
+
+    def _reference_mean(self, indices: Sequence[int]) -> float:
+        """Mean PSNR of θ0 on ``indices`` (relative criterion), else 0."""
+        if self._reference is None:
+            return 0.0
+        return float(np.mean([self._reference[i] for i in indices]))
+
     def initialise(self) -> None:
         """Seed Q with Eval(V', θ0) on an initial V' (Algorithm 1's start of stage 2)."""
+        if self._relative and self._reference is None:
+            # every rank holds the same θ0: each computes all images itself (no collective needed)
+            self._reference = validation_psnrs(self.model, self.val, range(len(self.val)), self.device)
         if len(self.queue) == 0 and self.cfg.criterion == "queue":
             v0 = self._validation_indices(0)
-            self.queue.push(self._eval(v0)[0])
+            self.queue.push(self._eval(v0)[0] - self._reference_mean(v0))
 
     # ------------------------------------------------------------------ one iteration
     def _merged_batch(self, domain: str, train_idx: Sequence[int]) -> Batch:
@@ -274,8 +289,13 @@ class AdaptiveLearning:
                 threshold = baseline + self.cfg.paired_margin
                 accepted = psnr > threshold
             else:
-                threshold = self.queue.mean()
-                accepted = self.queue.offer(psnr)
+                # relative: the queue holds gains over θ0; the threshold is logged in absolute
+                # PSNR on this V' so that accepted == (psnr > threshold) in both forms
+                reference = self._reference_mean(val_idx)
+                threshold = self.queue.mean() + reference
+                accepted = self.queue.offer(psnr - reference)
+                if self._relative:
+                    baseline = reference
         if accepted:
             self.accepted_total += 1
             if paired:
@@ -291,7 +311,7 @@ class AdaptiveLearning:
         row = {"step": t, "domain": domain, "k": len(val_idx),
                "val_ids": ";".join(self.val.ids[i] for i in val_idx), "loss": loss_value, "psnr": psnr,
                "threshold": threshold, "baseline_psnr": baseline,
-               "delta": (psnr - baseline) if paired else (psnr - threshold),
+               "delta": (psnr - baseline) if paired else (psnr - threshold),  # > 0 iff accepted
                "accepted": int(accepted),
                "source_ids": ";".join(i for i, d in zip(batch.sample_ids, batch.domains) if d != "target")}
         self._log(row)
@@ -327,6 +347,7 @@ class AdaptiveLearning:
         return {"step_index": self.step_index, "queue": self.queue.state_dict(),
                 "chooser": self.chooser.state_dict(), "rng": _rng_state_to_json(self.rng),
                 "fixed_val": self._fixed_val, "accepted_total": self.accepted_total,
+                "reference": self._reference,
                 "cache": {str(k): v for k, v in self._cache.items()},
                 "sources": {d: _rng_state_to_json(s.rng) for d, s in self.sources.items()},
                 "target_sampler": _rng_state_to_json(self.target_sampler.rng)}
@@ -337,6 +358,8 @@ class AdaptiveLearning:
         self.chooser.load_state_dict(state["chooser"])
         _rng_state_from_json(self.rng, state["rng"])
         self._fixed_val = state.get("fixed_val")
+        ref = state.get("reference")
+        self._reference = None if ref is None else [float(v) for v in ref]
         self.accepted_total = int(state.get("accepted_total", 0))
         self._cache = {int(k): float(v) for k, v in state.get("cache", {}).items()}
         for d, st in state.get("sources", {}).items():

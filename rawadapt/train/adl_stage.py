@@ -61,6 +61,8 @@ class AdaptiveStage(BaseStage):
         self.adl = adl
         self.patch, self.batch, self.augment, self.seed = int(patch), int(batch), bool(augment), int(seed)
         self.learner: Any = None
+        if adl.beta1 is not None:
+            self.betas = (float(adl.beta1), self.betas[1])
 
     def setup(self, ctx: TrainContext) -> None:
         from rawadapt.data.patches import PatchSampler

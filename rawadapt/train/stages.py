@@ -95,6 +95,9 @@ class BaseStage:
         self.lr = float(lr)
         self.optim = optim
         self.schedule = LRSchedule.from_config(optim, self.lr, self.iters)
+        #: Adam betas of this stage, written into the param groups with the LR at every step (so
+        #: a stage that continues another's optimizer, or a resumed run, always uses its own)
+        self.betas: tuple[float, float] = tuple(optim.betas)  # type: ignore[assignment]
 
     def setup(self, ctx: TrainContext) -> None:
         """Create the stage's optimizer (or keep the previous one, see ``continue_optimizer``)
@@ -104,8 +107,11 @@ class BaseStage:
         ctx.scheduler = self.schedule
 
     def set_lr(self, ctx: TrainContext, i: int) -> float:
-        """Apply the schedule's LR for iteration ``i``; return it."""
+        """Apply the schedule's LR for iteration ``i`` (and the stage's betas); return the LR."""
         assert ctx.optimizer is not None, "setup() must run before step()"
+        for group in ctx.optimizer.param_groups:
+            if "betas" in group:
+                group["betas"] = self.betas
         return self.schedule.apply(ctx.optimizer, i)
 
     def step(self, ctx: TrainContext, i: int) -> StepValues:  # pragma: no cover - abstract
