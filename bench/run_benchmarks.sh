@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The exact commands behind every table of BENCHMARKS.md.
 #
-#   bench/run_benchmarks.sh                    # everything, at $BUDGET (default: quick)
+#   bench/run_benchmarks.sh                    # everything, at $BUDGET (default: medium)
 #   BUDGET=default SEEDS=0,1,2 bench/run_benchmarks.sh
 #   ONLY="crossval-synth harmful" bench/run_benchmarks.sh   # some steps only
+#
+# BENCHMARKS.md was made with two such invocations running side by side ("lanes", one torch
+# thread each, on the 2-core machine), then a third one; see BENCHMARKS.md "How to reproduce".
 #
 # Resumable: every protocol keeps its finished cells in $OUT/<step>/cells, so rerunning after an
 # interruption (or with more --methods/--targets) computes only what is missing. A re-run with
@@ -16,23 +19,23 @@ cd "$(dirname "$0")/.."
 RA=${RA:-.venv/bin/rawadapt}
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/benchmarks}
-BUDGET=${BUDGET:-quick}            # tiny | quick | default | demo (rawadapt.eval.protocols.settings)
-SEEDS=${SEEDS:-0,1}
+BUDGET=${BUDGET:-medium}           # tiny | quick | medium | default | demo (rawadapt.eval.protocols.settings)
+SEEDS=${SEEDS:-0}
 THREADS=${THREADS:-2}
 POLYU=${POLYU:-../shared/data/polyu}
 # four synth targets: two DSLRs (the paper's ELD/SID side) and two phones (its SIDD side)
 TARGETS=${TARGETS:-SonyA7S2,NikonD850,IP,GP}
 # targets of the single-sensor studies (the paper: Sony, Fuji, Nikon, Canon; Figure 3: G4 and Sony)
 SINGLE_TARGETS=${SINGLE_TARGETS:-SonyA7S2,NikonD850}
-SIZE_TARGETS=${SIZE_TARGETS:-SonyA7S2,G4}
-CALIB_TARGETS=${CALIB_TARGETS:-SonyA7S2,NikonD850,IP,GP,S6}
+SIZE_TARGETS=${SIZE_TARGETS:-SonyA7S2}
+CALIB_TARGETS=${CALIB_TARGETS:-SonyA7S2,NikonD850,GP}
 ONLY=${ONLY:-}
 LAN_ARGS=${LAN_ARGS:-}             # extra `rawadapt bench lan` options, e.g. "--pretrain-iters 1000 --images 8"
 RECOMPUTE=${RECOMPUTE:-0}
 
 # every method of the synth cross-validation table (Table 1 shape); ablation variants have their
 # own table (step "ablation")
-CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,calib-ft,led,pmn,adl,adl-paired,adl-score}
+CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,finetune,target-only,joint,adl,adl-paired,adl-score,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,ain,mzsr,calib-ft,calib-adl,led,pmn}
 # sRGB-capable methods for PolyU (real noise)
 POLYU_METHODS=${POLYU_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,adl,adl-paired}
 

@@ -97,3 +97,35 @@ def test_protocol_settings_validation(tmp_path: Path) -> None:
         _settings(tmp_path, iters=[0, 5]).validate()
     s = _settings(tmp_path, iters=[20, 5, 10, 5]).validate()
     assert s.iters == [5, 10, 20]
+
+
+def test_bench_lan_cli_on_real_polyu_and_synth(shared_data: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``rawadapt bench lan`` end to end: pretraining on the (tiny) built-in synth-srgb/synth
+    through run_training, the real PolyU pairs cropped top-left, and the CLI's tables."""
+    from rawadapt.cli.main import main
+
+    polyu = shared_data / "polyu"
+    if not polyu.is_dir():
+        pytest.skip(f"{polyu} not found")
+    out = tmp_path / "lan"
+    argv = ["bench", "lan", "--quick", "--out", str(out), "--polyu", str(polyu), "--backbones", "dncnn",
+            "--losses", "zsn2n", "--methods", "lan,full", "--iters", "1,2", "--images", "2", "--crop", "32",
+            "--pretrain-iters", "3", "--raw-target", "S6", "--raw-sources", "GP,IP", "--threads", "1",
+            "--no-figures", "--json"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    cap = capsys.readouterr()
+    assert int(exc.value.code or 0) == 0, cap.err
+    res = json.loads(cap.out.strip().splitlines()[-1])
+    assert res["computed"] == 2 * 2  # (srgb, raw) x (lan, full)
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    srgb = [r for r in rows if r["space"] == "srgb"]
+    assert srgb and all(r["dataset"].startswith("polyu") and int(r["n_images"]) == 2 for r in srgb)
+    assert {r["dataset"] for r in rows if r["space"] == "raw"} == {"synth:S6"}
+    cell = json.loads((out / "cells" / "srgb-dncnn-lan-zsn2n-it2.json").read_text())
+    assert all(len(i["psnr"]) == 3 for i in cell["images"])  # iteration 0, 1, 2
+    # the pretraining runs are real run folders of the built-in simulator's data
+    cfg = (out / "pretrain" / "srgb-dncnn" / "config.yaml").read_text()
+    assert "synth-srgb" in cfg and "pretrain" in cfg

@@ -168,6 +168,29 @@ def test_two_process_gloo_identical_decisions_and_weights(tmp_path: Path) -> Non
     assert len(_log(tmp_path / "run")) == 12
 
 
+@pytest.mark.slow
+def test_torchrun_cli_entry_two_processes(tmp_path: Path) -> None:
+    """The documented entry ``torchrun -m rawadapt.train adl ...`` (2 gloo processes on CPU)."""
+    from rawadapt.data.registry import open_dataset
+
+    open_dataset("synth")  # build the tiny synth here, not twice in parallel inside the ranks
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "rawadapt.train", "adl",
+           "--data", "synth", "--target", "GP", "--target-pairs", "6", "--sources", "IP,S6", "--iters", "6",
+           "--pretrain-iters", "2", "--finetune-iters", "2", "--patch", "16", "--batch", "2", "--width", "4",
+           "--val-crop", "16", "--out", str(tmp_path / "run"), "--threads", "1", "--json", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    json_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert len(json_lines) == 1  # only rank 0 prints
+    out = json.loads(json_lines[0])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert out["world_size"] == metrics["world_size"] == 2
+    assert set(out["valuation"]["domains"]) == {"IP", "S6"}
+    assert len(_log(tmp_path / "run")) == 6  # one row per ADL iteration, written once
+
+
 def test_cli_adl_json_includes_valuation(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "rawadapt", "train", "adl", "--data", "synth", "--target", "GP",

@@ -287,12 +287,48 @@ def test_calibration_protocol_methods(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(ConfigError, match="unknown method"):
         resolve_methods(BenchSettings("calibration", data="x", out="y", methods=["calib-nope"]), spec, "raw")
     out = tmp_path / "cal"
-    calib = [m for m in spec.optional_methods if m in avail][:1]
+    calib = [m for m in spec.optional_methods if m in avail]  # calib-ft, calib-adl, led: Table 2(a)
     code, _, err = cli(["bench", "calibration", *TINY, "--out", str(out), "--targets", "a", "--no-report",
                         "--methods", ",".join(["noisy", *calib])], capsys)
     assert code == 0, err
     res = check_tables(out)
     assert [r["method"] for r in res["rows"] if r["target"] == "a"] == ["noisy", *calib]
+    assert check_metrics_files(out) == len(calib)  # every trained row equals its run's metrics.json
+    cells = read_cells(out)
+    if "calib-adl" in calib:  # "multiple": ADL over the calibrated-synthetic domain AND the real sources
+        assert {"b", "c"} <= set(cells[("default", "a", 0, "calib-adl")]["acceptance"])
+
+
+def test_crossval_on_polyu_real_srgb_noise(shared_data: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The sRGB side of Table 1 on real noise: a PolyU camera held out, the others as sources."""
+    polyu = shared_data / "polyu"
+    if not polyu.is_dir():
+        pytest.skip(f"{polyu} not found")
+    out = tmp_path / "polyu"
+    code, stdout, err = cli(["bench", "crossval", "--data", f"polyu:{polyu}", "--budget", "tiny", "--threads", "1",
+                             "--crops", "1", "--targets", "Sony", "--target-pairs", "3", "--test-pairs", "2",
+                             "--methods", "noisy,wavelet,finetune,adl", "--out", str(out), "--json"], capsys)
+    assert code == 0, err
+    res = check_tables(out)
+    assert check_metrics_files(out) == 2
+    cells = read_cells(out)
+    adl = cells[("default", "Sony", 0, "adl")]
+    assert set(adl["acceptance"]) == {"Canon5D2", "Canon600D", "Canon80D", "NikonD800"}
+    assert len(adl["split"]["target_pool"]) == 3 and adl["n_images"] == 2
+    # the test scenes of the held-out camera are never in its pool
+    scene = {r.sample_id: r.scene for r in _polyu_records(polyu)}
+    pool = {scene[i] for i in adl["split"]["target_pool"]}
+    assert not pool & {scene[i["sample_id"]] for i in adl["images"]}
+    wavelet = cells[("default", "Sony", 0, "wavelet")]
+    assert wavelet["psnr"] > wavelet["psnr_noisy"]  # real JPEG noise, a J-invariant-tuned denoiser
+    assert res["space"] == "srgb" and (out / "report.html").is_file()
+
+
+def _polyu_records(root: Path) -> list[Any]:
+    from rawadapt.data.registry import open_dataset
+
+    return list(open_dataset(f"polyu:{root}").records)
 
 
 def test_budgets() -> None:

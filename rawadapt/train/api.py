@@ -244,6 +244,7 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
         if not samples:
             logger.message("warning: empty test set; no test metrics")
         metrics = _metrics(config, data, res, engine, summaries, setup_seconds, eval_seconds)
+        metrics["world_size"] = world_size  # data-parallel processes that trained it
         if is_main:
             save_model(run, model, extra={**extra, "complete": True, "global_step": ctx.global_step,
                                           "train_config": config.model_dump(mode="json")})
