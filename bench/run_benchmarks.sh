@@ -35,7 +35,7 @@ RECOMPUTE=${RECOMPUTE:-0}
 
 # every method of the synth cross-validation table (Table 1 shape); ablation variants have their
 # own table (step "ablation")
-CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,finetune,target-only,joint,adl,adl-paired,adl-score,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,ain,mzsr,calib-ft,calib-adl,led,pmn}
+CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,finetune,target-only,joint,adl,adl-paired,adl-score,bm3d,nlm,wavelet,zsn2n,nbr2nbr,ain,mzsr,calib-ft,calib-adl,led,pmn}
 # sRGB-capable methods for PolyU (real noise)
 POLYU_METHODS=${POLYU_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,adl,adl-paired}
 
@@ -61,6 +61,11 @@ log "$($RA --version) budget=$BUDGET seeds=$SEEDS threads=$THREADS targets=$TARG
 # ADL paper Table 1 shape: leave-one-sensor-out on synth (RAW), every method
 step crossval-synth "$RA" bench crossval --data synth --targets "$TARGETS" --methods "$CROSSVAL_METHODS" \
   "${COMMON[@]}" --out "$OUT/crossval-synth"
+# DIP costs ~3 min per test image on this CPU (200 iterations of its 32-channel network on a
+# 192x192 packed image), ~3 h for the table above: its row has its own run on 4 test images
+# per target (the noisy input's PSNR on the same images is reported next to it)
+step dip-synth "$RA" bench crossval --data synth --targets "$TARGETS" --methods noisy,dip --test-pairs 4 \
+  "${COMMON[@]}" --out "$OUT/dip-synth"
 # Table 4: ADL ablations (the paper: Sony, Fuji, Nikon, Canon)
 step ablation "$RA" bench ablation --data synth --targets "$SINGLE_TARGETS" "${COMMON[@]}" --out "$OUT/ablation"
 # Table 5: harmful sources (base, +harmful1, +harmful2)
