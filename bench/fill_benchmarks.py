@@ -17,13 +17,13 @@ whole file minus its title). A marker whose file is missing is left as it is and
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
-MARKER = re.compile(r"<!-- BEGIN (?P<ref>[^>]+?) -->\n(?P<body>.*?)<!-- END -->", re.S)
+from rawadapt.utils.atomic import write_text
+
+MARKER = re.compile(r"<!-- BEGIN (?P<ref>[^>]+?) -->\n.*?<!-- END -->", re.S)
 
 
 def section(text: str, heading: str | None) -> str:
@@ -44,12 +44,14 @@ def section(text: str, heading: str | None) -> str:
     return "\n".join(out).strip()
 
 
-def fill(doc: str, runs: Path) -> tuple[str, list[str]]:
-    """Return the document with every marker filled, and the list of problems."""
+def fill(doc: str, runs: Path) -> tuple[str, list[str], int]:
+    """Return the document with every marker filled, the list of problems and the marker count."""
     problems: list[str] = []
+    refs: list[str] = []
 
     def repl(m: re.Match[str]) -> str:
         ref = m.group("ref").strip()
+        refs.append(ref)
         path, _, heading = ref.partition("#")
         f = runs / path
         if not f.is_file():
@@ -61,7 +63,8 @@ def fill(doc: str, runs: Path) -> tuple[str, list[str]]:
             return m.group(0)
         return f"<!-- BEGIN {ref} -->\n{table}\n<!-- END -->"
 
-    return MARKER.sub(repl, doc), problems
+    new = MARKER.sub(repl, doc)
+    return new, problems, len(refs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,16 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="report problems, write nothing")
     a = p.parse_args(argv)
     doc = a.doc.read_text()
-    new, problems = fill(doc, a.runs)
+    new, problems, n = fill(doc, a.runs)
     for msg in problems:
         print(f"fill_benchmarks: {msg}", file=sys.stderr)
     if not a.check and new != doc:
-        fd, tmp = tempfile.mkstemp(dir=a.doc.parent, prefix=".benchmarks-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, a.doc)  # atomic: the document is never half-written
-    n = len(MARKER.findall(doc))
+        write_text(a.doc, new)  # atomic: the document is never half-written
     print(f"{n} tables, {len(problems)} problems" + ("" if a.check else f"; wrote {a.doc}"))
     return 1 if problems else 0
 

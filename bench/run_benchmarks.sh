@@ -5,8 +5,9 @@
 #   BUDGET=default SEEDS=0,1,2 bench/run_benchmarks.sh
 #   ONLY="crossval-synth harmful" bench/run_benchmarks.sh   # some steps only
 #
-# BENCHMARKS.md was made with two such invocations running side by side ("lanes", one torch
-# thread each, on the 2-core machine), then a third one; see BENCHMARKS.md "How to reproduce".
+# BENCHMARKS.md was made with several such invocations running side by side ("lanes", one torch
+# thread each, on the 2-core machine) plus a few direct `rawadapt bench` commands; the exact list
+# is in BENCHMARKS.md "How to reproduce", and bench/fill_benchmarks.py copies the tables in.
 #
 # Resumable: every protocol keeps its finished cells in $OUT/<step>/cells, so rerunning after an
 # interruption (or with more --methods/--targets) computes only what is missing. A re-run with
