@@ -197,6 +197,20 @@ def test_pool_selfsup_is_deterministic_by_seed(name: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("name", ["nbr2nbr", "b2u"])
+def test_pool_selfsup_progress_bar_shows_steps_and_changes_nothing(name: str, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    task = pool_task("raw", tmp_path)
+    quiet = make_method(name, budget=SHORT_BUDGET)
+    quiet.run_fit(task)
+    assert f"{name} fit" not in capsys.readouterr().err
+    shown = make_method(name, budget=SHORT_BUDGET, progress=True)
+    shown.run_fit(task)
+    err = capsys.readouterr().err
+    assert f"{name} fit" in err and f"{SHORT_BUDGET.selfsup_iters}/{SHORT_BUDGET.selfsup_iters}" in err
+    np.testing.assert_array_equal(quiet.denoise(task.test[0]), shown.denoise(task.test[0]))
+
+
+@pytest.mark.parametrize("name", ["nbr2nbr", "b2u"])
 def test_pool_selfsup_never_needs_a_clean_image(name: str, tmp_path: Path) -> None:
     """Trained with the pool's clean references removed: same model as with them."""
     task = pool_task("raw", tmp_path)

@@ -177,6 +177,8 @@ class PoolSelfSupervised(Method):
         (Blind2Unblind's default, the authors' choice).
     zero_head
         Zero-initialise the U-Net's last 1x1 convolution (default: when ``residual``).
+    progress
+        A tqdm bar of the training steps on stderr (default False; ``rawadapt bench`` sets it).
     """
 
     uses_sources = False
@@ -202,6 +204,7 @@ class PoolSelfSupervised(Method):
         self.batch = int(options.get("batch", b.batch))
         self.residual = bool(options.get("residual", self.default_residual))
         self.zero_head = bool(options.get("zero_head", self.residual))
+        self.progress = bool(options.get("progress", False))
         if min(self.iters + 1, self.width, self.depth, self.batch) < 1 or self.lr <= 0 or self.patch < 4:
             raise ConfigError(f"{self.name}: invalid options iters={self.iters}, lr={self.lr}, width={self.width}, "
                               f"depth={self.depth}, patch={self.patch}, batch={self.batch}")
@@ -258,6 +261,11 @@ class PoolSelfSupervised(Method):
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=LR_GAMMA)
         model.train()
         self.losses = []
+        bar = None
+        if self.progress:  # B2U runs 17 forward passes a step: tens of minutes on a CPU at `medium`
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.iters, desc=f"{self.name} fit", unit="it", leave=False, dynamic_ncols=True)
         for step in range(self.iters):
             y = sampler.draw().noisy
             loss = self.loss(model, y, step, self.iters)
@@ -270,6 +278,12 @@ class PoolSelfSupervised(Method):
             opt.step()
             sched.step()
             self.losses.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{self.losses[-1]:.4g}", refresh=False)
+        if bar is not None:
+            bar.close()
         model.eval()
         self.model = model
 
