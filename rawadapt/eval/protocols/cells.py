@@ -233,7 +233,9 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
         method = method_factory(method_name, budget)
     else:
         opts: dict[str, Any] = {}
-        if issubclass(method_class(method_name), TrainedMethod):
+        cls = method_class(method_name)
+        # trainers and the pool self-supervised methods (a `progress` option) show a training bar
+        if issubclass(cls, TrainedMethod) or "progress" in getattr(cls, "known_options", ()):
             opts["progress"] = progress  # (the task's test_pairs reach the run's config)
         method = make_method(method_name, budget=budget, **opts)
     t0 = time.perf_counter()
