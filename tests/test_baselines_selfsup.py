@@ -95,6 +95,17 @@ def test_dip_rule_off_runs_to_the_cap_and_odd_sizes() -> None:
         make_method("dip", tau=-1.0)
 
 
+def test_dip_early_stop_returns_the_output_that_passed_the_rule() -> None:
+    # a stop within the moving average's first steps must not return an average still made of the
+    # random network's first output (a 22 dB image came out at 12.5 dB that way)
+    s = noisy_sample("raw", size=16)
+    free = fit_dip(s.noisy, iters=6, noise_var=1.0, tau=0.0, channels=8, scales=2, seed=3)
+    res = fit_dip(s.noisy, iters=200, noise_var=free.losses[3], channels=8, scales=2, seed=3)
+    assert res.reason == "discrepancy" and 1 < res.stopped_at <= 4
+    mse = float(np.mean((res.image.astype(np.float64) - s.noisy) ** 2))
+    assert mse == pytest.approx(res.losses[-1], rel=1e-4) and mse <= res.target_mse * (1 + 1e-4)
+
+
 # --------------------------------------------------------------------------------------------
 # Blind2Unblind's masker / mapper
 # --------------------------------------------------------------------------------------------

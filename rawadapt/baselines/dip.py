@@ -15,6 +15,8 @@ set-up, at CPU scale:
   std 1/30 (``reg_noise_std``); Adam, lr 0.01; the output is an exponential moving average of
   the outputs (their ``exp_weight = 0.99`` over 3000 steps, i.e. a ~100-step window; here the
   window is scaled to the budget: ``exp_weight = 1 - 30 / iters``, clipped to [0, 0.99]);
+  when the run stops before the average has forgotten its first output (weight
+  ``exp_weight ** step`` above 1 %), the last output is returned instead;
 * RAW: on the 4 packed planes (4 output channels); sRGB: 3 channels.
 
 Early stopping (DIP's weak point: run too long and the noise is fitted too). Rule, stated and
@@ -56,6 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
 INPUT_DEPTH = 32
 INPUT_SCALE = 0.1
 REG_NOISE_STD = 1.0 / 30.0
+#: the moving average is returned once its first (random-network) output weighs at most this
+EMA_MAX_START_WEIGHT = 0.01
 LR = 0.01
 
 
@@ -185,6 +189,12 @@ def fit_dip(noisy: np.ndarray, *, iters: int, noise_var: float, tau: float = 1.0
             reason, stopped = "discrepancy", step
             break
     assert avg is not None
+    # The average starts at the first (random-network) output and forgets it as ew**step. An
+    # early discrepancy stop (a very noisy image is matched within a few steps) would return an
+    # average still dominated by it (measured: a 22 dB NikonD850 test image stopped at step 7
+    # came out at 12.5 dB): return then the output that passed the rule itself.
+    if ew ** stopped > EMA_MAX_START_WEIGHT:
+        return DIPResult(o[0].numpy(), stopped, reason, losses, threshold)
     return DIPResult(avg[0].numpy(), stopped, reason, losses, threshold)
 
 
