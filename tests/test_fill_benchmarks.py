@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.bench_loader import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def fb():
-    spec = importlib.util.spec_from_file_location("fill_benchmarks", ROOT / "bench" / "fill_benchmarks.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("fill_benchmarks")
 
 
 RESULTS = """# Protocol
