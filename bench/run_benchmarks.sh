@@ -34,9 +34,10 @@ ONLY=${ONLY:-}
 LAN_ARGS=${LAN_ARGS:-}             # extra `rawadapt bench lan` options, e.g. "--pretrain-iters 1000 --images 8"
 RECOMPUTE=${RECOMPUTE:-0}
 
-# every method of the synth cross-validation table (Table 1 shape); ablation variants have their
+# every method of the synth cross-validation table (Table 1 shape; b2u ~21-26 min per target on one
+# thread, DIP in its own step below); ablation variants have their
 # own table (step "ablation")
-CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,finetune,target-only,joint,adl,adl-paired,adl-score,bm3d,nlm,wavelet,zsn2n,nbr2nbr,ain,mzsr,calib-ft,calib-adl,led,pmn}
+CROSSVAL_METHODS=${CROSSVAL_METHODS:-noisy,finetune,target-only,joint,adl,adl-paired,adl-score,bm3d,nlm,wavelet,zsn2n,nbr2nbr,ain,mzsr,calib-ft,calib-adl,led,pmn,b2u}
 # sRGB-capable methods for PolyU (real noise)
 POLYU_METHODS=${POLYU_METHODS:-noisy,bm3d,nlm,wavelet,zsn2n,dip,nbr2nbr,b2u,target-only,finetune,joint,ain,mzsr,adl,adl-paired}
 

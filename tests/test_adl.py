@@ -122,7 +122,7 @@ def test_relative_queue_judges_gains_over_theta0(tmp_path: Path, dataset) -> Non
         # θ0 is fixed during the stage: the same V' always has the same baseline
         key = frozenset(r["val_ids"].split(";"))
         assert baseline_of.setdefault(key, base) == pytest.approx(base, abs=1e-9)
-        assert thr == pytest.approx(q.mean() + base, abs=1e-9)
+        assert thr == pytest.approx(q.mean() + base, abs=1e-6)  # logged values: ~1e-7 rounding
         assert q.offer(psnr - base) == bool(int(r["accepted"]))
     assert len(baseline_of) > 1 and len({round(v, 6) for v in baseline_of.values()}) > 1
 
