@@ -44,15 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         for target in args.targets.split(","):
             task = make_task("synth", target, target_pairs=20, seed=args.seed, work_dir=work, threads=args.threads)
+            before = [evaluate_pair(s.noisy, s.clean)["psnr"] for s in task.test]
             for base in args.bases.split(","):
                 method = make_method("b2u", budget=budget, base=base)
                 t0 = time.perf_counter()
                 method.run_fit(task)
                 fit_s = time.perf_counter() - t0
-                after, before = [], []
-                for s in task.test:
-                    after.append(evaluate_pair(method.denoise(s), s.clean)["psnr"])
-                    before.append(evaluate_pair(s.noisy, s.clean)["psnr"])
+                after = [evaluate_pair(method.denoise(s), s.clean)["psnr"] for s in task.test]
                 row = {"target": target, "base": base, "budget": args.budget, "seed": args.seed,
                        "psnr": float(np.mean(after)), "psnr_noisy": float(np.mean(before)),
                        "test_images": len(after), "fit_s": fit_s}

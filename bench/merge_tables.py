@@ -19,14 +19,16 @@ columns are kept (times differ per run).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
-from rawadapt.utils.atomic import write_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, also when loaded by path
+from fill_benchmarks import MARKER, section  # noqa: E402  (its block pattern and section reader)
 
-#: the result tables merged, by the start of their ``## `` heading in results.md
-SECTIONS = {"PSNR": "## PSNR (dB) per target", "SSIM": "## SSIM per target"}
+from rawadapt.utils.atomic import write_text  # noqa: E402
+
+#: the result tables merged, by their ``## `` heading in results.md (written back under it)
+SECTIONS = {"PSNR": "PSNR (dB) per target", "SSIM": "SSIM per target"}
 #: columns of a results table that are not targets
 NOT_TARGETS = ("average", "fit s", "denoise s/img")
 
@@ -41,31 +43,16 @@ def read_table(lines: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     return [head[i] for i in keep], {r[0]: [r[i] for i in keep] for r in rows[2:]}
 
 
-def section_lines(text: str, heading: str) -> list[str]:
-    """The lines under the first ``## `` heading that starts with ``heading`` (up to the next one)."""
-    out: list[str] = []
-    on = False
-    for line in text.splitlines():
-        if line.startswith("## "):
-            if on:
-                break
-            on = line.startswith(heading)
-            continue
-        if on:
-            out.append(line)
-    return out
-
-
 def load(spec: str, kind: str) -> tuple[list[str], dict[str, list[str]]]:
     """The ``kind`` table (PSNR or SSIM) of one input: a results.md path or ``DOC::REF``."""
     if "::" in spec:
         doc, ref = spec.split("::", 1)
-        ref = re.sub(r"#[^#]*$", "", ref) + "#" + kind  # the block of this metric
-        m = re.search(r"<!-- BEGIN " + re.escape(ref) + r" -->\n(.*?)<!-- END -->", Path(doc).read_text(), re.S)
-        if m is None:
-            raise ValueError(f"{doc}: no block <!-- BEGIN {ref} -->")
-        return read_table(m.group(1).splitlines())
-    return read_table(section_lines(Path(spec).read_text(), SECTIONS[kind]))
+        ref = ref.partition("#")[0] + "#" + kind  # the block of this metric
+        for m in MARKER.finditer(Path(doc).read_text()):
+            if m.group("ref").strip() == ref:
+                return read_table(m.group(0).splitlines())
+        raise ValueError(f"{doc}: no block <!-- BEGIN {ref} -->")
+    return read_table(section(Path(spec).read_text(), SECTIONS[kind]).splitlines())
 
 
 def merge(tables: list[tuple[list[str], dict[str, list[str]]]], digits: int) -> str:
@@ -108,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = (f"# {a.title}\n\nInputs, in column order: " + ", ".join(f"`{s}`" for s in a.inputs)
             + ". Average over the printed values.\n\n"
-            + f"{SECTIONS['PSNR']}\n\n{psnr}\n\n{SECTIONS['SSIM']}\n\n{ssim}\n")
+            + f"## {SECTIONS['PSNR']}\n\n{psnr}\n\n## {SECTIONS['SSIM']}\n\n{ssim}\n")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, text)
     print(f"wrote {a.out}")

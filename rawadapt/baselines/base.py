@@ -184,6 +184,9 @@ class Method:
         paper's protocol, §4.1).
     spaces
         Spaces the method supports.
+    shows_progress
+        Whether ``fit`` draws a training progress bar when given ``progress=True`` (what
+        ``rawadapt bench`` passes to such methods).
     """
 
     name: ClassVar[str] = "method"
@@ -191,6 +194,7 @@ class Method:
     reference: ClassVar[str] = ""
     uses_sources: ClassVar[bool] = False
     spaces: ClassVar[tuple[str, ...]] = ("raw", "srgb")
+    shows_progress: ClassVar[bool] = False
 
     def __init__(self, budget: Budget | None = None, **options: Any) -> None:
         self.budget = budget or Budget()

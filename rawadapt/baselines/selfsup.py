@@ -182,6 +182,7 @@ class PoolSelfSupervised(Method):
     """
 
     uses_sources = False
+    shows_progress = True
     #: patch sides are rounded down to a multiple of this
     patch_multiple: ClassVar[int] = 2
     #: U-Net predicts ``x + net(x)`` (True) or the clean image directly (False)

@@ -37,6 +37,7 @@ class TrainedMethod(Method):
 
     strategy: ClassVar[str] = "finetune"
     uses_sources = True
+    shows_progress = True
     #: nested config overrides of this variant (e.g. ``{"adl": {"criterion": "paired"}}``)
     overrides: ClassVar[dict[str, Any]] = {}
 

@@ -223,7 +223,6 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
     from tqdm import tqdm
 
     from rawadapt.baselines.base import make_method, method_class
-    from rawadapt.baselines.trained import TrainedMethod
     from rawadapt.eval.metrics import evaluate_pair
 
     task = tp.task
@@ -233,9 +232,7 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
         method = method_factory(method_name, budget)
     else:
         opts: dict[str, Any] = {}
-        cls = method_class(method_name)
-        # trainers and the pool self-supervised methods (a `progress` option) show a training bar
-        if issubclass(cls, TrainedMethod) or "progress" in getattr(cls, "known_options", ()):
+        if method_class(method_name).shows_progress:
             opts["progress"] = progress  # (the task's test_pairs reach the run's config)
         method = make_method(method_name, budget=budget, **opts)
     t0 = time.perf_counter()
