@@ -47,6 +47,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "unet-32 (paper width)": {"arch": "unet", "in_channels": 4, "width": 32, "depth": 4, "sensors": ["A", "B", "C"]},
     "dncnn": {"arch": "dncnn", "in_channels": 4, "depth": 10, "width": 32},
     "restormer": {"arch": "restormer", "in_channels": 4},
+    "pmrid (compact)": {"arch": "pmrid", "in_channels": 4, "sensors": ["A", "B", "C"]},
 }
 
 
@@ -219,6 +220,98 @@ def run_subprocess(cfg: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def matmul_peak(n: int, repeats: int, dtype: str) -> float:
+    """Best ``torch.mm`` GFLOP/s of ``n x n`` matrices in ``dtype`` ("fp32" or "bf16")."""
+    import torch
+
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+    best, _ = timed(lambda: torch.mm(a, b), repeats, warmup=2)
+    return 2 * n**3 / best / 1e9
+
+
+def precision_rows(names: list[str], repeats: int, batch: int, size: int, infer: int) -> list[dict[str, Any]]:
+    """Per model and precision, as rawadapt trains and infers (rawadapt.utils.compute policy:
+    channels-last, bf16 autocast; channels-last weights and fused AdamW as the trainer builds
+    them): median training step (batch x size² packed) and inference of an infer² image."""
+    import torch
+
+    from rawadapt.utils.compute import precision_scope
+
+    rows = []
+    for name in names:
+        fpp = forward_flops_per_pixel(name)
+        for prec in ("fp32", "bf16"):
+            with precision_scope(prec):
+                m = build(name).to(memory_format=torch.channels_last).train()
+                opt = torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True)
+                x, y = torch.rand(batch, 4, size, size), torch.rand(batch, 4, size, size)
+                sid, iso = torch.zeros(batch, dtype=torch.long), torch.full((batch,), 800.0)
+
+                def step() -> None:
+                    opt.zero_grad(set_to_none=True)
+                    (m(x, sid, iso) - y).abs().mean().backward()
+                    opt.step()
+
+                _, train_med = timed(step, repeats * 3, warmup=3)
+                m.eval()
+                xi = torch.rand(1, 4, infer, infer)
+                with torch.inference_mode():
+                    _, inf_med = timed(lambda: m(xi, sid[:1], iso[:1]), repeats, warmup=1)
+            rows.append({"model": name, "precision": prec, "params": m.num_parameters(), "fwd_flops_per_pixel": fpp,
+                         "train_step_ms": 1e3 * train_med, "train_mpix_s": batch * size * size / train_med / 1e6,
+                         "infer_ms": 1e3 * inf_med, "infer_mpix_s": infer * infer / inf_med / 1e6,
+                         "train_gflops": 3 * fpp * batch * size * size / train_med / 1e9,
+                         "infer_gflops": fpp * infer * infer / inf_med / 1e9})
+            log(f"{name} {prec}: {json.dumps(rows[-1])}")
+    return rows
+
+
+def precision_markdown(res: dict[str, Any]) -> str:
+    peaks = res["matmul_peak_gflops"]
+    mach = res["machine"]
+    lines = [f"Machine: {mach['line']}; date {res['date']}; command `{res['command']}`.", "",
+             f"Matmul peak measured in the same run ({res['matmul_n']}², {mach['threads']} thread(s)): "
+             f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s.", "",
+             f"| model | params | fwd kFLOP/px | precision | train step ms (batch {res['batch']} x {res['size']}²) "
+             f"| train MPix/s | % of peak | inference ms ({res['infer']}²) | infer MPix/s | % of peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        pk = peaks[r["precision"]]
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['fwd_flops_per_pixel'] / 1e3:.1f} | "
+                     f"{r['precision']} | {r['train_step_ms']:.1f} | {r['train_mpix_s']:.3f} | "
+                     f"{100 * r['train_gflops'] / pk:.1f} | {r['infer_ms']:.1f} | {r['infer_mpix_s']:.2f} | "
+                     f"{100 * r['infer_gflops'] / pk:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def precision_table(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import torch
+
+    from rawadapt.utils.compute import compute_record, machine_line
+
+    torch.set_num_threads(args.threads)
+    reps = 3 if args.quick else 5
+    n = 1024 if args.quick else 2048
+    names = [x.strip() for x in args.models.split(",") if x.strip()]
+    peaks = {d: max(matmul_peak(n, reps, d) for _ in range(2)) for d in ("fp32", "bf16")}
+    log(f"matmul peaks {peaks}")
+    res: dict[str, Any] = {
+        "date": _dt.date.today().isoformat(), "matmul_n": n, "matmul_peak_gflops": peaks,
+        "batch": args.batch, "size": args.size, "infer": args.infer,
+        "machine": {**compute_record("auto"), "threads": args.threads, "torch": torch.__version__,
+                    "line": machine_line("auto", threads=args.threads), "loadavg_start": loadavg()},
+        "command": " ".join(["python", "bench/bench_speed.py", *(argv or sys.argv[1:])]),
+        "rows": precision_rows(names, reps, args.batch, args.size, args.infer),
+    }
+    res["machine"]["loadavg_end"] = loadavg()
+    print(precision_markdown(res))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
@@ -234,8 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="also try torch.compile (slow to warm up)")
     ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                     help="do not measure: merge earlier --out files, keeping each cell's best run")
+    ap.add_argument("--precision-table", action="store_true",
+                    help="only the per-model fp32/bf16 table (train step, inference, matmul peaks): minutes")
+    ap.add_argument("--batch", type=int, default=8, help="--precision-table: training batch")
+    ap.add_argument("--size", type=int, default=48, help="--precision-table: training patch side (packed px)")
+    ap.add_argument("--infer", type=int, default=512, help="--precision-table: inference image side (packed px)")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.precision_table:
+        return precision_table(args, argv)
     if args._worker:
         print(json.dumps(infer_worker(json.loads(args._worker))))
         return 0

@@ -10,6 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RAWADAPT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# "auto" precision resolves to fp32 in the suite, whatever CPU runs it (bf16 has its own tests)
+os.environ.setdefault("RAWADAPT_PRECISION", "fp32")
+
 # Under pytest-xdist each worker gets one thread: 2 workers x 1 thread on 2 cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -248,7 +248,7 @@ def test_protocols_end_to_end(protocol: str, methods: str | None, extra: list[st
     variants = [v["label"] for v in res["variants"]]
     if protocol == "ablation":
         assert res["methods"] == ["noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain",
-                                  "adl-fixed-val"]
+                                  "adl-fixed-val", "adl-noise", "adl-ksigma", "adl-no-mod"]
         cells = read_cells(out)
         assert cells[("default", "b", 0, "adl-no-pretrain")]["info"]["iterations"]["pretrain_iters"] == 0
         assert cells[("default", "b", 0, "adl-no-adl")]["acceptance"]  # logged, every step accepted

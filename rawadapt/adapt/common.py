@@ -74,7 +74,7 @@ def to_batch(image: np.ndarray | torch.Tensor, model: Denoiser, *, what: str = "
 
 
 def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = None,
-             cfa: str | None = None) -> Denoise:
+             cfa: str | None = None, noise: tuple[float, float] | None = None) -> Denoise:
     """``f(x) = model(x, sensor, iso)`` for any batch size (metadata repeated per item).
 
     For a RAW model and an input of Bayer phase ``cfa`` other than the model's ``raw_phase``,
@@ -85,6 +85,8 @@ def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = 
     dev = model_device(model)
     sid = model.sensor_ids([sensor], device=dev) if model.uses_metadata else None
     iso_t = None if iso is None else torch.tensor([float(iso)], dtype=torch.float32, device=dev)
+    noise_t = (torch.tensor([list(noise)], dtype=torch.float32, device=dev)
+               if noise is not None and getattr(model, "uses_noise", False) else None)
     unify = (cfa is not None and model.in_channels == 4 and getattr(model, "raw_phase", None) == "RGGB"
              and cfa.upper() != "RGGB")
 
@@ -92,11 +94,12 @@ def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = 
         b = x.shape[0]
         s = None if sid is None else sid.expand(b)
         i = None if iso_t is None else iso_t.expand(b)
+        kw = {} if noise_t is None else {"noise": noise_t.expand(b, 2)}
         if unify:
             from rawadapt.io.bayer import deunify_pad, unify_pad
 
-            return deunify_pad(model(unify_pad(x, cfa), s, i), cfa)  # type: ignore[arg-type]
-        return model(x, s, i)
+            return deunify_pad(model(unify_pad(x, cfa), s, i, **kw), cfa)  # type: ignore[arg-type]
+        return model(x, s, i, **kw)
 
     return f
 

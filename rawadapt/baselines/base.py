@@ -114,6 +114,9 @@ class Task:
         Folder where methods may write runs and caches (``work_dir/<method>``).
     threads
         Torch threads for the methods (None = default).
+    precision
+        Compute precision of the methods' networks (``auto``/``fp32``/``bf16``,
+        :mod:`rawadapt.utils.compute`); applied around fit and denoise by the cell runner.
     test_pairs
         Cap on the target test set the split was built with (trained methods use the same cap, so
         their own metrics.json scores the same images).
@@ -126,6 +129,7 @@ class Task:
     seed: int
     work_dir: Path
     threads: int | None = None
+    precision: str = "auto"
     test_pairs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -150,7 +154,7 @@ class Task:
 
 def make_task(data_spec: str, target: str, *, target_pairs: int = 20, seed: int = 0, work_dir: str | Path,
               dataset: PairDataset | None = None, sources: list[str] | None = None, test_pairs: int | None = None,
-              threads: int | None = None) -> Task:
+              threads: int | None = None, precision: str = "auto") -> Task:
     """Open the dataset and build the leave-one-sensor-out split of ``target``."""
     from rawadapt.data.registry import open_dataset
     from rawadapt.train.config import config_from_dict
@@ -162,7 +166,7 @@ def make_task(data_spec: str, target: str, *, target_pairs: int = 20, seed: int 
                                      "sources": sources, "test_pairs": test_pairs}})
     data = prepare_data(cfg, ds)
     return Task(data_spec=data_spec, dataset=ds, data=data, target_pairs=target_pairs, seed=seed,
-                work_dir=Path(work_dir), threads=threads, test_pairs=test_pairs)
+                work_dir=Path(work_dir), threads=threads, precision=precision, test_pairs=test_pairs)
 
 
 class Method:
@@ -252,6 +256,10 @@ METHODS: dict[str, str] = {
     "adl-no-type": "rawadapt.baselines.trained:ADLNoType",
     "adl-no-pretrain": "rawadapt.baselines.trained:ADLNoPretrain",
     "adl-fixed-val": "rawadapt.baselines.trained:ADLFixedVal",
+    # conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none
+    "adl-noise": "rawadapt.baselines.trained:ADLNoise",
+    "adl-ksigma": "rawadapt.baselines.trained:ADLKSigma",
+    "adl-no-mod": "rawadapt.baselines.trained:ADLNoMod",
     # classical and per-image baselines (issue 7)
     "noisy": "rawadapt.baselines.trained:Identity",
     "bm3d": "rawadapt.baselines.bm3d:BM3D",

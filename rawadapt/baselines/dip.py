@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from rawadapt.utils.compute import policy_forward
 from rawadapt.baselines.base import Task
 from rawadapt.baselines.noise_level import (
     NoiseLevel,
@@ -176,7 +177,7 @@ def fit_dip(noisy: np.ndarray, *, iters: int, noise_var: float, tau: float = 1.0
     net.train()
     for step in range(1, int(iters) + 1):
         inp = z + torch.randn(z.shape, generator=gen) * REG_NOISE_STD
-        out = crop_to(net(inp), (h, w))
+        out = crop_to(policy_forward(net, inp), (h, w))
         loss = torch.mean((out - y) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -64,7 +64,7 @@ class TrainedMethod(Method):
         b = self.budget
         real_sources = sorted(d for d in task.data.sources if not d.startswith("harmful"))
         base: dict[str, Any] = {
-            "strategy": self.strategy, "seed": task.seed, "threads": task.threads,
+            "strategy": self.strategy, "seed": task.seed, "threads": task.threads, "precision": task.precision,
             "data": {"data": task.data_spec, "target": task.target, "target_pairs": task.target_pairs,
                      "test_pairs": task.test_pairs,
                      "sources": real_sources or None, "patch": b.patch, "batch": b.batch, "eval_tile": b.eval_tile,
@@ -183,6 +183,27 @@ class ADLNoType(ADL):
     description = "ablation: modulation without sensor type"
     reference = "ADL paper Table 4 (no type)"
     overrides = {"model": {"kwargs": {"use_sensor": False}}}
+
+
+class ADLNoise(ADL):
+    name = "adl-noise"
+    description = "conditioning: type + ISO + the image's noise parameters (profile's a, b)"
+    reference = "rawadapt extension of ADL §3.2 (metadata vector extended)"
+    overrides = {"model": {"kwargs": {"use_noise": True}}}
+
+
+class ADLKSigma(ADL):
+    name = "adl-ksigma"
+    description = "conditioning: type + ISO + noise parameters, input k-sigma transformed"
+    reference = "PMRID §3.2 k-sigma transform on ADL"
+    overrides = {"model": {"kwargs": {"use_noise": True, "ksigma": True}}}
+
+
+class ADLNoMod(ADL):
+    name = "adl-no-mod"
+    description = "conditioning: none (no modulation at all)"
+    reference = "ADL paper Table 4 (neither type nor ISO)"
+    overrides = {"model": {"kwargs": {"use_sensor": False, "use_iso": False}}}
 
 
 class ADLNoPretrain(ADL):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from rawadapt.utils.compute import policy_forward
 from rawadapt.baselines.perimage import ImageMethod, image_seed, seeded_torch
 from rawadapt.errors import ConfigError
 
@@ -73,7 +74,7 @@ def train_zsn2n(noisy: np.ndarray, *, iters: int, lr: float = 1e-3, width: int =
         net = build_zsn2n_net(y.shape[1], width)
 
     def f(x: torch.Tensor) -> torch.Tensor:
-        return x - net(x)
+        return x - policy_forward(net, x)
 
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     step_at = max(1, int(round(halve_at * iters)))

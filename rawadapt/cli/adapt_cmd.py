@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from rawadapt.cli.common import info, print_json
+from rawadapt.cli.common import PRECISION_HELP, info, print_json, use_precision
 
 _OUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dng", ".npy"}
 
@@ -191,6 +191,7 @@ def register(app: typer.Typer) -> None:
         bound: str = typer.Option("tanh", "--bound", help="LAN offset: tanh (authors) | none (unbounded)."),
         save_adapted: bool = typer.Option(False, "--save-adapted", help="Also write LAN's adapted input."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         """Adapt a trained denoiser to each noisy image at test time and write the denoised result."""
@@ -198,6 +199,7 @@ def register(app: typer.Typer) -> None:
         from rawadapt.adapt.losses import LOSSES
         from rawadapt.errors import ConfigError
 
+        use_precision(precision)
         if method not in METHODS:
             raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
         if loss not in LOSSES:
@@ -228,6 +230,7 @@ def register(app: typer.Typer) -> None:
         patch: int = typer.Option(64, "--patch", min=4, help="Task patch side."),
         images: int = typer.Option(32, "--images", min=1, help="Training images to draw tasks from."),
         seed: int = typer.Option(0, "--seed"),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         """Meta-train a pretrained model (first-order MAML / Reptile with a self-supervised inner loss)."""
@@ -235,6 +238,7 @@ def register(app: typer.Typer) -> None:
         from rawadapt.adapt.protocol import pretraining_samples
         from rawadapt.data.registry import open_dataset
 
+        use_precision(precision)
         cfg = MetaConfig(algorithm=algorithm, loss=loss, inner_steps=inner_steps,  # type: ignore[arg-type]
                          inner_lr=inner_lr, outer_lr=outer_lr, meta_iters=meta_iters, patch=patch, seed=seed).validate()
         samples = pretraining_samples(open_dataset(data), images)

@@ -21,7 +21,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from rawadapt.cli.common import info, parse_int_list, print_json, split_list
+from rawadapt.cli.common import PRECISION_HELP, info, parse_int_list, print_json, split_list, use_precision
 from rawadapt.errors import ConfigError
 
 
@@ -66,6 +66,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
                                           help="harmful: pairs per harmful domain (default: median source size)."),
         threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (default: torch's if they "
                                     "are faster right now, else 1; timed in ~1 s)."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         crops: int = typer.Option(2, "--crops", min=0, help="Test images per target whose crops are kept for "
                                                            "the report."),
         recompute: bool = typer.Option(False, "--recompute", help="Recompute finished cells whose settings "
@@ -78,6 +79,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
         from rawadapt.eval.protocols import BenchSettings, run_protocol
         from rawadapt.eval.protocols.threads import auto_threads
 
+        precision = use_precision(precision)
         if threads is None:
             threads = auto_threads()
             info(f"[bench {name}] {threads} torch thread(s) (--threads to choose)")
@@ -85,7 +87,8 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             protocol=name, data=data, out=str(out), targets=split_list(targets) or None,
             methods=split_list(methods) or None, budget=budget, quick=quick, seeds=parse_int_list(seeds, "--seeds"),
             target_pairs=target_pairs, test_pairs=test_pairs, sources=split_list(sources) or None,
-            sizes=parse_int_list(sizes, "--sizes"), harmful_count=harmful_count, threads=threads, crops=crops,
+            sizes=parse_int_list(sizes, "--sizes"), harmful_count=harmful_count, threads=threads, precision=precision,
+            crops=crops,
             on_change="recompute" if recompute else "refuse", keep_going=keep_going, plots=plots,
             report=report)
         res = run_protocol(settings, progress=not as_json)
@@ -140,11 +143,14 @@ def bench_lan(
                                                               "(default: tiny with --quick, else full)."),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(None, "--threads", min=1),
+    precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write Fig. 4/5/6 PNGs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """LAN's Table 1: pretrain on simulated noise, adapt per image to real PolyU noise (and RAW)."""
     from rawadapt.adapt.protocol import LanProtocolSettings, run_lan_protocol
+
+    use_precision(precision)
 
     settings = LanProtocolSettings(
         out=str(out), quick=quick, polyu=polyu, backbones=split_list(backbones),
@@ -174,12 +180,15 @@ def bench_lan_cost(
     quick: bool = typer.Option(False, "--quick", help="Tiny networks, 128x128, 2 repeats."),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(None, "--threads", min=1),
+    precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
     recompute: bool = typer.Option(False, "--recompute", help="Measure again instead of reusing finished runs."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write DIR/report.html."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """LAN's Table 2: time per iteration and memory, LAN vs full fine-tuning, one process each."""
     from rawadapt.adapt.cost import run_cost_bench
+
+    use_precision(precision)
 
     if quick:
         size, repeats, iters = min(size, 128), min(repeats, 2), min(iters, 3)

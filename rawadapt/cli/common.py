@@ -34,3 +34,27 @@ def parse_int_list(value: str | None, what: str) -> list[int]:
         return [int(v) for v in split_list(value)]
     except ValueError:
         raise ConfigError(f"{what} must be a comma-separated list of integers, got {value!r}") from None
+
+
+PRECISION_HELP = ("Network precision: auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32), "
+                  "fp32 or bf16.")
+
+
+def use_precision(value: str | None) -> str:
+    """Validate ``--precision`` and make it the process default; returns the requested value.
+
+    A concrete choice (fp32/bf16) is also exported as ``RAWADAPT_PRECISION`` so that the worker
+    processes a command starts (``bench lan-cost`` measurements) compute in the same precision.
+    """
+    import os
+
+    from rawadapt.utils.compute import ENV_VAR, PRECISIONS, set_default_precision
+
+    if value is None:
+        value = "auto"
+    if value not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    set_default_precision(value)
+    if value != "auto":
+        os.environ[ENV_VAR] = value
+    return value

@@ -24,6 +24,8 @@ from typing import Any
 
 import typer
 
+from rawadapt.cli.common import PRECISION_HELP
+
 DEFAULT_TARGET = "SonyA7S2"
 DEFAULT_OUT = "runs/demo"
 DEMO_METHODS = ("noisy", "finetune", "adl")
@@ -90,15 +92,17 @@ def register(app: typer.Typer) -> None:
                                     "(about +2 minutes at the demo budget)."),
         threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (default: torch's if they "
                                     "are faster right now, else 1; timed in ~1 s, see auto_threads)."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         """Build synth if needed, hold one sensor out, compare fine-tuning and ADL, write a report."""
-        from rawadapt.cli.common import info, print_json
+        from rawadapt.cli.common import info, print_json, use_precision
         from rawadapt.data.registry import open_dataset
         from rawadapt.eval.protocols import BenchSettings, run_protocol
         from rawadapt.eval.protocols.plan import max_pool_pairs
         from rawadapt.eval.protocols.threads import auto_threads
 
+        precision = use_precision(precision)
         info("rawadapt demo: the built-in multi-sensor benchmark 'synth' (built on first use)")
         ds = open_dataset("synth")
         if target not in ds.sensors:
@@ -110,7 +114,7 @@ def register(app: typer.Typer) -> None:
         threads = threads or auto_threads()  # before training: 1 on a busy machine
         settings = BenchSettings(protocol="crossval", data="synth", out=str(out), targets=[target], methods=methods,
                                  budget=budget, seeds=[0], target_pairs=pairs, test_pairs=test_pairs or None,
-                                 threads=threads, crops=2, report=True)
+                                 threads=threads, precision=precision, crops=2, report=True)
         info(f"rawadapt demo: target {target} held out with {pairs} pairs; methods {', '.join(methods)}; "
              f"budget {budget}; {threads} thread(s); output {out}")
         res = run_protocol(settings, progress=not as_json, dataset=ds)

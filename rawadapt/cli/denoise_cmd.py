@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from rawadapt.cli.common import info, print_json
+from rawadapt.cli.common import PRECISION_HELP, info, print_json, use_precision
 from rawadapt.errors import ConfigError
 
 
@@ -31,8 +31,11 @@ def register(app: typer.Typer) -> None:
                                                   help="error | average | iso-only (default: the model's policy)."),
         preview: Path | None = typer.Option(None, "--preview", help="RAW input: also write an sRGB preview PNG."),
         bits: int = typer.Option(8, "--bits", help="Bit depth of PNG/TIFF output for sRGB input (8 or 16)."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 (see docs/models.md)."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         device: str = typer.Option("cpu", "--device", help="Torch device."),
+        profile: str | None = typer.Option(None, "--profile", help="Noise profile (name or YAML, e.g. from "
+                                           "`rawadapt calibrate`) for noise-conditioned models (default: the "
+                                           "camera's built-in profile)."),
         json_: bool = typer.Option(False, "--json", help="Print one JSON object (last line of stdout)."),
     ) -> None:
         """Denoise INPUT with the model in RUN and write OUTPUT (never the input)."""
@@ -40,15 +43,15 @@ def register(app: typer.Typer) -> None:
 
         if tile < 0 or overlap < 0:
             raise ConfigError("--tile and --overlap must be >= 0")
-        if precision not in ("fp32", "bf16"):
-            raise ConfigError(f"--precision must be fp32 or bf16, got {precision!r}")
+        precision = use_precision(precision)
         res = denoise_file(run, input, output, sensor=sensor, iso=iso, tile=tile or None, overlap=overlap,
                            unknown_sensor=unknown_sensor, preview=preview, bits=bits, precision=precision,
-                           device=device)
+                           device=device, profile=profile)
         if json_:
             print_json(res)
             return
         info(f"sensor: {res['sensor'] or '-'} ({res['sensor_source']}); ISO: "
-             f"{res['iso'] if res['iso'] is not None else '-'} ({res['iso_source']})")
+             f"{res['iso'] if res['iso'] is not None else '-'} ({res['iso_source']}); noise: {res['noise_source']}; "
+             f"precision {res['precision']}")
         typer.echo(f"wrote {res['output']} ({res['space']}, {res['seconds']:.2f} s)"
                    + (f"; preview {res['preview']}" if res["preview"] else ""))

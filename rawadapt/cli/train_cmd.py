@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from rawadapt.cli.common import info, print_json, split_list
+from rawadapt.cli.common import PRECISION_HELP, info, print_json, split_list, use_precision
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -96,6 +96,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", help="Random seed."),
         device: str = typer.Option(None, "--device", help="cpu (default) or cuda."),
         threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         eval_every: int = typer.Option(None, "--eval-every", help="Periodic test-set validation (0 = end only)."),
         add_harmful: str = typer.Option(None, "--add-harmful",
                                         help="Mix harmful source domains in: harmful1,harmful2 (Table 5)."),
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
         flags = _overrides(strategy=strategy, data=data, target=target, target_pairs=target_pairs,
                            sources=sources, arch=arch, width=width, iters=iters, pretrain_iters=pretrain_iters,
                            finetune_iters=finetune_iters, patch=patch, batch=batch, lr=lr, seed=seed,
-                           device=device, threads=threads, eval_every=eval_every, add_harmful=add_harmful,
+                           device=device, threads=threads, precision=precision, eval_every=eval_every, add_harmful=add_harmful,
                            no_iso=no_iso, no_sensor=no_sensor, adl_criterion=criterion,
                            adl_queue_size=queue_size, adl_validation=validation,
                            adl_domain_sampling=domain_sampling, adl_val_crop=val_crop,
@@ -166,6 +167,7 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", "--split", help="test | target | source | all."),
         tile: int = typer.Option(None, "--tile", help="Tiled inference with this tile side."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         unknown_sensor: str = typer.Option(None, "--unknown-sensor",
                                            help="Policy for sensors outside the model's vocabulary: "
                                                 "error | average | iso-only."),
@@ -174,6 +176,7 @@ def register(app: typer.Typer) -> None:
         """Per-sensor PSNR/SSIM of a run's model on a split recreated from its config and seed."""
         from rawadapt.train.api import evaluate_run
 
+        use_precision(precision)
         res = evaluate_run(run, data=data, split=split, tile=tile, device=device, unknown_sensor=unknown_sensor)
         _print_metrics(res, f"{run} on {res['data']} [{split}]", to_stdout=not as_json)
         if as_json:

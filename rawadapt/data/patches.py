@@ -42,6 +42,9 @@ class Batch:
         Source sample ids (for data valuation).
     domains
         Domain of each item (the sensor, or a role such as ``"target"``).
+    noise
+        ``torch.Tensor`` ``[B, 2]`` of each item's mean-variance line ``(a, b)`` from its
+        sensor's profile (:mod:`rawadapt.noise.conditioning`; NaN where unknown), or None.
     """
 
     noisy: Any
@@ -50,6 +53,7 @@ class Batch:
     iso: Any
     sample_ids: list[str]
     domains: list[str] = field(default_factory=list)
+    noise: Any = None
 
     def __len__(self) -> int:
         return len(self.sensor)
@@ -66,11 +70,12 @@ class Batch:
             noisy=torch.cat([b.noisy for b in bs]), clean=torch.cat([b.clean for b in bs]),
             sensor=[s for b in bs for s in b.sensor], iso=torch.cat([b.iso for b in bs]),
             sample_ids=[s for b in bs for s in b.sample_ids], domains=[d for b in bs for d in b.domains],
+            noise=torch.cat([b.noise for b in bs]) if all(b.noise is not None for b in bs) else None,
         )
 
     def to(self, device: Any) -> Batch:
         return Batch(self.noisy.to(device), self.clean.to(device), self.sensor, self.iso.to(device),
-                     self.sample_ids, self.domains)
+                     self.sample_ids, self.domains, noise=None if self.noise is None else self.noise.to(device))
 
 
 def augment_pair(noisy: np.ndarray, clean: np.ndarray | None, space: str, code: int,
@@ -141,7 +146,9 @@ class PatchSampler:
         if indices is None:
             n = self.batch if n is None else int(n)
             indices = self.rng.integers(0, len(self.samples), size=n).tolist()
-        noisy, clean, sensors, isos, ids, doms = [], [], [], [], [], []
+        from rawadapt.noise.conditioning import noise_tensor, sample_noise_line
+
+        noisy, clean, sensors, isos, ids, doms, lines = [], [], [], [], [], [], []
         p = self.patch
         q = p + self._extra
         for i in indices:
@@ -164,8 +171,9 @@ class PatchSampler:
             isos.append(math.nan if iso is None else iso)
             ids.append(s.sample_id)
             doms.append(self.domain or s.sensor)
+            lines.append(sample_noise_line(s.sensor, s.iso, s.ratio) if s.space == "raw" else (math.nan, math.nan))
         return Batch(torch.from_numpy(np.stack(noisy)), torch.from_numpy(np.stack(clean)), sensors,
-                     torch.tensor(isos, dtype=torch.float32), ids, doms)
+                     torch.tensor(isos, dtype=torch.float32), ids, doms, noise=noise_tensor(lines))
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-friendly generator state (for exact resume)."""

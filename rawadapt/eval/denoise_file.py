@@ -111,11 +111,37 @@ def _write_tiff_mosaic(path: Path, mosaic: np.ndarray, description: dict[str, An
                          description=json.dumps(description))
 
 
+def _profile_names() -> list[str]:
+    from rawadapt.noise.profiles import list_profiles
+
+    return list_profiles()
+
+
+def _noise_line(model: Any, profile: str | None, sensor: str | None, camera: str | None, iso: float | None,
+                src: Path) -> tuple[tuple[float, float] | None, str]:
+    """The image's noise line for a noise-conditioned model, and where it came from."""
+    if not getattr(model, "uses_noise", False):
+        return None, "not used (the model is not noise-conditioned)"
+    from rawadapt.noise.conditioning import sample_noise_line
+    from rawadapt.noise.profiles import list_profiles, load_profile
+
+    if profile is not None:
+        prof, source = load_profile(profile), f"--profile {profile}"
+    else:
+        name = match_sensor(list_profiles(), [sensor, camera])
+        if name is None:
+            return None, "unknown (no profile for this camera; pass --profile)"
+        prof, source = load_profile(name), f"profile {name}"
+    if iso is None:
+        return None, f"unknown (no ISO; {source} needs one: pass --iso)"
+    return sample_noise_line(None, iso, 1.0, profile=prof), source
+
+
 def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str],
                  output_path: str | os.PathLike[str], *, sensor: str | None = None, iso: float | None = None,
                  tile: int | None = 512, overlap: int = 32, unknown_sensor: str | None = None,
-                 preview: str | os.PathLike[str] | None = None, bits: int = 8, precision: str = "fp32",
-                 device: str = "cpu") -> dict[str, Any]:
+                 preview: str | os.PathLike[str] | None = None, bits: int = 8, precision: str | None = None,
+                 device: str = "cpu", profile: str | None = None) -> dict[str, Any]:
     """Denoise ``input_path`` with the model in ``run`` and write ``output_path`` atomically.
 
     Parameters
@@ -136,7 +162,12 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     bits
         8 or 16: bit depth of PNG/TIFF output for sRGB input.
     precision
-        ``"fp32"`` or ``"bf16"`` (see :func:`rawadapt.eval.inference.denoise_image`).
+        ``"auto"``, ``"fp32"`` or ``"bf16"``; None = the process default (see
+        :mod:`rawadapt.utils.compute`).
+    profile
+        Noise profile (built-in name or YAML path) giving the image's noise parameters to a
+        noise-conditioned model; default: the built-in/imported profile of the sensor or the
+        file's camera. With one, a camera outside the model's vocabulary needs no type guess.
     device
         Torch device.
 
@@ -228,10 +259,19 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     elif sensor is not None:
         used_sensor = match_sensor(model.sensors, [sensor]) or sensor
         sensor_source = "--sensor"
+        if (used_sensor not in model.sensors and getattr(model, "uses_noise", False) and unknown_sensor is None
+                and (profile is not None or match_sensor(_profile_names(), [sensor]))):
+            model.set_unknown_sensor_policy("iso-only")
+            sensor_source = "--sensor, not in the vocabulary (no type; noise parameters from its profile)"
     else:
         used_sensor = match_sensor(model.sensors, [file_camera, raw.meta.model if raw else None])
         sensor_source = "file metadata"
-        if used_sensor is None:
+        if used_sensor is None and getattr(model, "uses_noise", False) and unknown_sensor is None and (
+                profile is not None or match_sensor(_profile_names(), [file_camera])):
+            # a noise-conditioned model needs no type guess when the noise parameters are known
+            model.set_unknown_sensor_policy("iso-only")
+            sensor_source = "unknown (no type; noise parameters from its profile)"
+        elif used_sensor is None:
             known = ", ".join(model.sensors) or "(none)"
             if model.unknown_sensor == "error" and model._needs_sensor():
                 what = f"the file's camera {file_camera!r}" if file_camera else "the file names no camera; it"
@@ -240,11 +280,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
             sensor_source = f"unknown ({model.unknown_sensor})"
     used_iso = float(iso) if iso is not None else file_iso
     iso_source = "--iso" if iso is not None else ("file metadata" if file_iso is not None else "unknown")
+    noise, noise_source = _noise_line(model, profile, used_sensor or sensor, file_camera, used_iso, src)
 
     t0 = time.perf_counter()
     y = denoise_image(model, x, sensor=used_sensor, iso=used_iso, cfa=raw.cfa if raw is not None else None,
-                      tile=tile or None, overlap=overlap,
-                      device=device, precision=precision)
+                      tile=tile or None, overlap=overlap, device=device, precision=precision, noise=noise)
     seconds = time.perf_counter() - t0
 
     # --- write ------------------------------------------------------------------------------
@@ -283,6 +323,8 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         "run": str(run), "arch": meta.get("arch"), "space": space, "shape": list(x.shape),
         "sensor": used_sensor, "sensor_source": sensor_source, "file_camera": file_camera,
         "iso": used_iso, "iso_source": iso_source, "unknown_sensor": model.unknown_sensor,
-        "tile": tile or None, "overlap": overlap if tile else None, "precision": precision,
+        "noise": list(noise) if noise is not None else None, "noise_source": noise_source,
+        "tile": tile or None, "overlap": overlap if tile else None,
+        "precision": model.resolved_precision(device) if precision is None else precision,
         "seconds": round(seconds, 4),
     }

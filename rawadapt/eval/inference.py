@@ -2,32 +2,25 @@
 
 ``denoise_image`` is the single entry point used by evaluation, the CLI and the baselines.
 
-Speed options (measured by ``bench/bench_speed.py``, numbers in docs/models.md):
+Speed options:
 
 * ``torch.inference_mode`` is always used (no autograd bookkeeping).
-* ``channels_last=True`` (default) feeds the network NHWC tensors; oneDNN's convolutions
-  (depthwise ones especially) and ``F.layer_norm`` are faster on that layout: 1.2-1.55x for the
-  backbones on this project's 2-core CPU, identical results up to float rounding.
-  Converting the input is enough (the convolutions then reorder the small weights themselves),
-  so the caller's model is not modified.
-* ``precision="bf16"`` runs the network under bfloat16 autocast. It is NOT the default: on
-  CPUs without native bf16 instructions (this project's AVX2 machine) oneDNN takes a slow
-  path, 7-14x slower than fp32, and bf16 keeps 8 mantissa bits, so outputs move by up to ~5e-3
-  (PSNR 61-79 dB against fp32, see docs/models.md). Useful on GPUs and on CPUs with
-  AVX512-BF16/AMX.
+* Precision and memory layout follow :mod:`rawadapt.utils.compute` (applied by
+  :meth:`rawadapt.models.base.Denoiser.__call__`): channels-last input, and bfloat16 autocast where
+  ``precision`` resolves to ``"bf16"`` (``"auto"`` does so on CPUs with AMX/AVX512-BF16 and on
+  CUDA). bf16 keeps 8 mantissa bits: outputs move by ~1e-3 against fp32 (tested: PSNR within
+  0.05 dB of fp32 on a trained model). Timings per machine are in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 import torch
 
 from rawadapt.models.base import Denoiser
-
-PRECISIONS = ("fp32", "bf16")
+from rawadapt.utils.compute import PRECISIONS
 
 
 def _meta(model: Denoiser, sensor: str | None, iso: float | None, device: Any) -> tuple[Any, Any]:
@@ -36,10 +29,17 @@ def _meta(model: Denoiser, sensor: str | None, iso: float | None, device: Any) -
     return sensor_ids, iso_t
 
 
+def noise_kwargs(model: Denoiser, noise: Any, device: Any) -> dict[str, Any]:
+    """``{"noise": [1, 2] tensor}`` for noise-conditioned models given a line ``(a, b)``."""
+    if noise is None or not getattr(model, "uses_noise", False):
+        return {}
+    return {"noise": torch.as_tensor(noise, dtype=torch.float32, device=device).reshape(1, 2)}
+
+
 def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: str | None = None,
                   iso: float | None = None, cfa: str | None = None, tile: int | None = None, overlap: int = 32,
-                  device: str | torch.device = "cpu", precision: str = "fp32",
-                  channels_last: bool = True) -> np.ndarray:
+                  device: str | torch.device = "cpu", precision: str | None = None,
+                  channels_last: bool = True, noise: tuple[float, float] | None = None) -> np.ndarray:
     """Denoise a ``(C, H, W)`` image; returns a float32 ``(C, H, W)`` NumPy array (not clipped).
 
     Parameters
@@ -64,11 +64,14 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
     device
         Where to run the model.
     precision
-        ``"fp32"`` (default) or ``"bf16"`` (CPU/GPU autocast; see the module docstring).
+        ``"auto"``, ``"fp32"`` or ``"bf16"`` for this call; None (default) = the model's own
+        ``compute_precision``, else the process default (:mod:`rawadapt.utils.compute`).
+    noise
+        The image's mean-variance line ``(a, b)`` (:mod:`rawadapt.noise.conditioning`), for
+        noise-conditioned models (ignored by others); None = unknown.
     channels_last
-        Feed the network channels-last (NHWC) tensors (default): the same result up to float
-        rounding (~1e-7), faster on CPU (see the module docstring). Only the input is
-        converted; the model is left as it is.
+        Kept for compatibility: the compute policy always feeds CPU networks channels-last
+        tensors (the same result up to float rounding, faster); False is ignored.
 
     Raises
     ------
@@ -77,7 +80,7 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
     UnknownSensorError
         ``sensor`` is not in the model's vocabulary and its policy is ``"error"``.
     """
-    if precision not in PRECISIONS:
+    if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     model.eval()
     x = torch.as_tensor(np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image)
@@ -86,16 +89,24 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
         raise ValueError(f"denoise_image expects (C, H, W), got {tuple(x.shape)}")
     model.check_input(x[None])
     sensor_ids, iso_t = _meta(model, sensor, iso, device)
-    dev_type = torch.device(device).type
+    extra = noise_kwargs(model, noise, device)
+    pinned = model.compute_precision
 
     def net(t: torch.Tensor) -> torch.Tensor:
-        ctx = (torch.autocast(dev_type, dtype=torch.bfloat16) if precision == "bf16"
-               else contextlib.nullcontext())
-        if channels_last:
-            t = t.contiguous(memory_format=torch.channels_last)
-        with ctx:
-            return model(t, sensor_ids, iso_t).float().contiguous()
+        return model(t, sensor_ids, iso_t, **extra).float().contiguous()
 
+    if precision is not None:
+        model.compute_precision = precision
+    try:
+        y = _run(net, model, x, cfa, tile, overlap)
+    finally:
+        model.compute_precision = pinned
+    return y.float().cpu().numpy()
+
+
+def _run(net: Any, model: Denoiser, x: torch.Tensor, cfa: str | None, tile: int | None,
+         overlap: int) -> torch.Tensor:
+    """Unify the CFA phase, run whole or tiled under inference mode, undo the phase padding."""
     unify = (cfa is not None and x.shape[0] == 4 and getattr(model, "raw_phase", None) == "RGGB"
              and cfa.upper() != "RGGB")
     if unify:
@@ -113,4 +124,4 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
         from rawadapt.io.bayer import deunify_pad
 
         y = deunify_pad(y, cfa)  # type: ignore[arg-type]
-    return y.float().cpu().numpy()
+    return y

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rawadapt.errors import ShapeError, UnknownSensorError
+from rawadapt.utils.compute import check_precision, policy_forward, resolve_precision
 
 UNKNOWN_SENSOR_POLICIES = ("error", "average", "iso-only")
 
@@ -62,6 +63,25 @@ class Denoiser(nn.Module):
         self.sensors: list[str] = list(sensors or [])
         self.unknown_sensor = "error"
         self.raw_phase: str | None = "RGGB" if self.in_channels == 4 else None
+        #: "auto" | "fp32" | "bf16", or None = the process default (rawadapt.utils.compute)
+        self.compute_precision: str | None = None
+
+    def set_precision(self, precision: str | None) -> None:
+        """Pin this model's precision (``"auto"``, ``"fp32"``, ``"bf16"``; None = process default)."""
+        self.compute_precision = None if precision is None else check_precision(precision)
+
+    def resolved_precision(self, device: Any = "cpu") -> str:
+        """``"fp32"`` or ``"bf16"``: what a forward pass on ``device`` runs in now."""
+        return resolve_precision(self.compute_precision, device)
+
+    def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Run :meth:`forward` under the compute policy (:mod:`rawadapt.utils.compute`).
+
+        Channels-last input on CPU; under ``"bf16"`` the forward pass runs in bfloat16 autocast
+        and the output is returned as float32 (weights, loss and the caller's arithmetic stay
+        fp32). Nested calls (a model inside a model) inherit the outer autocast.
+        """
+        return policy_forward(super().__call__, x, *args, precision=self.compute_precision, **kwargs)
 
     @property
     def space(self) -> str:

@@ -20,6 +20,10 @@ Choices the paper leaves open (documented, each a constructor argument):
   (gamma = 1, beta = 0), which keeps early training stable.
 * Switches ``use_sensor`` / ``use_iso`` zero the corresponding half of the input (ablations of
   the paper's Table 4 "without type" / "without ISO").
+* ``use_noise`` extends the vector (the paper allows more metadata, §3.2) with the image's noise
+  parameters, the normalised ``log10 a`` and ``log10 b`` of its mean-variance line
+  (:mod:`rawadapt.noise.conditioning`), each repeated n times like ``s``: ``(p, s, f_a, f_b)``.
+  Unknown noise (NaN) feeds 0, the centre of the training range, like an unknown ISO.
 * Unknown sensor at inference: policy ``"average"`` feeds ``p = 1/n`` in every slot (the mean of
   the sensor embeddings, since the first layer is linear in p); ``"iso-only"`` feeds ``p = 0``.
 """
@@ -77,20 +81,22 @@ class Modulation(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int], n_sensors: int, *, hidden: int = 64,
-                 use_sensor: bool = True, use_iso: bool = True,
+                 use_sensor: bool = True, use_iso: bool = True, use_noise: bool = False,
                  iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
         super().__init__()
         self.channels = [int(c) for c in channels]
         self.n = max(1, int(n_sensors))
-        self.use_sensor, self.use_iso = bool(use_sensor), bool(use_iso)
+        self.use_sensor, self.use_iso, self.use_noise = bool(use_sensor), bool(use_iso), bool(use_noise)
         self.iso_ref, self.iso_scale = float(iso_ref), float(iso_scale)
         total = sum(self.channels)
-        self.mlp_gamma = _mlp(2 * self.n, hidden, total)
-        self.mlp_beta = _mlp(2 * self.n, hidden, total)
+        n_in = (4 if self.use_noise else 2) * self.n
+        self.mlp_gamma = _mlp(n_in, hidden, total)
+        self.mlp_beta = _mlp(n_in, hidden, total)
 
     def metadata_vector(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
-                        device: torch.device, unknown_policy: str = "error") -> torch.Tensor:
-        """The ``(p, s)`` vector ``[B, 2n]``."""
+                        device: torch.device, unknown_policy: str = "error",
+                        noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``(p, s)`` vector ``[B, 2n]`` (``(p, s, f_a, f_b)``, ``[B, 4n]``, with ``use_noise``)."""
         p = torch.zeros(batch, self.n, device=device)
         if self.use_sensor and sensor is not None:
             sensor = torch.as_tensor(sensor, device=device).reshape(-1).long()
@@ -109,12 +115,41 @@ class Modulation(nn.Module):
         s = torch.zeros(batch, self.n, device=device)
         if self.use_iso:
             s = normalize_iso(iso, batch, device, self.iso_ref, self.iso_scale)[:, None].expand(batch, self.n)
-        return torch.cat([p, s], dim=1)
+        if not self.use_noise:
+            return torch.cat([p, s], dim=1)
+        from rawadapt.noise.conditioning import noise_features
+
+        if noise is None:
+            f = torch.zeros(batch, 2, device=device)
+        else:
+            f = noise_features(torch.as_tensor(noise, device=device).reshape(-1, 2).float())
+            if f.shape[0] == 1 and batch > 1:
+                f = f.expand(batch, 2)
+        fa = f[:, :1].expand(batch, self.n)
+        fb = f[:, 1:].expand(batch, self.n)
+        return torch.cat([p, s, fa, fb], dim=1)
+
+    @torch.no_grad()
+    def init_sensor_embedding(self, index: int, from_indices: Sequence[int]) -> None:
+        """Set sensor ``index``'s embedding (its column of both MLPs' first layer, the only weights
+        its one-hot reaches) to the mean of the ``from_indices`` columns.
+
+        A sensor absent from a training stage gets no gradient there; fine-tuning on it then starts
+        from a random embedding. Starting from the sources' average starts it from what the
+        ``average`` unknown-sensor policy gives (papers/001 §3.2 leaves this open)."""
+        src = [int(i) for i in from_indices if int(i) != int(index)]
+        if not src:
+            return
+        for mlp in (self.mlp_gamma, self.mlp_beta):
+            first = mlp[0]
+            assert isinstance(first, nn.Linear)
+            first.weight[:, int(index)] = first.weight[:, src].mean(dim=1)
 
     def forward(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
-                device: torch.device, unknown_policy: str = "error") -> list[tuple[torch.Tensor, torch.Tensor]]:
+                device: torch.device, unknown_policy: str = "error",
+                noise: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per modulated layer, ``(gamma, beta)`` shaped ``[B, C_i, 1, 1]``."""
-        v = self.metadata_vector(sensor, iso, batch, device, unknown_policy)
+        v = self.metadata_vector(sensor, iso, batch, device, unknown_policy, noise)
         gamma = 1.0 + torch.tanh(self.mlp_gamma(v))
         beta = self.mlp_beta(v)
         out = []
@@ -129,7 +164,7 @@ def modulate(x: torch.Tensor, gb: tuple[torch.Tensor, torch.Tensor] | None) -> t
     """``gamma * x + beta`` (identity when ``gb`` is None)."""
     if gb is None:
         return x
-    return x * gb[0] + gb[1]
+    return torch.addcmul(gb[1], x, gb[0])  # one fused kernel instead of a multiply and an add
 
 
 def iso_of(log_scaled: float, ref: float = DEFAULT_ISO_REF, scale: float = DEFAULT_ISO_SCALE) -> float:

@@ -31,6 +31,12 @@ def _restormer(**kw: Any) -> Denoiser:
     return Restormer(**kw)
 
 
+def _pmrid(**kw: Any) -> Denoiser:
+    from rawadapt.models.pmrid import PMRID
+
+    return PMRID(**kw)
+
+
 def _ain_unet(**kw: Any) -> Denoiser:
     from rawadapt.baselines.ain import _build_ain_unet
 
@@ -47,6 +53,7 @@ MODELS: dict[str, Callable[..., Denoiser]] = {
     "unet": _unet,
     "dncnn": _dncnn,
     "restormer": _restormer,
+    "pmrid": _pmrid,
     # baselines' networks (transfer learning with AIN, LED), so their checkpoints reload anywhere
     "ain-unet": _ain_unet,
     "led-unet": _led_unet,

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rawadapt.models.base import Denoiser, crop_to, pad_to_multiple
-from rawadapt.models.modulation import DEFAULT_ISO_REF, DEFAULT_ISO_SCALE, Modulation, modulate
+from rawadapt.models.base import crop_to, pad_to_multiple
+from rawadapt.models.conditioned import ConditionedDenoiser
+from rawadapt.models.modulation import DEFAULT_ISO_REF, DEFAULT_ISO_SCALE, modulate
 
 
 class _DoubleConv(nn.Module):
@@ -40,7 +41,7 @@ class _DoubleConv(nn.Module):
         return self.act(modulate(self.conv2(x), g2))
 
 
-class UNet(Denoiser):
+class UNet(ConditionedDenoiser):
     """U-Net denoiser with optional sensor-type + ISO modulation.
 
     Parameters
@@ -54,7 +55,11 @@ class UNet(Denoiser):
     sensors
         Sensor vocabulary (order defines the one-hot code). May be empty when modulation is off.
     use_sensor, use_iso
-        Modulation switches (ablations). Both off = plain U-Net.
+        Modulation switches (ablations). All three off = plain U-Net.
+    use_noise
+        Also modulate on the image's noise parameters (:mod:`rawadapt.noise.conditioning`).
+    ksigma
+        k-sigma transform of the input to one anchor noise level (PMRID §3.2); needs ``noise``.
     mod_hidden
         Hidden width of the modulation MLPs.
     residual
@@ -66,13 +71,12 @@ class UNet(Denoiser):
     def __init__(self, in_channels: int = 4, *, width: int = 16, depth: int = 4,
                  sensors: Sequence[str] | None = None, use_sensor: bool = True, use_iso: bool = True,
                  mod_hidden: int = 64, residual: bool = True,
-                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
+                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE,
+                 use_noise: bool = False, ksigma: bool = False) -> None:
         super().__init__(in_channels, sensors)
         if depth < 1 or width < 1:
             raise ValueError("depth and width must be positive")
         self.width, self.depth, self.residual = int(width), int(depth), bool(residual)
-        self.use_sensor, self.use_iso, self.mod_hidden = bool(use_sensor), bool(use_iso), int(mod_hidden)
-        self.iso_ref, self.iso_scale = float(iso_ref), float(iso_scale)
         widths = [self.width * 2**i for i in range(self.depth + 1)]
         self.down = nn.ModuleList()
         c = in_channels
@@ -88,26 +92,12 @@ class UNet(Denoiser):
             c = wd
         self.head = nn.Conv2d(c, in_channels, 1)
         mod_channels = [wd for wd in widths for _ in range(2)] + [wd for wd in reversed(widths[:-1]) for _ in range(2)]
-        self.modulation: Modulation | None = None
-        if self.use_sensor or self.use_iso:
-            self.modulation = Modulation(mod_channels, len(self.sensors), hidden=self.mod_hidden,
-                                         use_sensor=self.use_sensor, use_iso=self.use_iso,
-                                         iso_ref=self.iso_ref, iso_scale=self.iso_scale)
+        self.init_conditioning(mod_channels, use_sensor=use_sensor, use_iso=use_iso, use_noise=use_noise,
+                               ksigma=ksigma, mod_hidden=mod_hidden, iso_ref=iso_ref, iso_scale=iso_scale)
 
-    @property
-    def uses_metadata(self) -> bool:
-        return self.modulation is not None
-
-    def _needs_sensor(self) -> bool:
-        return self.use_sensor
-
-    def forward(self, x: torch.Tensor, sensor: torch.Tensor | None = None,
-                iso: torch.Tensor | None = None) -> torch.Tensor:
-        self.check_input(x)
+    def backbone(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
         xp, size = pad_to_multiple(x, 2**self.depth)
-        mods = None
-        if self.modulation is not None:
-            mods = self.modulation(sensor, iso, xp.shape[0], xp.device, self.unknown_sensor)
+        mods = list(mods) if mods is not None else None
         skips = []
         h = xp
         for i, block in enumerate(self.down):
@@ -125,9 +115,7 @@ class UNet(Denoiser):
 
     def config(self) -> dict[str, Any]:
         return {"arch": self.arch, "in_channels": self.in_channels, "width": self.width, "depth": self.depth,
-                "sensors": list(self.sensors), "use_sensor": self.use_sensor, "use_iso": self.use_iso,
-                "mod_hidden": self.mod_hidden, "residual": self.residual,
-                "iso_ref": self.iso_ref, "iso_scale": self.iso_scale}
+                "residual": self.residual, **self.conditioning_config()}
 
     # Layer handles used by the first/last-layer adaptation baselines.
     def first_layer(self) -> nn.Module:

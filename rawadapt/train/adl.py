@@ -75,6 +75,7 @@ class ValidationSet:
     sensors: list[str]
     isos: list[float | None]
     ids: list[str]
+    noise: list[tuple[float, float] | None] | None = None
 
     @staticmethod
     def from_samples(samples: Sequence[Sample], crop: int | None) -> ValidationSet:
@@ -97,8 +98,10 @@ class ValidationSet:
                     n, c = n[:, :crop, :crop], c[:, :crop, :crop]
             noisy.append(torch.from_numpy(np.ascontiguousarray(n, dtype=np.float32)))
             clean.append(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)))
+        from rawadapt.train.step import sample_line
+
         return ValidationSet(noisy, clean, [s.sensor for s in samples], [s.effective_iso for s in samples],
-                             [s.sample_id for s in samples])
+                             [s.sample_id for s in samples], [sample_line(s) for s in samples])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -122,7 +125,11 @@ def validation_psnrs(model: Denoiser, vs: ValidationSet, indices: Sequence[int],
         sensor = model.sensor_ids([vs.sensors[i] for i in idx], device=device) if model.uses_metadata else None
         iso = torch.tensor([math.nan if vs.isos[i] is None else float(vs.isos[i]) for i in idx],
                            dtype=torch.float32, device=device) if model.uses_metadata else None
-        pred = model(x, sensor, iso).clamp_(0.0, 1.0)
+        extra = {}
+        if getattr(model, "uses_noise", False) and vs.noise is not None:
+            extra["noise"] = torch.tensor([list(vs.noise[i] or (math.nan, math.nan)) for i in idx],
+                                          dtype=torch.float32, device=device)
+        pred = model(x, sensor, iso, **extra).clamp_(0.0, 1.0)
         mse = (pred - y).pow(2).flatten(1).mean(1).double()
         psnr = (10.0 * torch.log10(1.0 / mse.clamp_min(1e-20))).tolist()
         out.update(zip(idx, psnr))

@@ -17,6 +17,7 @@ folder::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from rawadapt.errors import CheckpointError, ConfigError
 from rawadapt.train.config import TrainConfig, config_diff, load_config
 from rawadapt.train.engine import STATE_NAME, Engine
 from rawadapt.utils.atomic import write_json, write_text
+from rawadapt.utils.compute import compute_record, precision_scope
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,7 +43,7 @@ CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.json"
 
 #: settings that may change on --resume: they do not influence the weights
-RESUME_MUTABLE = ("device", "threads", "eval_every", "eval_images", "log_every", "checkpoint_every",
+RESUME_MUTABLE = ("device", "threads", "precision", "eval_every", "eval_images", "log_every", "checkpoint_every",
                   "tensorboard", "data.eval_tile")
 
 __all__ = ["run_training", "evaluate_run", "load_config", "build_run_model", "CONFIG_NAME", "METRICS_NAME"]
@@ -76,7 +78,9 @@ def build_run_model(config: TrainConfig, data: TrainData) -> Denoiser:
         raise ConfigError(f"invalid model settings for {config.model.arch!r}: {exc}") from None
     if config.model.identity_init:
         identity_init(model, scale=config.model.last_layer_scale)
-    return model
+    # channels-last weights match the channels-last activations of the compute policy
+    # (rawadapt.utils.compute): no layout conversion in the convolutions' backward pass
+    return model.to(memory_format=torch.channels_last)
 
 
 def identity_init(model: Denoiser, scale: float = 0.0) -> bool:
@@ -208,6 +212,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     logger: RunLogger | None = None
+    scope = precision_scope(config.precision)
+    scope.__enter__()
     try:
         t_setup = time.perf_counter()
         data = prepare_data(config, dataset)
@@ -226,8 +232,13 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
         if comm is not None and world_size > 1:
             ctx.extra["comm"] = comm
             comm.broadcast_parameters(model)  # every rank starts from rank 0's weights
+        compute = compute_record(config.precision, device)
+        logger.message(f"compute: {compute['precision']} ({compute['precision_requested']}), channels-last; "
+                       f"{compute['cpu']} [{' '.join(compute['cpu_flags'])}]")
+        if state is not None:
+            _check_resume_precision(run, compute["precision"], logger)
         extra = {"strategy": config.strategy, "target": data.target, "train_sensors": sorted(data.sources),
-                 "data": config.data.data, "seed": config.seed}
+                 "data": config.data.data, "seed": config.seed, "compute": compute}
         engine = Engine(ctx, stages, stop_after=stop_after, on_step=on_step, evaluate=_periodic_eval,
                         model_extra=extra)
         point = engine.resume_point(state) if state is not None else None
@@ -245,16 +256,30 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
             logger.message("warning: empty test set; no test metrics")
         metrics = _metrics(config, data, res, engine, summaries, setup_seconds, eval_seconds)
         metrics["world_size"] = world_size  # data-parallel processes that trained it
+        metrics["compute"] = compute
         if is_main:
             save_model(run, model, extra={**extra, "complete": True, "global_step": ctx.global_step,
                                           "train_config": config.model_dump(mode="json")})
             write_json(run / METRICS_NAME, metrics)
         return metrics
     finally:
+        scope.__exit__(None, None, None)
         if logger is not None:
             logger.close()
         if config.threads is not None:
             torch.set_num_threads(prev_threads)
+
+
+def _check_resume_precision(run: Path, precision: str, logger: Any) -> None:
+    """Warn when a resumed run computes in another precision than it started with (``auto``
+    resolved on another CPU): it continues, but is no longer bit-identical to an uninterrupted run."""
+    try:
+        before = json.loads((run / "model.json").read_text(encoding="utf-8")).get("compute", {}).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return
+    if before and before != precision:
+        logger.message(f"warning: {run}: started in {before}, resumes in {precision} (another CPU?); "
+                       f"pass --precision {before} for an exact resume")
 
 
 def _metrics(config: TrainConfig, data: TrainData, res: Any, engine: Engine, summaries: dict[str, Any],

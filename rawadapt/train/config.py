@@ -185,6 +185,11 @@ class TrainConfig(_Section):
         ``"cpu"`` or a torch device string (``"cuda"``, ``"cuda:1"``).
     threads
         ``torch.set_num_threads`` (None = torch's default). Bit-exact resume needs the same value.
+    precision
+        ``"auto"`` (bf16 autocast where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32),
+        ``"fp32"`` or ``"bf16"``; see :mod:`rawadapt.utils.compute`. The resolved choice and the
+        CPU's flags are written into ``metrics.json`` and ``model.json``. Bit-exact resume needs
+        the same resolved precision.
     iters
         Iterations of the strategy's main stage (``pretrain``, ``target-only``, ``joint``; the
         source pretraining of ``finetune`` unless ``pretrain_iters`` is set; ADL's adaptive stage).
@@ -218,6 +223,7 @@ class TrainConfig(_Section):
     seed: int = 0
     device: str = "cpu"
     threads: int | None = Field(None, ge=1)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)

@@ -67,9 +67,16 @@ class LRSchedule:
 
 
 def make_optimizer(model: torch.nn.Module, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
-    """A fresh AdamW over the model's trainable parameters (torch's default implementation for
-    the device: deterministic for a given device and thread count, which exact resume needs)."""
+    """A fresh AdamW over the model's trainable parameters.
+
+    The fused implementation (one kernel for all parameters; 10-15 % of a small U-Net's CPU
+    training step, bench/bench_speed.py) where every parameter is a float tensor on CPU or CUDA,
+    torch's default otherwise. Both are deterministic for a given device and thread count, which
+    exact resume needs.
+    """
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    fused = bool(params) and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay,
+                             fused=fused or None)

@@ -161,13 +161,18 @@ class SupervisedStage(BaseStage):
         ``"domain"`` or ``"pooled"``.
     anchor, anchor_fraction
         Samples present in every batch, and their share.
+    embed_from_sources
+        A sensor (the target) whose type embedding is set to the average of the other sensors'
+        at setup (:meth:`rawadapt.models.modulation.Modulation.init_sensor_embedding`): the
+        fine-tuning stage after a source stage in which it got no gradient.
     """
 
     def __init__(self, name: str, domains: Mapping[str, Sequence[Sample]], iters: int, *, lr: float,
                  optim: OptimConfig, patch: int, batch: int, augment: bool = True, seed: int = 0,
                  rule: str = "domain", anchor: Sequence[Sample] | None = None,
-                 anchor_fraction: float = 0.5) -> None:
+                 anchor_fraction: float = 0.5, embed_from_sources: str | None = None) -> None:
         super().__init__(name, iters, lr=lr, optim=optim)
+        self.embed_from_sources = embed_from_sources
         if not domains:
             raise ConfigError(f"stage {name!r} has no training data")
         empty = [d for d, s in domains.items() if len(s) == 0]
@@ -222,6 +227,16 @@ class SupervisedStage(BaseStage):
             self.anchor_sampler = PatchSampler(anchor, seed=self._seed("anchor"), domain="target", **kw)
         self.choice_rng = np.random.default_rng(self._seed("choice"))
 
+    def _init_embedding(self, ctx: TrainContext) -> None:
+        """Called by the stage's first iteration, so a mid-stage resume (whose weights already
+        include it) does not apply it twice."""
+        mod = getattr(ctx.model, "modulation", None)
+        sensors = list(getattr(ctx.model, "sensors", []))
+        target = self.embed_from_sources
+        if mod is None or not getattr(mod, "use_sensor", False) or target not in sensors:
+            return
+        mod.init_sensor_embedding(sensors.index(target), [i for i, s in enumerate(sensors) if s != target])
+
     # -- one iteration -----------------------------------------------------------------------
     def choose_domain(self) -> str:
         """The domain of the next batch (uniform over domains)."""
@@ -247,6 +262,8 @@ class SupervisedStage(BaseStage):
     def step(self, ctx: TrainContext, i: int) -> StepValues:
         from rawadapt.train.step import train_step
 
+        if i == 0 and self.embed_from_sources is not None:
+            self._init_embedding(ctx)
         lr = self.set_lr(ctx, i)
         t0 = time.perf_counter()
         batch, domain = self.draw()

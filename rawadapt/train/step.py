@@ -29,10 +29,18 @@ def model_inputs(model: Denoiser, batch: Batch, device: Any = "cpu") -> tuple[to
     return x, model.sensor_ids(batch.sensor, device=device), batch.iso.to(device)
 
 
+def model_kwargs(model: Denoiser, batch: Batch, device: Any = "cpu") -> dict[str, Any]:
+    """Keyword inputs beyond ``(x, sensor, iso)``: ``noise`` for noise-conditioned models."""
+    if getattr(model, "uses_noise", False) and batch.noise is not None:
+        return {"noise": batch.noise.to(device)}
+    return {}
+
+
 def l1_loss(model: Denoiser, batch: Batch, device: Any = "cpu") -> torch.Tensor:
-    """Mean absolute error between ``model(noisy)`` and ``clean`` (the papers' pixel-wise L1)."""
+    """Mean absolute error between ``model(noisy)`` and ``clean`` (the papers' pixel-wise L1),
+    computed in fp32 whatever precision the network ran in."""
     x, s, iso = model_inputs(model, batch, device)
-    return (model(x, s, iso) - batch.clean.to(device)).abs().mean()
+    return (model(x, s, iso, **model_kwargs(model, batch, device)) - batch.clean.to(device)).abs().mean()
 
 
 def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, *, device: Any = "cpu",
@@ -99,6 +107,15 @@ class EvalResult:
                                                          self.psnr_noisy, self.ssim_noisy)]}
 
 
+def sample_line(sample: Sample) -> tuple[float, float] | None:
+    """The sample's noise line ``(a, b)`` from its sensor's profile (RAW), else None."""
+    if sample.space != "raw":
+        return None
+    from rawadapt.noise.conditioning import sample_noise_line
+
+    return sample_noise_line(sample.sensor, sample.iso, sample.ratio)
+
+
 def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = None, with_ssim: bool = True,
              device: Any = "cpu") -> EvalResult:
     """Denoise every sample (whole image, or tiled) and compute per-image PSNR/SSIM (data range 1,
@@ -109,7 +126,8 @@ def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = N
     for s in samples:
         if s.clean is None:
             continue
-        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, cfa=s.cfa, tile=tile, device=device)
+        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, cfa=s.cfa, tile=tile, device=device,
+                             noise=sample_line(s))
         after = evaluate_pair(pred, s.clean, with_ssim=with_ssim)
         before = evaluate_pair(s.noisy, s.clean, with_ssim=with_ssim)
         res.sample_ids.append(s.sample_id)

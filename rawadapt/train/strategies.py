@@ -98,7 +98,7 @@ def get_strategy(name: str) -> Strategy:
 
 # -- helpers shared by builders ---------------------------------------------------------------
 def supervised(config: TrainConfig, name: str, domains: dict, iters: int, *, lr: float | None = None,
-               anchor: object = None) -> Stage:
+               anchor: object = None, embed_from_sources: str | None = None) -> Stage:
     """A :class:`~rawadapt.train.stages.SupervisedStage` with the run's sampling and optimizer
     settings (``lr`` defaults to ``optim.lr``)."""
     from rawadapt.train.stages import SupervisedStage
@@ -106,7 +106,8 @@ def supervised(config: TrainConfig, name: str, domains: dict, iters: int, *, lr:
     d = config.data
     return SupervisedStage(name, domains, iters, lr=config.optim.lr if lr is None else lr, optim=config.optim,
                            patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed, rule=d.mixing,
-                           anchor=anchor, anchor_fraction=d.target_fraction)  # type: ignore[arg-type]
+                           anchor=anchor, anchor_fraction=d.target_fraction,  # type: ignore[arg-type]
+                           embed_from_sources=embed_from_sources)
 
 
 def _pool(data: TrainData) -> dict:
@@ -139,7 +140,7 @@ def build_finetune(config: TrainConfig, data: TrainData) -> list[Stage]:
     return [
         supervised(config, "source-pretrain", _sources(data), config.stage_iters("pretrain")),
         supervised(config, "target-finetune", pool, config.stage_iters("finetune"),
-                   lr=config.resolved_finetune_lr()),
+                   lr=config.resolved_finetune_lr(), embed_from_sources=data.target),
     ]
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rawadapt.utils.compute import compute_record, precision_scope, resolve_precision
 from rawadapt.errors import ConfigError
 from rawadapt.utils.atomic import atomic_path, write_json
 
@@ -80,6 +81,7 @@ def cell_settings(settings: BenchSettings, tp: TaskPlan, method: str, budget: Bu
         "target_pairs": tp.target_pairs, "test_pairs": settings.test_pairs, "sources": settings.sources,
         "extra": tp.extra, "budget": budget.to_dict(), "split": split_digest(task),
         "crops": {"n": settings.crops, "side": settings.crop},
+        "precision": resolve_precision(settings.precision),
     }
 
 
@@ -235,15 +237,17 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
         if method_class(method_name).shows_progress:
             opts["progress"] = progress  # (the task's test_pairs reach the run's config)
         method = make_method(method_name, budget=budget, **opts)
-    t0 = time.perf_counter()
-    method.run_fit(task)
-    fit_wall = time.perf_counter() - t0
+    scope = precision_scope(settings.precision)
+    scope.__enter__()  # the method's fit and denoising both run under the bench's precision
     prev = torch.get_num_threads()
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     images: list[dict[str, Any]] = []
     crops: list[dict[str, Any]] = []
     try:
+        t0 = time.perf_counter()
+        method.run_fit(task)
+        fit_wall = time.perf_counter() - t0
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
         tests = [s for s in task.test if s.clean is not None]
         bar = tqdm(tests, desc=f"{method_name} denoise", unit="img", leave=False, disable=not progress)
         for k, sample in enumerate(bar):
@@ -262,6 +266,7 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
                 crops.append(store_crop(cdir, k, sample, pred, settings.crop))
     finally:
         torch.set_num_threads(prev)
+        scope.__exit__(None, None, None)
     info = _jsonable(method.info())
     run_dir = info.get("run_dir")
     metrics_file = Path(run_dir) / "metrics.json" if run_dir else None
@@ -288,7 +293,8 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
                   "harmful": list(tp.extra.get("harmful", []))},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "machine": {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads() if not settings.threads else settings.threads},
+                    "threads": torch.get_num_threads() if not settings.threads else settings.threads,
+                    **compute_record(settings.precision)},
     }
     write_json(cdir / RESULT_NAME, cell)
     err = cdir / ERROR_NAME

@@ -271,7 +271,7 @@ def build_task(settings: BenchSettings, tp: TaskPlan, dataset: PairDataset, work
     if tp.task is None:
         task = make_task(settings.data, tp.target, target_pairs=tp.target_pairs, seed=tp.seed, work_dir=work_dir,
                          dataset=dataset, sources=settings.sources, test_pairs=settings.test_pairs,
-                         threads=settings.threads)
+                         threads=settings.threads, precision=settings.precision)
         task.extra.update(tp.extra)
         tp.task = task
     return tp.task

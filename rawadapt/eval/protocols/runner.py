@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rawadapt.utils.compute import compute_record, machine_line
 from rawadapt.errors import ConfigError
 from rawadapt.eval.protocols.cells import (
     RESULT_NAME,
@@ -67,7 +68,8 @@ def _machine(settings: BenchSettings) -> dict[str, Any]:
         load = (math.nan,) * 3
     return {"host": platform.node(), "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "threads": settings.threads or torch.get_num_threads(),
-            "loadavg": list(load)}
+            "loadavg": list(load), **compute_record(settings.precision),
+            "line": machine_line(settings.precision, threads=settings.threads)}
 
 
 def _check_finished(settings: BenchSettings, plan: Plan, budget: Any, out: Path) -> dict[tuple[int, str], str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from rawadapt.utils.compute import PRECISIONS
 from rawadapt.errors import ConfigError
 
 #: budgets beyond the Budget presets: name -> (base preset, overrides)
@@ -104,7 +105,8 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         ("noisy", "target-only", "finetune", "joint", "adl", "adl-paired")),
     "ablation": ProtocolSpec(
         "ablation", "ADL ablation", "ADL paper Table 4",
-        ("noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain", "adl-fixed-val"),
+        ("noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain", "adl-fixed-val",
+         "adl-noise", "adl-ksigma", "adl-no-mod"),
         single_target=True),
     "harmful": ProtocolSpec(
         "harmful", "Harmful source data", "ADL paper Table 5",
@@ -170,6 +172,9 @@ class BenchSettings:
         ``harmful``: pairs per harmful domain (None: the median real source-domain size).
     threads
         Torch threads (None: torch's default).
+    precision
+        ``auto`` | ``fp32`` | ``bf16`` (:mod:`rawadapt.utils.compute`); the RESOLVED precision is
+        part of every cell's settings (it changes the numbers), ``auto`` is not.
     crops
         Test images per target whose crops are stored for the report (first ones).
     crop
@@ -199,6 +204,7 @@ class BenchSettings:
     sizes: list[int] = field(default_factory=lambda: list(TARGET_SIZES))
     harmful_count: int | None = None
     threads: int | None = None
+    precision: str = "auto"
     crops: int = 2
     crop: int = 128
     on_change: str = "refuse"
@@ -230,6 +236,8 @@ class BenchSettings:
             raise ConfigError(f"unknown policy {self.on_change!r}; expected one of {', '.join(ON_CHANGE)}")
         if self.crops < 0 or self.crop < 16:
             raise ConfigError("crops must be >= 0 and the crop side >= 16 pixels")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.targets is not None and len(set(self.targets)) != len(self.targets):
             raise ConfigError(f"duplicate targets in {self.targets}")
         return self
