@@ -86,7 +86,8 @@ def test_bf16_inference_matches_fp32_on_trained_model(ds, tmp_path: Path) -> Non
         p32 = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, precision="fp32")
         p16 = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, precision="bf16")
         assert not np.array_equal(p32, p16)  # bf16 really ran
-        gaps.append(evaluate_pair(p16, s.clean, with_ssim=False)["psnr"] - evaluate_pair(p32, s.clean, with_ssim=False)["psnr"])
+        psnr16 = evaluate_pair(p16, s.clean, with_ssim=False)["psnr"]
+        gaps.append(psnr16 - evaluate_pair(p32, s.clean, with_ssim=False)["psnr"])
     assert max(abs(g) for g in gaps) < 0.05, gaps
     assert model.compute_precision is None  # the per-call precision was not left on the model
 
@@ -107,7 +108,8 @@ def test_exact_resume_in_bf16(ds, tmp_path: Path) -> None:  # type: ignore[no-un
     with pytest.raises(TrainingInterrupted):
         run_training(cfg, tmp_path / "part", dataset=ds, progress=False, stop_after=4)
     run_training(cfg, tmp_path / "part", dataset=ds, progress=False, resume=True)
-    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "part" / "model.safetensors"))
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -151,8 +153,10 @@ def test_pmrid_is_a_third_of_unet16_flops() -> None:
 
 
 def test_pmrid_modulation_changes_output_and_trains(ds, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rawadapt.train.config import ModelConfig
+
     cfg = tiny_train_config("target-only", iters=40).model_copy(
-        update={"model": tiny_train_config("target-only").model.model_copy(update={"arch": "pmrid", "kwargs": {"width": 4}})})
+        update={"model": ModelConfig(arch="pmrid", kwargs={"width": 4})})
     m = run_training(cfg, tmp_path / "p", dataset=ds, progress=False)
     assert m["arch"] == "pmrid" and math.isfinite(m["psnr"])
     model, _ = load_model(tmp_path / "p")
@@ -243,3 +247,25 @@ def test_finetune_stage_initialises_target_embedding(ds) -> None:  # type: ignor
     cfg = tiny_train_config("finetune")
     stages = get_strategy("finetune").build(cfg, prepare_data(cfg, ds))
     assert [getattr(s, "embed_from_sources", None) for s in stages] == [None, "a"]
+
+
+def test_bench_method_passes_noise_to_noise_conditioned_model() -> None:
+    """The benchmark's trained methods hand each test image's noise line to the network (a
+    noise-conditioned model evaluated without it sees 'unknown noise' on every image)."""
+    from rawadapt.baselines.base import Budget, make_method
+    from rawadapt.data.sample import Sample
+
+    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2"],
+                     "use_noise": True})
+    for mlp in (m.modulation.mlp_gamma, m.modulation.mlp_beta):
+        torch.nn.init.normal_(mlp[-1].weight, std=0.5)
+    method = make_method("adl-noise", budget=Budget())
+    method.model = m
+    rng = np.random.default_rng(0)
+    sample = Sample(sample_id="x", noisy=rng.random((4, 16, 16), dtype=np.float32), clean=None, sensor="SonyA7S2",
+                    iso=3200, ratio=10, space="raw", cfa="RGGB")
+    blind = denoise_image(m, sample.noisy, sensor="SonyA7S2", iso=sample.effective_iso, cfa="RGGB")
+    seen = method.denoise(sample)
+    line = denoise_image(m, sample.noisy, sensor="SonyA7S2", iso=sample.effective_iso, cfa="RGGB",
+                         noise=sample_noise_line("SonyA7S2", 3200, 10))
+    assert np.array_equal(seen, line) and not np.allclose(seen, blind)

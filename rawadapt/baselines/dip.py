@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from rawadapt.utils.compute import policy_forward
 from rawadapt.baselines.base import Task
 from rawadapt.baselines.noise_level import (
     NoiseLevel,
@@ -48,6 +47,7 @@ from rawadapt.baselines.noise_level import (
 )
 from rawadapt.baselines.perimage import ImageMethod, image_seed, seeded_torch
 from rawadapt.errors import ConfigError
+from rawadapt.utils.compute import policy_forward
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

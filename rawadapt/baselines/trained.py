@@ -106,9 +106,10 @@ class TrainedMethod(Method):
 
     def denoise(self, sample: Sample) -> np.ndarray:
         from rawadapt.eval.inference import denoise_image
+        from rawadapt.train.step import sample_line
 
         return denoise_image(self.model, sample.noisy, sensor=sample.sensor, iso=sample.effective_iso,
-                             cfa=sample.cfa, tile=self.budget.eval_tile)
+                             cfa=sample.cfa, tile=self.budget.eval_tile, noise=sample_line(sample))
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from rawadapt.utils.compute import policy_forward
 from rawadapt.baselines.perimage import ImageMethod, image_seed, seeded_torch
 from rawadapt.errors import ConfigError
+from rawadapt.utils.compute import policy_forward
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -40,6 +40,7 @@ import numpy as np
 
 from rawadapt.errors import ConfigError, InputFileError, MetadataError, ShapeError, UnknownSensorError
 from rawadapt.utils.color import wb_gains, xyz_to_camera  # noqa: F401  (re-exported)
+from rawadapt.utils.compute import resolve_precision
 
 RAW_OUTPUTS = (".dng", ".tif", ".tiff", ".npy")
 SRGB_OUTPUTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
@@ -325,6 +326,6 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         "iso": used_iso, "iso_source": iso_source, "unknown_sensor": model.unknown_sensor,
         "noise": list(noise) if noise is not None else None, "noise_source": noise_source,
         "tile": tile or None, "overlap": overlap if tile else None,
-        "precision": model.resolved_precision(device) if precision is None else precision,
+        "precision": resolve_precision(precision if precision is not None else model.compute_precision, device),
         "seconds": round(seconds, 4),
     }

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rawadapt.utils.compute import compute_record, precision_scope, resolve_precision
 from rawadapt.errors import ConfigError
 from rawadapt.utils.atomic import atomic_path, write_json
+from rawadapt.utils.compute import compute_record, precision_scope, resolve_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.baselines.base import Budget, Method, Task

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rawadapt.utils.compute import compute_record, machine_line
 from rawadapt.errors import ConfigError
 from rawadapt.eval.protocols.cells import (
     RESULT_NAME,
@@ -43,6 +42,7 @@ from rawadapt.eval.protocols.cells import (
 from rawadapt.eval.protocols.plan import Plan, build_plan, build_task
 from rawadapt.eval.protocols.settings import BenchSettings, protocol_spec, resolve_budget
 from rawadapt.utils.atomic import write_json
+from rawadapt.utils.compute import compute_record, machine_line
 
 Log = Callable[[str], None]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from rawadapt.utils.compute import PRECISIONS
 from rawadapt.errors import ConfigError
+from rawadapt.utils.compute import PRECISIONS
 
 #: budgets beyond the Budget presets: name -> (base preset, overrides)
 EXTRA_BUDGETS: dict[str, tuple[str, dict[str, Any]]] = {
