@@ -55,6 +55,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rawadapt.utils.compute import machine_line
+
 COST_METHODS = ("lan", "full")
 
 
@@ -349,6 +351,7 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
           f"{settings['device']}, threads {settings['threads'] or 'default'}, "
           f"{'quick (tiny) networks' if settings['quick'] else 'default networks'}. Memory = extra memory of "
           f"adaptation over the post-load baseline ({settings['memory_measure']}).", "",
+          f"Machine: {machine_line(threads=settings['threads'])}.", "",
           "Paper (Restormer / Uformer, GPU): LAN / full-trainable time 74-93 %, memory 74-93 %.", "",
           "Profiler = peak live tensor memory from torch's profiler (CPU only; see rawadapt.adapt.cost).", "",
           "| backbone | loss | LAN s/iter | full s/iter | time LAN/full | LAN MB | full MB | memory LAN/full "

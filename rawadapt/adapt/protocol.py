@@ -49,6 +49,7 @@ import numpy as np
 
 from rawadapt.errors import ConfigError, DatasetError
 from rawadapt.utils.atomic import write_json, write_text
+from rawadapt.utils.compute import machine_line
 
 SPACES = ("srgb", "raw")
 BACKBONES = ("dncnn", "restormer", "unet")
@@ -373,7 +374,6 @@ def _std(values: Sequence[float | None]) -> float:
 def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: str, model_dir: Path,
                          samples: Sequence[Any]) -> dict[str, Any]:
     """Per-image metrics of the frozen pretrained network (the ``pretrained`` row), cached."""
-    import torch
 
     from rawadapt.eval.metrics import evaluate_pair
     from rawadapt.models.checkpoint import load_model
@@ -465,7 +465,8 @@ def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: d
              f"Settings: {'quick' if settings.quick else 'full'} size, seed {settings.seed}, "
              f"crop {settings.resolved_crop() or 'whole image'}, iterations {settings.iters}; "
              "per-image PSNR (dB, data range 1) / SSIM averaged over images; "
-             "(+x.xx) = PSNR change vs the pretrained network on the same images.", "", PAPER_NOTE, ""]
+             "(+x.xx) = PSNR change vs the pretrained network on the same images.", "",
+             f"Machine: {machine_line(threads=settings.threads)}.", "", PAPER_NOTE, ""]
     losses = list(settings.losses)
     keys = sorted({(r["space"], r["dataset"], r["backbone"]) for r in rows}, key=lambda k: (SPACES.index(k[0]), k[2]))
     for space, dataset, backbone in keys:
@@ -504,7 +505,11 @@ def make_figures(settings: LanProtocolSettings, space: str, backbone: str, model
     import torch
 
     from rawadapt.adapt.api import make_adapter
-    from rawadapt.adapt.figures import plot_adaptation, plot_iteration_curves, plot_noise_histograms
+    from rawadapt.adapt.figures import (
+        plot_adaptation,
+        plot_iteration_curves,
+        plot_noise_histograms,
+    )
     from rawadapt.models.checkpoint import load_model
 
     figs = Path(settings.out) / "figures"

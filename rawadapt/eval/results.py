@@ -216,6 +216,9 @@ def markdown(result: dict[str, Any]) -> str:
                  f"{b['pretrain_iters']}, finetune {b['finetune_iters']}, patch {b['patch']}, batch {b['batch']}, "
                  f"U-Net width {b['width']} depth {b['depth']}).")
     lines.append("")
+    machine = (result.get("machine") or {}).get("line")
+    if machine:
+        lines += [f"Machine: {machine}.", ""]
     lines.append(result["metric_note"])
     lines.append("")
     for note in result.get("notes", []):
