@@ -69,6 +69,15 @@ class CheckpointError(RawAdaptError):
     """A checkpoint or run folder is missing, corrupt or incompatible."""
 
 
+class RunLockedError(CheckpointError):
+    """The run folder is locked by another running process (``RUN/.lock``)."""
+
+
+class OutputFileError(RawAdaptError):
+    """An output cannot be written: it is an input of the command, an existing folder, in a
+    read-only folder or under a file, or the disk is full."""
+
+
 class DatasetError(RawAdaptError):
     """A dataset root is missing, empty, or laid out wrongly."""
 

@@ -1,4 +1,4 @@
-"""Meta-learned initialisation baseline of LAN's Table 1 (papers/002, "meta-learning").
+"""Meta-learned initialisation baseline of LAN's Table 1 (LAN paper, "meta-learning").
 
 A pretrained denoiser is meta-trained so that a FEW steps of per-image self-supervised
 fine-tuning (the test-time procedure of :class:`~rawadapt.adapt.finetune.FineTuneAdapter`) work
@@ -43,11 +43,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rawadapt.adapt.common import RequiresGradState, WeightSnapshot, freeze_all_but, model_device
+from rawadapt.adapt.common import (
+    RequiresGradState,
+    WeightSnapshot,
+    freeze_all_but,
+    model_device,
+)
 from rawadapt.adapt.losses import make_loss
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError, NonFiniteError, ShapeError
 from rawadapt.models.base import Denoiser
+from rawadapt.utils.log import logger
 
 
 @dataclass
@@ -231,21 +237,28 @@ def meta_pretrain(pretrained: str | Path, samples: Sequence[Sample], out_dir: st
     ``model.json`` gets ``"meta_init": {**asdict(config), "from": str(pretrained), "log": ...}``.
     Returns ``out_dir``.
     """
-    from rawadapt.models.checkpoint import load_model, save_model
+    from rawadapt.models.checkpoint import (
+        META_NAME,
+        WEIGHTS_NAME,
+        load_model,
+        resolve_model_files,
+        save_model,
+    )
     from rawadapt.utils.atomic import write_json
+    from rawadapt.utils.guard import check_output_paths
 
     cfg = (config or MetaConfig()).validate()
+    out = Path(out_dir)
+    check_output_paths([out / WEIGHTS_NAME, out / META_NAME, out / "meta_log.json"], resolve_model_files(pretrained))
     model, meta = load_model(pretrained)
     cb = None
     if progress:
-        from rawadapt.cli.common import info
 
         def cb(i: int, v: float) -> None:
             if (i + 1) % max(1, cfg.meta_iters // 10) == 0 or i == 0:
-                info(f"meta {cfg.algorithm}: iteration {i + 1}/{cfg.meta_iters} outer {v:.3g}")
+                logger.info(f"meta {cfg.algorithm}: iteration {i + 1}/{cfg.meta_iters} outer {v:.3g}")
 
     log = meta_train(model, samples, cfg, callback=cb)
-    out = Path(out_dir)
     extra = {k: v for k, v in meta.items() if k in ("strategy",)}
     extra["meta_init"] = {**asdict(cfg), "from": str(pretrained), "seconds": log["seconds"]}
     save_model(out, model, extra=extra)

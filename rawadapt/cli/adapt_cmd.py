@@ -50,6 +50,13 @@ def _load_input(path: Path, what: str) -> dict[str, Any]:
     raise InputFileError(f"{what}: unsupported file type (PNG/JPEG/TIFF, a camera RAW file or .npy)", path)
 
 
+def _input_kind(path: Path) -> str:
+    """The output kind of an input by its extension (as :func:`_load_input` decides)."""
+    from rawadapt.io.readers import file_kind
+
+    return {"image": "srgb", "raw": "raw", "array": "array"}.get(file_kind(path), "array")
+
+
 def _output_path(out: Path, inp: Path, kind: str, single: bool, method: str) -> Path:
     if single and out.suffix.lower() in _OUT_SUFFIXES:
         return out
@@ -98,6 +105,7 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
     from rawadapt.adapt.meta import meta_settings
     from rawadapt.errors import ConfigError, ShapeError
     from rawadapt.models.checkpoint import load_model
+    from rawadapt.utils.guard import check_output_paths
 
     clean = list(clean or [])
     if clean and len(clean) != len(inputs):
@@ -123,6 +131,11 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
     if not (single and out.suffix.lower() in _OUT_SUFFIXES):
         if out.exists() and not out.is_dir():
             raise ConfigError("with several inputs -o must be a folder", out)
+    # every output, decided up front: none may overwrite an input (a later input included) or
+    # another output, and each must be writable before any adaptation runs
+    dests = [_output_path(out, inp, _input_kind(inp), single, method) for inp in inputs]
+    extra = [d.with_name(f"{d.stem}_adapted_input{d.suffix}") for d in dests] if save_adapted else []
+    check_output_paths([*dests, *extra], [*inputs, *clean])
     images = []
     for k, inp in enumerate(inputs):
         item = _load_input(inp, "input")
@@ -140,7 +153,7 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
         iso_k = iso if iso is not None else (item["raw"].meta.iso if item["raw"] is not None else None)
         cfa_k = item["raw"].cfa if item["raw"] is not None else None
         res = adapter.adapt(arr, clean=ref, sensor=sensor, iso=iso_k, cfa=cfa_k, seed=seed)
-        dest = _output_path(out, inp, item["kind"], single, method)
+        dest = dests[k]
         _write_output(dest, res.denoised, item)
         entry: dict[str, Any] = {"input": str(inp), "output": str(dest), "clean": str(clean[k]) if clean else None,
                                  **res.to_dict()}

@@ -52,9 +52,18 @@ def build_app() -> typer.Typer:
                                            help="Print the version and exit.")) -> None:
         """rawadapt command line."""
 
+    from rawadapt.utils.log import cli_logging
+
+    cli_logging()  # library progress messages -> stderr lines
+    importlib.import_module("rawadapt.baselines")  # registers the baselines' training strategies
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
     return app
+
+
+def _one_line(text: str) -> str:
+    """Messages quoting file contents may hold line breaks: the error stays on one line."""
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     except RawAdaptError as exc:
         if debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if debug:
             raise
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                          "(set RAWADAPT_DEBUG=1 for the traceback)\n")
         sys.exit(1)
 

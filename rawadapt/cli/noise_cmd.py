@@ -25,10 +25,9 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # --------------------------------------------------------------------------------------------
 
 def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read .npy array: {exc}", path) from None
+    from rawadapt.io.images import read_array
+
+    return read_array(path)
 
 
 def read_dn_planes(path: str | Path, *, cfa: str | None = None, black: list[float] | None = None,
@@ -113,12 +112,14 @@ def simulate_cmd(
 
     from rawadapt.noise.model import add_noise, sample_noise_params
     from rawadapt.noise.profiles import load_profile
+    from rawadapt.utils.guard import check_output_paths
 
     prof = load_profile(profile)
     if not (ratio > 0 and math.isfinite(ratio)):
         raise ConfigError(f"--ratio must be positive, got {ratio}")
     if not src.is_file():
         raise InputFileError("input file not found", src)
+    check_output_paths([dst], [src])
     rng = np.random.default_rng(seed)
     params = sample_noise_params(prof, iso=iso, rng=rng)
     gen = torch.Generator().manual_seed(seed)
@@ -127,13 +128,10 @@ def simulate_cmd(
     if suffix in _IMAGE_SUFFIXES:
         from PIL import Image
 
+        from rawadapt.io.images import read_image
         from rawadapt.noise.pipeline import render_srgb, to_uint8_hwc, unprocess
 
-        try:
-            with Image.open(src) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
-        except OSError as exc:
-            raise InputFileError(f"cannot read image: {exc}", src) from None
+        rgb = read_image(src, gray="replicate")
         rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2)), mode="edge")
         planes, meta = unprocess(rgb, prof, rng, exposure=1.0)
         noisy = add_noise(planes, prof, params, ratio=ratio, generator=gen)
@@ -205,8 +203,10 @@ def calibrate_cmd(
     """Fit a per-channel Poisson-Gaussian noise profile from data and write it as YAML."""
     from rawadapt.noise import calibrate as cal
     from rawadapt.noise.profiles import save_profile
+    from rawadapt.utils.guard import check_output_paths
 
     t0 = time.perf_counter()
+    check_output_paths([out], [*files, *(clean or []), *(dark or [])])
     blk = _parse_black(black)
     noisy = [read_dn_planes(f, cfa=cfa, black=blk, white=white) for f in files]
     first = noisy[0]

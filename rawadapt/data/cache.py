@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rawadapt.errors import InputFileError
+from rawadapt.errors import InputFileError, OutputFileError
 from rawadapt.utils.atomic import atomic_path, write_text
 from rawadapt.utils.paths import cache_dir
 
@@ -97,7 +97,7 @@ def cached_decode(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Ca
     try:
         with atomic_path(entry) as tmp, open(tmp, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
-    except OSError:
+    except (OSError, OutputFileError):
         pass  # an unwritable cache never fails a read
     return arr
 
@@ -120,7 +120,7 @@ def cached_json(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Call
     d = fn()
     try:
         write_text(entry, json.dumps(d, default=str))
-    except OSError:
+    except (OSError, OutputFileError):
         pass
     return d
 

@@ -38,7 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from rawadapt.errors import ConfigError, InputFileError, MetadataError, ShapeError, UnknownSensorError
+from rawadapt.errors import (
+    ConfigError,
+    InputFileError,
+    MetadataError,
+    NonFiniteError,
+    ShapeError,
+    UnknownSensorError,
+)
 from rawadapt.utils.color import wb_gains, xyz_to_camera  # noqa: F401  (re-exported)
 from rawadapt.utils.compute import resolve_precision
 
@@ -63,15 +70,6 @@ def match_sensor(vocabulary: Sequence[str], candidates: Sequence[str | None]) ->
         if c and _norm(c) in by_norm:
             return by_norm[_norm(c)]
     return None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _image_exif(path: Path) -> tuple[str | None, float | None]:
@@ -180,18 +178,20 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     Raises
     ------
     InputFileError, ConfigError, ShapeError, UnknownSensorError, CheckpointError
-        Bad paths or formats, output == input, wrong input space for the model, unknown sensor.
+        Bad paths or formats, wrong input space for the model, unknown sensor.
+    OutputFileError
+        An output is the input (any spelling or link) or cannot be written (checked before
+        anything is computed), or the disk filled up while writing.
+    NonFiniteError
+        NaN/Inf in a ``.npy`` input (or values beyond the float32 range), or in the result.
     """
     from rawadapt.io.readers import file_kind
+    from rawadapt.utils.guard import check_outputs, check_writable
 
     src, dst = Path(input_path), Path(output_path)
     if not src.is_file():
         raise InputFileError("no such input file", src)
-    for p, what in ((dst, "output"), (Path(preview) if preview else None, "preview")):
-        if p is not None and _same_file(p, src):
-            raise ConfigError(f"the {what} path is the input file; refusing to overwrite the input", p)
-    if preview and _same_file(Path(preview), dst):
-        raise ConfigError("--preview and the output are the same file", Path(preview))
+    check_outputs([dst, preview], [src])
     kind = file_kind(src)
     space = {"raw": "raw", "image": "srgb"}.get(kind)
     if kind == "array":
@@ -213,6 +213,9 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         raise ConfigError(f"bits must be 8 or 16, got {bits}")
     if iso is not None and not (np.isfinite(iso) and iso > 0):
         raise MetadataError(f"--iso must be a positive number, got {iso}")
+    for out in (dst, preview):  # before any computation: a bad output path wastes no work
+        if out is not None:
+            check_writable(out)
 
     from rawadapt.eval.inference import denoise_image
     from rawadapt.models.checkpoint import load_model
@@ -251,6 +254,10 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         if x.ndim != 3 or x.shape[0] != model.in_channels or x.dtype.kind != "f":
             raise ShapeError(f"a .npy input for this {model.space} model must be float ({model.in_channels}, H, W), "
                              f"got {x.dtype} {x.shape}", src)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32, copy=False)  # float64 beyond the float32 range becomes Inf: refused below
+        if not np.isfinite(x).all():
+            raise NonFiniteError("the array holds NaN or Inf values (or values beyond the float32 range)", src)
         space = model.space
 
     # --- sensor and ISO ---------------------------------------------------------------------
@@ -284,9 +291,13 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     noise, noise_source = _noise_line(model, profile, used_sensor or sensor, file_camera, used_iso, src)
 
     t0 = time.perf_counter()
+    shape = list(x.shape)
     y = denoise_image(model, x, sensor=used_sensor, iso=used_iso, cfa=raw.cfa if raw is not None else None,
                       tile=tile or None, overlap=overlap, device=device, precision=precision, noise=noise)
     seconds = time.perf_counter() - t0
+    del x  # the input is no longer needed: lower peak memory while writing
+    if not np.isfinite(y).all():
+        raise NonFiniteError(f"the model in {run} produced NaN or Inf values for this input; nothing written", src)
 
     # --- write ------------------------------------------------------------------------------
     if raw is not None:
@@ -317,11 +328,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     else:
         from rawadapt.io.images import write_image
 
-        write_image(dst, np.clip(y, 0.0, 1.0), bits=8 if ext in (".jpg", ".jpeg") else bits)
+        write_image(dst, np.clip(y, 0.0, 1.0, out=y), bits=8 if ext in (".jpg", ".jpeg") else bits)
 
     return {
         "input": str(src), "output": str(dst), "preview": str(preview) if preview else None,
-        "run": str(run), "arch": meta.get("arch"), "space": space, "shape": list(x.shape),
+        "run": str(run), "arch": meta.get("arch"), "space": space, "shape": shape,
         "sensor": used_sensor, "sensor_source": sensor_source, "file_camera": file_camera,
         "iso": used_iso, "iso_source": iso_source, "unknown_sensor": model.unknown_sensor,
         "noise": list(noise) if noise is not None else None, "noise_source": noise_source,

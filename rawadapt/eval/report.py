@@ -306,7 +306,13 @@ def build_html(out: str | Path, *, images: int = 2) -> str:
 
 def write_report(out: str | Path, path: str | Path | None = None, *, images: int = 2) -> Path:
     """Write the report of ``out`` to ``path`` (default ``out/report.html``) atomically."""
+    from rawadapt.utils.guard import check_output_paths
+
     dest = Path(path) if path is not None else Path(out) / "report.html"
+    # the report reads results and images under `out`: never write over one of them
+    sources = [f for f in Path(out).rglob("*") if f.is_file() and f.suffix.lower() != ".html"] \
+        if dest.exists() and Path(out).is_dir() else []
+    check_output_paths([dest], sources)
     write_text(dest, build_html(out, images=images))
     # the atomic write's temporary file is private (0600); a report is meant to be shared
     umask = os.umask(0)

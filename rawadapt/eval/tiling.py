@@ -151,4 +151,4 @@ def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *
     assert out is not None and weight is not None
     if bool((weight <= 0).any()):  # cannot happen with 2 * guard < overlap; kept as a guard rail
         raise RuntimeError("tiling left pixels without weight; report this with the image size and tile")
-    return out / weight
+    return out.div_(weight)  # in place: no second full-size buffer

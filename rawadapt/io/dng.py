@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,46 @@ from rawadapt.utils.color import SRGB_TO_XYZ, wb_gains, xyz_to_camera
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
 _FMT = {_BYTE: "B", _ASCII: "B", _SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
 _SIZE = {_BYTE: 1, _ASCII: 1, _SHORT: 2, _LONG: 4, _RATIONAL: 8, _UNDEFINED: 1, _SRATIONAL: 8}
-_DEN = 1_000_000
+_UINT32_MAX = 2**32 - 1
+_INT32_MAX = 2**31 - 1
 
 #: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (0 none, 3 180°, 5 90° CCW, 6 90° CW)
 LIBRAW_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 
 
+def rational(value: float, signed: bool = False) -> tuple[int, int]:
+    """The closest fraction ``(numerator, denominator)`` to ``value`` that fits a TIFF (S)RATIONAL.
+
+    Numerator and denominator fit uint32 (RATIONAL) or int32 / uint32 (SRATIONAL), so any
+    level up to 65535 DN (and colour matrix entries) is stored exactly or to ~1e-9.
+
+    Raises
+    ------
+    ShapeError
+        NaN/Inf, a negative value for an unsigned RATIONAL, or a value beyond the type's range.
+
+    Examples
+    --------
+    >>> rational(2056.5), rational(-0.25, signed=True)
+    ((4113, 2), (-1, 4))
+    """
+    v = float(value)
+    top = _INT32_MAX if signed else _UINT32_MAX
+    if not np.isfinite(v) or abs(v) > top or (v < 0 and not signed):
+        raise ShapeError(f"{v} cannot be stored as a TIFF {'S' if signed else ''}RATIONAL")
+    # |numerator| <= (|v| + 1) * denominator must stay within `top`
+    max_den = max(1, min(_UINT32_MAX, int(top // (abs(v) + 1))))
+    f = Fraction(v).limit_denominator(max_den)
+    if abs(f.numerator) > top:  # pragma: no cover - excluded by max_den
+        f = Fraction(round(v))
+    return f.numerator, f.denominator
+
+
 def _rationals(values: Sequence[float], signed: bool) -> bytes:
     out = b""
     for v in values:
-        num = int(round(float(v) * _DEN))
-        out += struct.pack("<iI" if signed else "<II", num, _DEN)
+        num, den = rational(v, signed)
+        out += struct.pack("<iI" if signed else "<II", num, den)
     return out
 
 

@@ -24,10 +24,12 @@ import numpy as np
 
 from rawadapt.errors import InputFileError, ShapeError
 from rawadapt.io.bayer import normalize_cfa
+from rawadapt.io.limits import check_pixels
 from rawadapt.io.raw import (
     RawImage,
     RawMetadata,
     canonical_black,
+    check_levels,
     check_not_empty,
     even_crop,
     mosaic_to_planes,
@@ -47,6 +49,7 @@ def _finish(mosaic: np.ndarray, path: Path, cfa: str, black_level: float | Seque
             white_level: float, clip: bool, check_empty: bool, **extra: object) -> RawImage:
     c = normalize_cfa(cfa)
     black = canonical_black(black_level, path)
+    check_levels(black, white_level, path)
     if float(white_level) <= max(black):
         raise ShapeError(f"white level {white_level} must exceed the black levels {black}", path)
     h, w = mosaic.shape
@@ -100,11 +103,15 @@ def read_headerless(path: str | os.PathLike[str], *, width: int, height: int, cf
     p = Path(path)
     if not p.is_file():
         raise InputFileError("no such file", p)
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ShapeError(f"unknown pixel dtype {dtype!r} (e.g. <u2, >u2, u1)", p) from None
     if dt.kind not in "ui":
         raise ShapeError(f"headerless pixels must be integers, got dtype {dt}", p)
     if width <= 0 or height <= 0 or offset < 0:
         raise ShapeError(f"invalid size {width}x{height} or offset {offset}", p)
+    check_pixels(width, height, p, "mosaic")
     expected = offset + int(width) * int(height) * dt.itemsize
     size = p.stat().st_size
     if size != expected:
@@ -123,10 +130,13 @@ def load_mosaic_array(path: str | os.PathLike[str]) -> np.ndarray:
         raise InputFileError("no such file", p)
     ext = p.suffix.lower()
     if ext in (".tif", ".tiff"):
-        import tifffile
+        from rawadapt.errors import RawAdaptError
+        from rawadapt.io.images import _read_tiff
 
         try:
-            arr = tifffile.imread(p)
+            arr = _read_tiff(p)  # declared size checked against the pixel limit first
+        except RawAdaptError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input file
             raise InputFileError(f"cannot read TIFF: {exc}", p) from None
     else:

@@ -1,6 +1,6 @@
 """sRGB images and arrays: PNG / JPEG / TIFF / PNM (8 or 16 bit) <-> ``(3, H, W)`` float32 in [0, 1].
 
-Conventions (REFERENCE.md §5: sRGB metrics on 8-bit-scale [0, 1])
+Conventions (docs/benchmarks.md: sRGB metrics on 8-bit-scale [0, 1])
 ------------------------------------------------------------------
 * :func:`read_image` returns ``(3, H, W)`` float32: 8-bit values / 255, 16-bit values / 65535,
   PNM values / their ``maxval``, float TIFFs as stored. The alpha channel is dropped.
@@ -12,7 +12,13 @@ Conventions (REFERENCE.md §5: sRGB metrics on 8-bit-scale [0, 1])
   and zlib (all five PNG filter types, vectorised); everything else goes through Pillow
   (TIFF through tifffile).
 * :func:`write_image` writes atomically: PNG 8/16-bit, TIFF 8/16-bit, JPEG 8-bit (quality 95).
-* :func:`read_array` loads ``.npy`` with ``allow_pickle=False`` (never unpickles).
+* :func:`read_array` loads ``.npy`` with ``allow_pickle=False`` (never unpickles), after checking
+  its header: the magic (a ``.npz`` archive named ``.npy`` is refused), no object dtype, a
+  non-empty shape, and a file large enough for the declared shape (no allocation from a header
+  alone). Big-endian arrays come back in native byte order.
+* Declared sizes above the pixel limit (:mod:`rawadapt.io.limits`, ``RAWADAPT_MAX_PIXELS``)
+  are refused from the header, before decoding. Any decoder failure is an
+  :class:`~rawadapt.errors.InputFileError` naming the file.
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from __future__ import annotations
 import os
 import re
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from rawadapt.errors import InputFileError, NonFiniteError, ShapeError
+from rawadapt.errors import InputFileError, NonFiniteError, RawAdaptError, ShapeError
+from rawadapt.io.limits import MAX_PIXELS_ENV, check_pixels, max_pixels, set_pillow_limit
 from rawadapt.utils.atomic import atomic_path
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
@@ -122,10 +130,11 @@ def read_png16(path: str | os.PathLike[str]) -> np.ndarray:
         raise InputFileError(f"not a 16-bit PNG (depth {hdr['depth']}, colour type {hdr['colour']})", p)
     if hdr["interlace"]:
         raise InputFileError("interlaced 16-bit PNGs are not supported; re-save without interlacing", p)
+    check_pixels(hdr["width"], hdr["height"], p)
     h, w, ch = hdr["height"], hdr["width"], _PNG_CHANNELS[hdr["colour"]]
     bpp = 2 * ch
-    try:
-        raw = zlib.decompress(idat)
+    try:  # never inflate more than the declared image needs
+        raw = zlib.decompressobj().decompress(idat, h * (1 + w * bpp))
     except zlib.error as exc:
         raise InputFileError(f"corrupt PNG data: {exc}", p) from None
     if len(raw) < h * (1 + w * bpp):
@@ -179,6 +188,7 @@ def read_pnm(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     ch = 3 if magic in (b"P3", b"P6") else 1
     if not 0 < maxval < 65536 or w <= 0 or h <= 0:
         raise InputFileError(f"corrupt PNM header ({w}x{h}, maxval {maxval})", p)
+    check_pixels(w, h, p)
     n = w * h * ch
     if magic in (b"P5", b"P6"):
         dt = np.dtype(">u2") if maxval > 255 else np.dtype("u1")
@@ -216,9 +226,7 @@ def _load(p: Path) -> tuple[np.ndarray, float]:
     ext = p.suffix.lower()
     try:
         if ext in (".tif", ".tiff"):
-            import tifffile
-
-            arr = np.asarray(tifffile.imread(p))
+            arr = _read_tiff(p)
             if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
                 arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) -> (H, W, C)
             maxval = float(np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else 1.0
@@ -232,8 +240,13 @@ def _load(p: Path) -> tuple[np.ndarray, float]:
                 return read_png16(p), 65535.0
         from PIL import Image, UnidentifiedImageError
 
+        set_pillow_limit()
         try:
-            with Image.open(p) as im:
+            with warnings.catch_warnings():  # sizes over the limit are refused below, in one line
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im: Image.Image = Image.open(p)
+            with im:
+                check_pixels(im.size[0], im.size[1], p)  # from the header, before decoding
                 im.load()
                 mode = im.mode
                 if mode == "P":
@@ -246,12 +259,19 @@ def _load(p: Path) -> tuple[np.ndarray, float]:
                     im = im.convert("RGBA")
                 arr = np.array(im)
                 mode = im.mode
+                im.close()  # frees the decoded copy now (a converted image is not closed by `with`)
         except UnidentifiedImageError:
             raise InputFileError("not a readable image (unknown or corrupt format)", p) from None
-    except InputFileError:
+        except Image.DecompressionBombError:  # Pillow's own check (twice the limit) came first
+            lim = max_pixels()
+            raise InputFileError(f"image size exceeds the limit of {lim / 1e6:g} megapixels "
+                                 f"(set {MAX_PIXELS_ENV} to raise it)", p) from None
+    except RawAdaptError:
         raise
-    except (OSError, ValueError, SyntaxError, struct.error, zlib.error) as exc:
-        raise InputFileError(f"cannot decode image: {exc}", p) from None
+    except MemoryError:
+        raise InputFileError("not enough memory to decode the image", p) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on a bad file is a bad input file
+        raise InputFileError(f"cannot decode image: {type(exc).__name__}: {exc}", p) from None
     if mode.startswith("I;16") or (mode == "I" and arr.size and arr.min() >= 0 and arr.max() <= 65535):
         return arr.astype(np.uint16), 65535.0
     if arr.dtype == np.uint8:
@@ -259,6 +279,22 @@ def _load(p: Path) -> tuple[np.ndarray, float]:
     if np.issubdtype(arr.dtype, np.floating):
         return arr, 1.0
     raise InputFileError(f"unsupported image mode {mode!r}", p)
+
+
+def _read_tiff(p: Path) -> np.ndarray:
+    """The first image of a TIFF file, its declared size checked before reading."""
+    import tifffile
+
+    with tifffile.TiffFile(p) as tf:
+        if not tf.series:
+            raise InputFileError("TIFF without images", p)
+        shape = tf.series[0].shape
+        if len(shape) < 2:
+            raise InputFileError(f"TIFF image of shape {shape}", p)
+        planar = len(shape) == 3 and shape[0] in (1, 2, 3, 4) and shape[-1] not in (1, 2, 3, 4)
+        h, w = (shape[1], shape[2]) if planar else (shape[0], shape[1])
+        check_pixels(w, h, p)
+        return np.asarray(tf.series[0].asarray())
 
 
 def read_image(path: str | os.PathLike[str], *, gray: Literal["error", "replicate"] = "error") -> np.ndarray:
@@ -298,7 +334,10 @@ def read_image(path: str | os.PathLike[str], *, gray: Literal["error", "replicat
         arr = arr[..., :3]  # drop alpha
     elif ch != 3:
         raise ShapeError(f"unsupported number of channels {ch}", p)
-    out = np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float32)
+    out = np.empty((3, arr.shape[0], arr.shape[1]), dtype=np.float32)
+    for c in range(3):  # one channel at a time: no full-size temporary besides the result
+        out[c] = arr[..., c]
+    del arr
     if maxval != 1.0:
         out /= np.float32(maxval)
     elif not np.isfinite(out).all():
@@ -347,15 +386,20 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, *, bits: int = 
         raise ShapeError("JPEG supports 8 bits only", p)
     a = _to_hwc(array, p)
     maxv = 255 if bits == 8 else 65535
+    qtype = np.uint8 if bits == 8 else np.uint16
     if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise NonFiniteError("image to write holds NaN/Inf values", p)
-        q = np.rint(np.clip(a, 0.0, 1.0) * maxv)
+        q: np.ndarray = np.empty(a.shape, dtype=qtype)
+        rows = max(1, (1 << 18) // max(1, a.shape[1] * a.shape[2]))
+        for r in range(0, a.shape[0], rows):  # in row blocks: no full-size float temporaries
+            if not np.isfinite(a[r:r + rows]).all():
+                raise NonFiniteError("image to write holds NaN/Inf values", p)
+            t = np.clip(a[r:r + rows], 0.0, 1.0)
+            t *= maxv
+            q[r:r + rows] = np.rint(t, out=t)
     else:
         if a.min() < 0 or a.max() > maxv:
             raise ShapeError(f"integer image values must lie in [0, {maxv}] for {bits}-bit output", p)
-        q = a
-    q = np.ascontiguousarray(q.astype(np.uint8 if bits == 8 else np.uint16))
+        q = np.ascontiguousarray(a.astype(qtype))
     with atomic_path(p) as tmp:
         if ext in (".tif", ".tiff"):
             import tifffile
@@ -375,30 +419,93 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, *, bits: int = 
     return p
 
 
-def read_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load a ``.npy`` array safely (``allow_pickle=False``: object arrays are refused).
+def _npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data offset)`` of a ``.npy`` file, its header checked against the file size.
 
     Raises
     ------
     InputFileError
-        Missing, corrupt or pickled (object) array file.
+        Not a .npy file (a .npz archive, another format), a corrupt header, an object dtype, or
+        a file too small for the declared array.
+    """
+    from numpy.lib import format as npf
+
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+            if magic.startswith(b"PK\x03\x04"):
+                raise InputFileError("a .npz archive, not a .npy array (save one array with np.save)", p)
+            if magic != b"\x93NUMPY":
+                raise InputFileError("not a .npy array file (bad magic bytes)", p)
+            fh.seek(0)
+            version = npf.read_magic(fh)
+            if version == (1, 0):
+                shape, _fortran, dtype = npf.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _fortran, dtype = npf.read_array_header_2_0(fh)
+            else:
+                raise InputFileError(f"unsupported .npy format version {version}", p)
+            offset = fh.tell()
+    except RawAdaptError:
+        raise
+    except OSError as exc:
+        raise InputFileError(f"cannot read array: {exc.strerror or exc}", p) from None
+    except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, EOFError... from a corrupt header
+        raise InputFileError(f"corrupt .npy header: {type(exc).__name__}: {exc}", p) from None
+    if dtype.hasobject:
+        raise InputFileError("object arrays need pickle, which rawadapt never loads", p)
+    if not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise InputFileError(f"corrupt .npy header: shape {shape}", p)
+    count = 1
+    for n in shape:
+        count *= n
+    need = count * dtype.itemsize
+    if size - offset < need:
+        raise InputFileError(f"truncated or corrupt .npy: the header declares {dtype.str} {shape} ({need} bytes) but "
+                             f"the file holds {size - offset} bytes of data", p)
+    return tuple(shape), dtype, offset
+
+
+def read_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """Load a ``.npy`` array safely (``allow_pickle=False``: object arrays are refused).
+
+    The header is checked first (see the module docstring); the array comes back in native
+    byte order.
+
+    Raises
+    ------
+    InputFileError
+        Missing, corrupt, truncated, pickled (object) or ``.npz`` file; a plane over the pixel
+        limit.
+    ShapeError
+        An empty array (a zero-length axis).
     """
     p = Path(path)
     if not p.is_file():
         raise InputFileError("no such file", p)
+    shape, _dtype, _offset = _npy_header(p)
+    if len(shape) >= 2:
+        check_pixels(shape[-1], shape[-2], p, "array")
+    if 0 in shape:
+        raise ShapeError(f"empty array of shape {shape}", p)
     try:
-        return np.load(p, allow_pickle=False)
+        a = np.load(p, allow_pickle=False)
     except ValueError as exc:
         msg = "object arrays need pickle, which rawadapt never loads" if "pickle" in str(exc) else str(exc)
         raise InputFileError(f"cannot load array: {msg}", p) from None
     except (OSError, EOFError) as exc:
         raise InputFileError(f"cannot load array: {exc}", p) from None
+    if not isinstance(a, np.ndarray):
+        raise InputFileError("not a single .npy array", p)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
 
 
 def array_shape(path: str | os.PathLike[str]) -> tuple[int, ...]:
-    """Shape of a ``.npy`` file from its header only (memory-mapped, no pixel read)."""
+    """Shape of a ``.npy`` file from its header only (no pixel read)."""
     p = Path(path)
-    try:
-        return tuple(np.load(p, mmap_mode="r", allow_pickle=False).shape)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputFileError(f"cannot read array header: {exc}", p) from None
+    if not p.is_file():
+        raise InputFileError("no such file", p)
+    return _npy_header(p)[0]

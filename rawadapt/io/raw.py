@@ -1,6 +1,6 @@
 """Read camera RAW files (any Bayer file LibRaw decodes) into canonical packed planes.
 
-What :func:`read_raw` returns (REFERENCE.md §4 "Packing")
+What :func:`read_raw` returns (docs/data.md "Packing")
 ---------------------------------------------------------
 * The VISIBLE area only (``rawpy.raw_image_visible``: masked/optical-black borders dropped).
 * The even-crop rule: an odd last row or column of the visible area is dropped (the top-left
@@ -18,6 +18,14 @@ Refusals (typed errors of :mod:`rawadapt.errors`)
   naming the file (LibRaw's ``LibRawError`` family is translated).
 * Non-Bayer sensors: X-Trans (6x6 pattern), Foveon and linear DNG (no CFA: ``raw_type`` is
   ``Stack`` or there is no 2x2 pattern), 4-colour CFAs such as CYGM: :class:`UnsupportedSensorError`.
+* Files without a camera RAW signature (TIFF ``II*\\0``/``MM\\0*`` as in DNG/NEF/CR2/ARW/PEF...,
+  or the CR3, CRW, ORF, RW2, RAF, MRW, X3F, IIQ headers): :class:`InputFileError`. LibRaw would
+  otherwise identify e.g. a headerless dump renamed ``.dng`` from its file size alone.
+* DNGs whose BitsPerSample is outside 8-32, whose uncompressed strips/tiles do not hold
+  width x height x BitsPerSample bits, or whose WhiteLevel does not fit BitsPerSample (no
+  linearisation table): :class:`InputFileError` (a corrupt header decodes to garbage).
+* Frames over the pixel limit (:mod:`rawadapt.io.limits`), refused before LibRaw allocates them;
+  non-finite or out-of-range black/white levels (given or decoded): :class:`MetadataError`.
 * Frames whose pixel data is missing -> :class:`EmptyFrameError`: a file smaller than
   :data:`MIN_BITS_PER_PIXEL` (0.5) bit per sensor pixel (checked before decoding: LibRaw fills
   the missing data of stripped files with whatever its buffer held), or more than
@@ -55,11 +63,13 @@ import numpy as np
 from rawadapt.errors import (
     EmptyFrameError,
     InputFileError,
+    MetadataError,
     RawAdaptError,
     ShapeError,
     UnsupportedSensorError,
 )
 from rawadapt.io.bayer import denormalize_levels, normalize_cfa, normalize_levels, pack, plane_offsets, unpack
+from rawadapt.io.limits import check_pixels
 
 T = TypeVar("T")
 
@@ -193,6 +203,23 @@ def canonical_black(black_level: float | Sequence[float] | np.ndarray, path: Any
     if b.size != 4:
         raise ShapeError(f"black_level needs 1 or 4 values (canonical R, G1, G2, B), got {b.size}", path)
     return [float(v) for v in b]
+
+
+def check_levels(black_level: Sequence[float], white_level: float, path: Any = None) -> None:
+    """Refuse black/white levels that are not finite, negative, above 65535, or with white <= black.
+
+    Raises
+    ------
+    MetadataError
+        Implausible levels (the message names them).
+    """
+    black = [float(b) for b in black_level]
+    white = float(white_level)
+    if not (np.isfinite(white) and 0 < white <= 65535):
+        raise MetadataError(f"white level must be a finite number in (0, 65535], got {white_level}", path)
+    if not all(np.isfinite(b) and 0 <= b < white for b in black):
+        raise MetadataError(f"black levels must be finite, >= 0 and below the white level {white:g}, got {black}",
+                            path)
 
 
 def even_crop(mosaic: np.ndarray) -> np.ndarray:
@@ -530,7 +557,153 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
     if file_kind(p) == "headerless":
         raise InputFileError("a headerless .raw/.bin dump cannot be read with LibRaw (it would guess a camera "
                              "from the file size); use read_headerless with width, height, CFA and levels", p)
+    check_raw_signature(p)
+    check_dng_header(p)
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# Header checks before LibRaw (it guesses cameras from file sizes and trusts any BitsPerSample)
+# --------------------------------------------------------------------------------------------
+
+#: (offset, bytes) signatures of the camera RAW containers LibRaw reads by header
+RAW_SIGNATURES: tuple[tuple[int, bytes], ...] = (
+    (0, b"II*\0"), (0, b"MM\0*"),          # TIFF: DNG, NEF, NRW, CR2, ARW, SRF, SR2, PEF, SRW, KDC, DCR, 3FR...
+    (0, b"II+\0"), (0, b"MM\0+"),          # BigTIFF
+    (0, b"IIRO"), (0, b"IIRS"), (0, b"MMOR"),  # Olympus ORF
+    (0, b"IIU\0"),                          # Panasonic RW2 / Leica RWL
+    (4, b"ftypcrx "),                       # Canon CR3
+    (6, b"HEAPCCDR"),                       # Canon CRW
+    (0, b"FUJIFILM"),                       # Fujifilm RAF
+    (0, b"\0MRM"),                          # Minolta MRW
+    (0, b"FOVb"),                           # Sigma X3F
+    (0, b"IIII"), (0, b"MMMM"),             # Phase One IIQ
+)
+
+
+def check_raw_signature(path: str | os.PathLike[str]) -> None:
+    """Refuse a file that starts with no camera RAW signature (:data:`RAW_SIGNATURES`).
+
+    Raises
+    ------
+    InputFileError
+        Unknown header (LibRaw would identify the camera from the file size only).
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise InputFileError(f"cannot read: {exc.strerror or exc}", p) from None
+    if not any(head[off:off + len(sig)] == sig for off, sig in RAW_SIGNATURES):
+        raise InputFileError("not a camera RAW file: no TIFF/DNG or maker header (LibRaw would only guess a "
+                             "camera from the file size)", p)
+
+
+_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 16: 8}
+_TIFF_INT = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 16: "Q"}
+
+
+def _tiff_ifds(data: bytes, max_ifds: int = 32) -> list[dict[int, list[int]]]:
+    """Integer tags of IFD0, its chain and its SubIFDs (tag 330) in a classic TIFF.
+
+    Only integer-typed values are decoded (others are absent); raises ``ValueError`` on
+    offsets outside the data.
+    """
+    e = "<" if data[:2] == b"II" else ">"
+    if struct.unpack(e + "H", data[2:4])[0] != 42:
+        raise ValueError("not a classic TIFF")
+    todo = [struct.unpack(e + "I", data[4:8])[0]]
+    seen: set[int] = set()
+    out: list[dict[int, list[int]]] = []
+    while todo and len(out) < max_ifds:
+        off = todo.pop(0)
+        if off in seen or off == 0:
+            continue
+        seen.add(off)
+        if off + 2 > len(data):
+            raise ValueError("IFD offset outside the file")
+        n = struct.unpack(e + "H", data[off:off + 2])[0]
+        if off + 2 + 12 * n + 4 > len(data):
+            raise ValueError("IFD outside the file")
+        tags: dict[int, list[int]] = {}
+        for i in range(n):
+            q = off + 2 + 12 * i
+            tag, typ, cnt = struct.unpack(e + "HHI", data[q:q + 8])
+            if typ not in _TIFF_INT or cnt == 0 or cnt > 1_000_000:
+                continue
+            nbytes = _TIFF_SIZES[typ] * cnt
+            if nbytes <= 4:
+                raw = data[q + 8:q + 8 + nbytes]
+            else:
+                at = struct.unpack(e + "I", data[q + 8:q + 12])[0]
+                if at + nbytes > len(data):
+                    raise ValueError("tag value outside the file")
+                raw = data[at:at + nbytes]
+            tags[tag] = list(struct.unpack(e + _TIFF_INT[typ] * cnt, raw))
+        out.append(tags)
+        todo.append(struct.unpack(e + "I", data[off + 2 + 12 * n:off + 6 + 12 * n])[0])
+        todo.extend(tags.get(330, []))
+    return out
+
+
+def check_dng_header(path: str | os.PathLike[str]) -> None:
+    """Refuse a DNG whose raw (CFA) image header cannot describe its data.
+
+    Checks the CFA image's BitsPerSample (8-32), that uncompressed strips/tiles hold width x
+    height x BitsPerSample bits (and less than one more bit per pixel), and that the WhiteLevel fits BitsPerSample when
+    there is no linearisation table. Files that are not DNGs, or whose TIFF structure this
+    minimal parser cannot follow, are left to LibRaw.
+
+    Raises
+    ------
+    InputFileError
+        An inconsistent DNG header (naming the value).
+    """
+    import mmap
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            if fh.read(4) not in (b"II*\0", b"MM\0*"):
+                return
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                ifds = _tiff_ifds(data)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise InputFileError(f"cannot read: {exc.strerror or exc}", p) from None
+    except (ValueError, struct.error):
+        return
+    if not ifds or 50706 not in ifds[0]:  # DNGVersion: not a DNG
+        return
+    cfa = [t for t in ifds if t.get(262, [0])[0] == 32803 and not (t.get(254, [0])[0] & 1)]
+    if not cfa:
+        return  # linear DNGs etc.: refused later as non-Bayer
+    t = cfa[0]
+    bps_list = t.get(258, [1])
+    bps = int(bps_list[0])
+    if not 8 <= bps <= 32:
+        raise InputFileError(f"corrupt DNG header: BitsPerSample {bps} (a CFA image has 8 to 32)", p)
+    width, height = t.get(256, [0])[0], t.get(257, [0])[0]
+    spp = t.get(277, [1])[0] or 1
+    float_data = t.get(339, [1])[0] == 3
+    if t.get(259, [1])[0] == 1 and width > 0 and height > 0:  # uncompressed: the data size is known
+        if 322 in t and 323 in t and 325 in t:
+            tw, th = t[322][0], t[323][0]
+            tiles = len(t[325])
+            expected = tiles * ((tw * spp * bps + 7) // 8) * th
+            have = sum(t[325])
+        elif 279 in t:
+            expected = height * ((width * spp * bps + 7) // 8)
+            have = sum(t[279])
+        else:
+            expected = have = 0
+        # fewer bytes: truncated or BitsPerSample raised; room for a whole extra bit per pixel: lowered
+        if have < expected or have * bps >= expected * (bps + 1) > 0:
+            raise InputFileError(f"corrupt DNG header: {width}x{height} pixels of {bps} bits need {expected} bytes "
+                                 f"but the image data holds {have}", p)
+    white = t.get(50717, [None])[0]
+    if white is not None and not float_data and bps < 32 and 50712 not in t and white > 2**bps - 1:
+        raise InputFileError(f"corrupt DNG header: WhiteLevel {white} does not fit BitsPerSample {bps}", p)
 
 
 def _bayer_layout(raw: Any, path: Path) -> tuple[str, list[float]]:
@@ -584,7 +757,8 @@ def _metadata(raw: Any, p: Path) -> RawMetadata:
     white = float(raw.white_level)
     cm, rgb_xyz = raw.color_matrix, raw.rgb_xyz_matrix
     cam_wb, day_wb = raw.camera_whitebalance, raw.daylight_whitebalance
-    if not (0 < white <= 65535) or min(black) < 0 or max(black) >= white:
+    if (not (np.isfinite(white) and 0 < white <= 65535) or not all(np.isfinite(b) for b in black)
+            or min(black) < 0 or max(black) >= white):
         # LibRaw reads uninitialised levels from some stripped files (seen on the ExifTool DNG stub)
         raise InputFileError(f"implausible levels: black {black} vs white {white:g} (corrupt metadata)", p)
     tags = exif_tags(p)
@@ -654,6 +828,7 @@ def read_raw(path: str | os.PathLike[str], *, clip: bool = True,
     p = _check_path(path)
 
     def decode(raw: Any) -> tuple[RawMetadata, np.ndarray]:
+        check_pixels(raw.sizes.raw_width, raw.sizes.raw_height, p, "RAW frame")  # before LibRaw allocates it
         visible = raw.raw_image_visible  # unpacks: LibRaw's data errors surface here
         if check_empty:  # before trusting levels or pixels LibRaw may have left stale
             check_file_holds_pixels(p, int(raw.sizes.raw_width) * int(raw.sizes.raw_height))
@@ -665,6 +840,7 @@ def read_raw(path: str | os.PathLike[str], *, clip: bool = True,
         check_not_empty(mosaic, p)
     black = meta.black_level if black_level is None else canonical_black(black_level, p)
     white = meta.white_level if white_level is None else float(white_level)
+    check_levels(black, white, p)
     planes = mosaic_to_planes(mosaic, meta.cfa, black, white, clip=clip, path=p)
     return RawImage(planes=planes, mosaic=mosaic, cfa=meta.cfa, black_level=list(black),
                     white_level=float(white), meta=meta)

@@ -15,6 +15,15 @@ Both are written atomically (temporary file + rename). ``tensors_sha256`` is the
 safetensors file: a flipped byte in the tensor data (which the safetensors header cannot see) is
 reported instead of silently giving a different model.
 
+Loading untrusted files (:func:`load_model`) allocates nothing the weights file does not hold.
+Before any model is built or the weights are read: ``model.json`` is at most
+:data:`MAX_META_BYTES`, its ``sensors`` at most :data:`MAX_SENSORS` names, its ``config`` flat
+(numbers, strings, short lists) with integers at most :data:`MAX_CONFIG_INT`; the weights file is
+at most :data:`MAX_WEIGHTS_BYTES`, its header (8-byte little-endian length + JSON, at most
+:data:`MAX_HEADER_BYTES`) accounts for exactly the file's size, and the model the config
+describes, built on PyTorch's ``meta`` device (no memory), has exactly the header's tensor
+names and shapes. Weights holding NaN/Inf are refused.
+
 Training state
 --------------
 ``save_training_state`` / ``load_training_state`` store a dict of tensors, numbers, strings,
@@ -28,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -52,6 +62,17 @@ STATE_FORMAT_VERSION = 1
 _RESERVED = ("raw_phase", "format", "format_version", "package_version", "arch", "config", "space", "in_channels", "sensors",
              "uses_metadata", "iso_normalisation", "unknown_sensor", "num_parameters", "tensors_sha256")
 _JSON_MARK = "__rawadapt_json__"
+
+#: limits on untrusted model files (see the module docstring)
+MAX_META_BYTES = 4 * 2**20
+MAX_SENSORS = 4096
+MAX_SENSOR_NAME = 256
+MAX_CONFIG_INT = 1024
+MAX_CONFIG_LIST = 16
+MAX_WEIGHTS_BYTES = 2 * 2**30
+MAX_HEADER_BYTES = 16 * 2**20
+_ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+              "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
 
 PathLike = str | os.PathLike[str]
 
@@ -157,9 +178,14 @@ def _read_meta(js: Path) -> dict[str, Any]:
     if not js.is_file():
         raise CheckpointError(f"missing {js.name} (the model description saved beside the weights)", js)
     try:
+        size = js.stat().st_size
+        if size > MAX_META_BYTES:
+            raise CheckpointError(f"model description of {size} bytes exceeds the limit of {MAX_META_BYTES}", js)
         meta = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"unreadable model description: {exc}", js) from None
+    except RecursionError:
+        raise CheckpointError("unreadable model description: nested too deeply", js) from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise CheckpointError(f"not a rawadapt model description (no \"format\": \"{MODEL_FORMAT}\")", js)
     version = meta.get("format_version")
@@ -170,7 +196,128 @@ def _read_meta(js: Path) -> dict[str, Any]:
                               f"package {meta.get('package_version')}); upgrade rawadapt", js)
     if not isinstance(meta.get("config"), dict):
         raise CheckpointError("\"config\" missing or not an object", js)
+    _check_config(meta["config"], js)
     return meta
+
+
+def _check_config(config: dict[str, Any], js: Path) -> None:
+    """Refuse configs that would build huge or deeply nested models (limits in the module docstring)."""
+    def scalar(k: str, v: Any) -> None:
+        if isinstance(v, bool) or v is None or (isinstance(v, str) and len(v) <= MAX_SENSOR_NAME):
+            return
+        if isinstance(v, int) and abs(v) <= MAX_CONFIG_INT:
+            return
+        if isinstance(v, float) and math.isfinite(v) and abs(v) <= 1e12:
+            return
+        raise CheckpointError(f"invalid model config: {k}={str(v)[:40]!r} is out of range (integers up to "
+                              f"{MAX_CONFIG_INT}, finite numbers, short strings)", js)
+
+    for k, v in config.items():
+        if k == "sensors":
+            if not isinstance(v, list) or len(v) > MAX_SENSORS:
+                raise CheckpointError(f"invalid model config: \"sensors\" must be a list of at most {MAX_SENSORS} "
+                                      "names", js)
+            for name in v:
+                if not isinstance(name, str) or len(name) > MAX_SENSOR_NAME:
+                    raise CheckpointError(f"invalid model config: sensor names must be strings of at most "
+                                          f"{MAX_SENSOR_NAME} characters", js)
+        elif isinstance(v, list):
+            if len(v) > MAX_CONFIG_LIST:
+                raise CheckpointError(f"invalid model config: {k} has {len(v)} entries (at most {MAX_CONFIG_LIST})", js)
+            for item in v:
+                scalar(k, item)
+            if sum(abs(i) for i in v if isinstance(i, int)) > MAX_CONFIG_INT:
+                raise CheckpointError(f"invalid model config: {k} sums to more than {MAX_CONFIG_INT}", js)
+        else:
+            scalar(k, v)
+
+
+def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor names -> ``(dtype, shape)`` from a safetensors header, checked against the file size.
+
+    Reads only the header (8-byte little-endian length, then JSON).
+
+    Raises
+    ------
+    CheckpointError
+        File over :data:`MAX_WEIGHTS_BYTES`, header over :data:`MAX_HEADER_BYTES`, or a header
+        that is malformed or does not account for exactly the file's bytes (truncated, padded).
+    """
+    p = Path(path)
+    bad = "corrupt or truncated safetensors file"
+    try:
+        size = p.stat().st_size
+        if size > MAX_WEIGHTS_BYTES:
+            raise CheckpointError(f"weights file of {size / 2**30:.1f} GiB exceeds the limit of "
+                                  f"{MAX_WEIGHTS_BYTES / 2**30:g} GiB", p)
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{bad} ({size} bytes, no header)", p)
+            n = int.from_bytes(head, "little")
+            if n > MAX_HEADER_BYTES or 8 + n > size:
+                raise CheckpointError(f"{bad} (header of {n} bytes in a file of {size})", p)
+            header = json.loads(fh.read(n).decode("utf-8"))
+    except CheckpointError:
+        raise
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights: {exc.strerror or exc}", p) from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{bad} (unreadable header: {type(exc).__name__})", p) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{bad} (header is not an object)", p)
+    data_bytes = size - 8 - n
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+    end_max = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            count = math.prod(int(d) for d in shape)
+            ok = (dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
+                  and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_bytes
+                  and end - begin == count * _ST_DTYPES[dtype])
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{bad} (bad header entry for tensor {str(name)[:60]!r})", p)
+        out[name] = (dtype, shape)
+        end_max = max(end_max, end)
+    if end_max != data_bytes:
+        raise CheckpointError(f"{bad} (the header accounts for {end_max} bytes of tensor data, the file holds "
+                              f"{data_bytes})", p)
+    return out
+
+
+def _check_architecture(config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]],
+                        js: Path, weights: Path) -> None:
+    """Build the config on the ``meta`` device (no memory) and compare with the header's tensors."""
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(config)
+    except RawAdaptError as exc:
+        raise CheckpointError(exc.message, js) from None
+    except Exception as exc:  # noqa: BLE001 - ValueError, RuntimeError (size overflow)... from a bad config
+        raise CheckpointError(f"invalid model config: {type(exc).__name__}: {str(exc)[:200]}", js) from None
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    del skeleton
+    have = {k: shape for k, (_dtype, shape) in tensors.items()}
+    if want != have:
+        missing = sorted(set(want) - set(have))
+        unexpected = sorted(set(have) - set(want))
+        wrong = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        if unexpected:
+            parts.append(f"unexpected {', '.join(str(u)[:60] for u in unexpected[:3])}"
+                         + (" ..." if len(unexpected) > 3 else ""))
+        if wrong:
+            parts.append("size mismatch for " + ", ".join(f"{k}: {have[k]} vs {want[k]}" for k in wrong[:3])
+                         + (" ..." if len(wrong) > 3 else ""))
+        raise CheckpointError(f"weights do not fit the {config.get('arch')} architecture in {js.name}: "
+                              f"{'; '.join(parts)}", weights)
 
 
 def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[Denoiser, dict[str, Any]]:
@@ -187,8 +334,9 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
     ------
     CheckpointError
         Missing or unreadable files, corrupt or truncated weights, checksum mismatch, unknown
-        architecture, tensor names/shapes that do not fit the architecture, or a newer format.
-        The message names the file.
+        architecture, tensor names/shapes that do not fit the architecture, files or configs over
+        the limits (module docstring), NaN/Inf weights, or a newer format. The message names the
+        file.
     """
     from safetensors.torch import load as st_load
 
@@ -196,6 +344,9 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
     meta = _read_meta(js)
     if not weights.is_file():
         raise CheckpointError(f"missing {weights.name} (the model weights)", weights)
+    # header, sizes and architecture first: nothing is allocated from untrusted numbers
+    tensors = read_safetensors_header(weights)
+    _check_architecture(meta["config"], tensors, js, weights)
     try:
         blob = weights.read_bytes()
     except OSError as exc:
@@ -209,6 +360,10 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise CheckpointError(f"corrupt or truncated safetensors file ({type(exc).__name__}: {exc})",
                               weights) from None
+    del blob
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"weights hold NaN or Inf values (tensor {name})", weights)
     try:
         model = build_model(meta["config"])
     except RawAdaptError as exc:

@@ -13,23 +13,31 @@ folder::
     RUN/tb/                  TensorBoard events (when tensorboard is installed)
 
 ``evaluate_run(run_dir)`` re-evaluates a finished run on a split recreated from its config.
+
+One run at a time per folder: the main process holds ``RUN/.lock`` (``fcntl.flock``, its PID
+inside) for the whole run; a second ``train --out RUN`` or ``--resume`` of it is refused with the
+holder's PID. The lock file and leftover temporaries of a killed atomic write (``.*.tmp-*``,
+removed when the lock is taken) never make a folder "not empty". A folder with ``config.yaml``
+but no ``training_state.pt`` (killed before the first checkpoint) resumes from step 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rawadapt.errors import CheckpointError, ConfigError
 from rawadapt.train.config import TrainConfig, config_diff, load_config
 from rawadapt.train.engine import STATE_NAME, Engine
-from rawadapt.utils.atomic import write_json, write_text
+from rawadapt.utils.atomic import remove_stale_temporaries, write_json, write_text
 from rawadapt.utils.compute import compute_record, precision_scope
+from rawadapt.utils.lock import LOCK_NAME, FolderLock
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -104,13 +112,41 @@ def identity_init(model: Denoiser, scale: float = 0.0) -> bool:
 
 def _check_run_dir(run: Path, resume: bool) -> None:
     if resume:
-        if not (run / STATE_NAME).is_file():
-            raise CheckpointError(f"nothing to resume: no {STATE_NAME} in this folder (start a new run "
-                                  "without --resume)", run)
+        # config.yaml without a state: killed before the first checkpoint; resumes from step 0
+        if not (run / STATE_NAME).is_file() and not (run / CONFIG_NAME).is_file():
+            raise CheckpointError(f"nothing to resume: no {STATE_NAME} or {CONFIG_NAME} in this folder (start a "
+                                  "new run without --resume)", run)
         return
-    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+    # the lock file is ours (or a killed run's): it does not make the folder "not empty"
+    if run.exists() and (not run.is_dir() or any(p.name != LOCK_NAME for p in run.iterdir())):
         raise ConfigError("run folder already exists and is not empty; continue it with --resume or "
                           "choose another --out (nothing is overwritten)", run)
+
+
+@contextlib.contextmanager
+def _run_folder(run: Path, *, resume: bool, main: bool) -> Iterator[None]:
+    """Hold the run folder's lock (main process only), clean stale temporaries, check the folder.
+
+    A folder this call created is removed again when the run fails before writing anything.
+    """
+    if not main:
+        _check_run_dir(run, resume)
+        yield
+        return
+    if (resume or run.exists()) and not run.is_dir():
+        _check_run_dir(run, resume)  # nothing to resume / not a folder
+    created = not run.exists()
+    lock = FolderLock(run)
+    lock.acquire()
+    try:
+        remove_stale_temporaries(run)
+        _check_run_dir(run, resume)
+        yield
+    finally:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                run.rmdir()  # only when still empty
 
 
 def _check_resume_config(run: Path, config: TrainConfig) -> None:
@@ -149,7 +185,8 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
         The run folder. Must not exist (or be empty) unless ``resume``.
     resume
         Continue an interrupted run exactly. ``config`` must equal ``RUN/config.yaml`` except for
-        settings that do not influence the weights (device, threads, logging/eval cadence).
+        settings that do not influence the weights (device, threads, logging/eval cadence). A run
+        killed before its first checkpoint (``config.yaml``, no state) starts again from step 0.
     progress
         Show a tqdm progress bar on stderr (else one plain line per logged step).
     dataset
@@ -178,12 +215,30 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
     ConfigError
         Bad settings, existing run folder without ``resume``, or resume with changed settings.
     CheckpointError
-        ``resume`` without a saved state, or a state that does not fit.
+        ``resume`` without a saved state or config, or a state that does not fit.
+    RunLockedError
+        Another process is training in ``run_dir`` (its PID is in the message).
     NonFiniteError
         Training diverged (NaN/Inf loss).
     TrainingInterrupted
         Ctrl-C or ``stop_after``: the state is saved; call again with ``resume=True``.
     """
+    if comm is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from rawadapt.train.distributed import init_from_env
+
+        comm = init_from_env()
+    if comm is not None:
+        rank, world_size = comm.rank, comm.world_size
+    run = Path(run_dir)
+    with _run_folder(run, resume=resume, main=rank == 0):
+        return _run_training(config, run, resume=resume, progress=progress, dataset=dataset,
+                             stop_after=stop_after, on_step=on_step, rank=rank, world_size=world_size, comm=comm)
+
+
+def _run_training(config: TrainConfig, run: Path, *, resume: bool, progress: bool, dataset: PairDataset | None,
+                  stop_after: int | None, on_step: Callable[[TrainContext, dict[str, Any]], None] | None,
+                  rank: int, world_size: int, comm: Any) -> dict[str, Any]:
+    """The body of :func:`run_training`, run while the folder is locked and checked."""
     import torch
 
     from rawadapt.models.checkpoint import load_training_state, save_model
@@ -193,19 +248,12 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
     from rawadapt.train.step import evaluate
     from rawadapt.train.strategies import get_strategy
 
-    if comm is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from rawadapt.train.distributed import init_from_env
-
-        comm = init_from_env()
-    if comm is not None:
-        rank, world_size = comm.rank, comm.world_size
-    run = Path(run_dir)
     is_main = rank == 0
-    _check_run_dir(run, resume)
     state = None
     if resume:
         _check_resume_config(run, config)
-        state = load_training_state(run / STATE_NAME)
+        if (run / STATE_NAME).is_file():
+            state = load_training_state(run / STATE_NAME)
     strategy = get_strategy(config.strategy)
     device = _device(config.device)
     prev_threads = torch.get_num_threads()
@@ -225,8 +273,9 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
             run.mkdir(parents=True, exist_ok=True)
             write_text(run / CONFIG_NAME, config.to_yaml())
         total = sum(s.iters for s in stages)
+        resume_step = int(state["global_step"]) if state is not None else (0 if resume else None)
         logger = RunLogger(run, total=total, enabled=is_main, progress=progress, tensorboard=config.tensorboard,
-                           resume_step=None if state is None else int(state["global_step"]))
+                           resume_step=resume_step)
         ctx = TrainContext(config=config, model=model, data=data, device=device, run_dir=run, logger=logger,
                            rank=rank, world_size=world_size)
         if comm is not None and world_size > 1:

@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, then ``os.replace``.
 
 A reader never sees a half-written output or checkpoint, and an interrupted write leaves the
-previous version intact.
+previous version intact. An ``OSError`` while writing (full disk, read-only folder...) becomes an
+:class:`~rawadapt.errors.OutputFileError` naming the destination. A process killed mid-write
+leaves a ``.NAME.tmp-XXXX.SUFFIX`` file behind; :func:`remove_stale_temporaries` removes them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from rawadapt.errors import OutputFileError
+
+#: glob of the temporary files :func:`atomic_path` creates (``.NAME.tmp-XXXX.SUFFIX``)
+TEMP_GLOB = ".*.tmp-*"
 
 
 @contextlib.contextmanager
@@ -33,26 +40,55 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
     ...     image.save(tmp)
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the destination's suffix so that writers which dispatch on the
-    # extension (PIL, tifffile, np.save) write the right format.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.name}.tmp-", suffix=dest.suffix if suffix is None else suffix,
-        dir=dest.parent,
-    )
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # The temporary name keeps the destination's suffix so that writers which dispatch on
+        # the extension (PIL, tifffile, np.save) write the right format.
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{dest.name}.tmp-", suffix=dest.suffix if suffix is None else suffix,
+            dir=dest.parent,
+        )
+    except OSError as exc:
+        raise OutputFileError(f"cannot write: {exc.strerror or exc}", dest) from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give the output the permissions a plain open() would (umask)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            # ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, EISDIR... while writing: name the destination
+            raise OutputFileError(f"cannot write: {exc.strerror or exc}", dest) from None
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_path` write left in ``folder``.
+
+    Only call this while no other process writes into ``folder`` (e.g. under its run lock).
+
+    Parameters
+    ----------
+    folder
+        The folder to clean (not recursive).
+
+    Returns
+    -------
+    The removed paths.
+    """
+    removed = []
+    for p in sorted(Path(folder).glob(TEMP_GLOB)):
+        if p.is_file() and not p.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
