@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rawadapt.baselines.base import make_method, make_task
-    from rawadapt.eval.metrics import evaluate_pair
     from rawadapt.eval.protocols.settings import resolve_budget
+    from rawadapt.metrics import evaluate_pair
     from rawadapt.utils.atomic import write_text
 
     torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""LAN benchmarks (papers/002): Table 1 (PSNR/SSIM of LAN and its baselines) and Table 2
+"""LAN benchmarks (LAN paper): Table 1 (PSNR/SSIM of LAN and its baselines) and Table 2
 (time and memory per iteration, LAN vs full fine-tuning), on data we have.
 
 A thin wrapper around ``rawadapt bench lan`` and ``rawadapt bench lan-cost`` (same options),

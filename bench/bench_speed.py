@@ -166,7 +166,7 @@ def infer_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(int(cfg["threads"]))
-    from rawadapt.eval.tiling import tiled_forward
+    from rawadapt.models.tiling import tiled_forward
 
     m = build(cfg["model"]).eval()
     size, tile = int(cfg["size"]), cfg.get("tile")

@@ -7,7 +7,7 @@ papers' baselines and evaluation protocols.
 ``import rawadapt`` is deliberately light (no torch, rawpy, matplotlib at import time); the
 sub-packages are imported on first use::
 
-    from rawadapt.io import read_raw
+    from rawadapt.io.raw import read_raw
     from rawadapt.data import Sample
 """
 

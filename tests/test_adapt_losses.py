@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rawadapt.adapt.losses import (NEIGHBOUR_PAIRS, NeighborSubsampler, Nbr2NbrLoss, ZSN2NLoss, crop_even,
-                                   make_loss, nbr2nbr_loss, pair_downsample, zsn2n_loss)
+from rawadapt.adapt.losses import (
+    NEIGHBOUR_PAIRS,
+    Nbr2NbrLoss,
+    NeighborSubsampler,
+    ZSN2NLoss,
+    crop_even,
+    make_loss,
+    nbr2nbr_loss,
+    pair_downsample,
+    zsn2n_loss,
+)
 from rawadapt.errors import ConfigError, ShapeError
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rawadapt.adapt.api import METHODS, adapt_image, make_adapter
+from rawadapt.adapt.api import ADAPT_METHODS, adapt_image, make_adapter
 from rawadapt.adapt.common import WeightSnapshot
 from rawadapt.adapt.finetune import FineTuneAdapter
 from rawadapt.adapt.lan import LANAdapter
@@ -133,7 +133,7 @@ def test_weights_restored_between_images(pretrained: torch.nn.Module) -> None:
 
 
 def test_bad_inputs_give_clear_errors(pretrained: torch.nn.Module) -> None:
-    for method in METHODS:
+    for method in ADAPT_METHODS:
         with pytest.raises(ShapeError, match="4 channels but the dncnn model expects 3"):
             adapt_image(pretrained, torch.rand(4, 16, 16), method=method, iters=1)
         with pytest.raises(ShapeError, match="too small"):

@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rawadapt.adapt.protocol import CSV_COLUMNS, LanProtocolSettings, ProtocolData, run_lan_protocol
+from rawadapt.adapt.protocol import (
+    CSV_COLUMNS,
+    LanProtocolSettings,
+    ProtocolData,
+    run_lan_protocol,
+)
 from rawadapt.data.base import PairDataset
 from rawadapt.data.sample import Sample, SampleRecord
 from rawadapt.errors import ConfigError

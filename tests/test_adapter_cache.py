@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 import rawadapt.io.raw as rawmod
-from rawadapt.data.cache import cache_key, cached_decode, cached_json, decoded_dir, load_file, raw_planes_cached
+from rawadapt.data.cache import (
+    cache_key,
+    cached_decode,
+    cached_json,
+    decoded_dir,
+    load_file,
+    raw_planes_cached,
+)
 from rawadapt.errors import InputFileError
 from rawadapt.io.dng import write_dng
 

@@ -10,7 +10,12 @@ import pytest
 
 from rawadapt.data.adapters import sidd
 from rawadapt.data.registry import open_dataset
-from rawadapt.errors import DatasetError, InputFileError, MetadataError, UnsupportedSensorError
+from rawadapt.errors import (
+    DatasetError,
+    InputFileError,
+    MetadataError,
+    UnsupportedSensorError,
+)
 from rawadapt.io.bayer import pack
 from rawadapt.io.mat import cfa_from_tag, read_sidd_metadata, read_sidd_mosaic
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from fixtures_data import make_multisensor_dataset, tiny_train_config
+
 from rawadapt.train.adl_parts import validation_size
 from rawadapt.train.api import run_training
 from rawadapt.train.engine import TrainingInterrupted

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from rawadapt.train.adl_parts import DomainChooser, PSNRQueue, Snapshot, choose_validation, validation_size
+from rawadapt.train.adl_parts import (
+    DomainChooser,
+    PSNRQueue,
+    Snapshot,
+    choose_validation,
+    validation_size,
+)
 from rawadapt.train.valuation import compute_valuation
 
 

@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from fixtures_data import make_multisensor_dataset, smooth_image
-from rawadapt.baselines.base import METHODS, Budget, make_method, make_task, method_class
+
+from rawadapt.baselines.base import (
+    BENCH_METHODS,
+    Budget,
+    make_method,
+    make_task,
+    method_class,
+)
 from rawadapt.data.base import PairDataset
 from rawadapt.data.sample import Sample, SampleRecord
 from rawadapt.errors import ConfigError
@@ -82,7 +88,7 @@ def test_registry_names_resolve(name: str) -> None:
     from rawadapt.train.strategies import STRATEGIES
 
     cls = method_class(name)
-    assert cls.name == name and METHODS[name].endswith(cls.__name__)
+    assert cls.name == name and BENCH_METHODS.target(name).endswith(cls.__name__)
     assert cls.spaces == ("raw",)
     assert name in STRATEGIES and "led-unet" in MODELS
 
@@ -108,7 +114,7 @@ def _simulated_pool(alpha: float = 9.563e-4, read: float = 6.0, levels: bool = T
 def test_calibration_recovers_gain_in_dn() -> None:
     from rawadapt.baselines.pool_calibration import calibrate_pool
 
-    alpha = 9.563e-4  # Sony A7S2: K = 9.563e-4 x ISO (REFERENCE.md §3)
+    alpha = 9.563e-4  # Sony A7S2: K = 9.563e-4 x ISO (ELD, Wei et al. CVPR 2020)
     cal = calibrate_pool(_simulated_pool(alpha))
     assert cal.levels_known and cal.profile.white_level == 16383 and cal.profile.ratios == (1.0, 10.0)
     for iso in (800, 1600, 3200):
@@ -196,7 +202,11 @@ def test_sna_sampler_deterministic_resumable_and_valid() -> None:
 
 # -- synthetic pairs -----------------------------------------------------------------------------
 def test_synthetic_sampler_deterministic_and_labelled() -> None:
-    from rawadapt.baselines.synthetic_pairs import ProfileNoise, SyntheticPatchSampler, clean_only
+    from rawadapt.baselines.synthetic_pairs import (
+        ProfileNoise,
+        SyntheticPatchSampler,
+        clean_only,
+    )
     from rawadapt.noise.profiles import load_profile
 
     clean = clean_only(list(make_physics_dataset())[:4])
@@ -220,7 +230,7 @@ def test_led_virtual_cameras_span_the_family() -> None:
     fam = VirtualFamily.from_profiles()
     assert fam.k_range == (0.1, 30.0)
     assert fam.lambda_range[0] == pytest.approx(-0.243, abs=1e-3) and fam.lambda_range[1] == pytest.approx(0.2)
-    # REFERENCE.md §3 table: min..max over the five DSLRs
+    # ELD's table: min..max over the five DSLRs
     assert fam.read_slope == pytest.approx((0.4621, 0.6559)) and fam.read_bias == pytest.approx((-0.0904, 1.5370))
     assert fam.row_slope == pytest.approx((0.4483, 0.7292)) and fam.row_bias == pytest.approx((-1.7977, -0.5917))
     cams = fam.cameras(5)
@@ -320,10 +330,9 @@ def test_method_refuses_srgb(tmp_path: Path, name: str) -> None:
 
 
 def test_strategy_refuses_srgb_directly(tmp_path: Path) -> None:
+    import rawadapt.baselines.calib  # noqa: F401  (registers the strategies)
     from rawadapt.train.api import run_training
     from rawadapt.train.config import config_from_dict
-
-    import rawadapt.baselines.calib  # noqa: F401  (registers the strategies)
 
     ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor=6, space="srgb")
     cfg = config_from_dict({"strategy": "calib-ft", "data": {"target": "a", "target_pairs": 2}, "iters": 1,

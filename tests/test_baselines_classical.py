@@ -23,7 +23,7 @@ from rawadapt.baselines.noise_level import (
 )
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError, MissingDependencyError, ShapeError
-from rawadapt.eval.metrics import psnr
+from rawadapt.metrics import psnr
 from tests.fixtures_data import smooth_image
 
 OURS = ("bm3d", "nlm", "wavelet", "zsn2n", "dip", "nbr2nbr", "b2u")

@@ -24,7 +24,7 @@ from rawadapt.baselines.selfsup import (
 )
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError, ShapeError
-from rawadapt.eval.metrics import psnr
+from rawadapt.metrics import psnr
 from tests.fixtures_data import make_multisensor_dataset
 from tests.test_baselines_classical import gain_db, noisy_sample
 

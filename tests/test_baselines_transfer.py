@@ -7,9 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from fixtures_data import make_multisensor_dataset
-from rawadapt.baselines.base import METHODS, Budget, make_method, make_task, method_class
+
+from rawadapt.baselines.base import (
+    BENCH_METHODS,
+    Budget,
+    make_method,
+    make_task,
+    method_class,
+)
 
 #: budgets at which the methods reliably beat the noisy input on the fixture data (the default
 #: "tiny" preset only checks that they run); AIN's steps cost ~3x a U-Net step, it needs fewer
@@ -37,7 +43,7 @@ def _errors(method, task) -> tuple[float, float]:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize("name", ["ain", "mzsr"])
 def test_registry_names_resolve(name: str) -> None:
     cls = method_class(name)
-    assert cls.name == name and METHODS[name].endswith(cls.__name__)
+    assert cls.name == name and BENCH_METHODS.target(name).endswith(cls.__name__)
     assert set(cls.spaces) == {"raw", "srgb"}
 
 

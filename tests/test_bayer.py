@@ -8,8 +8,15 @@ import torch
 
 from rawadapt.errors import CFAError, ShapeError
 from rawadapt.io.bayer import (
-    BAYER_PATTERNS, cfa_after, denormalize_levels, image_dihedral, normalize_levels, pack,
-    packed_dihedral, plane_offsets, unpack,
+    BAYER_PATTERNS,
+    cfa_after,
+    denormalize_levels,
+    image_dihedral,
+    normalize_levels,
+    pack,
+    packed_dihedral,
+    plane_offsets,
+    unpack,
 )
 
 COLOUR = {"R": 0, "G": 1, "B": 2}

@@ -12,8 +12,13 @@ import torch
 import rawadapt
 from rawadapt.errors import CheckpointError, ShapeError
 from rawadapt.models import build_model
-from rawadapt.models.checkpoint import (load_model, load_training_state, restore_numpy_generator, save_model,
-                                        save_training_state)
+from rawadapt.models.checkpoint import (
+    load_model,
+    load_training_state,
+    restore_numpy_generator,
+    save_model,
+    save_training_state,
+)
 
 CONFIGS = {
     "unet-mod": {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2", "NikonD850"]},

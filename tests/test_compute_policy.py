@@ -14,11 +14,16 @@ import torch
 from fixtures_data import make_multisensor_dataset, tiny_train_config
 from safetensors.torch import load_file
 
-from rawadapt.eval.inference import denoise_image
-from rawadapt.eval.metrics import evaluate_pair
+from rawadapt.metrics import evaluate_pair
 from rawadapt.models import build_model
 from rawadapt.models.checkpoint import load_model, save_model
-from rawadapt.noise.conditioning import ksigma_coefficients, noise_features, noise_line, sample_noise_line
+from rawadapt.models.inference import denoise_image
+from rawadapt.noise.conditioning import (
+    ksigma_coefficients,
+    noise_features,
+    noise_line,
+    sample_noise_line,
+)
 from rawadapt.noise.profiles import load_profile
 from rawadapt.train.api import run_training
 from rawadapt.train.engine import TrainingInterrupted
@@ -269,3 +274,24 @@ def test_bench_method_passes_noise_to_noise_conditioned_model() -> None:
     line = denoise_image(m, sample.noisy, sensor="SonyA7S2", iso=sample.effective_iso, cfa="RGGB",
                          noise=sample_noise_line("SonyA7S2", 3200, 10))
     assert np.array_equal(seen, line) and not np.allclose(seen, blind)
+
+
+def test_training_batches_give_each_patch_its_noise_line() -> None:
+    from rawadapt.data.patches import Batch, PatchSampler
+    from rawadapt.data.sample import Sample
+    from rawadapt.train.step import model_kwargs
+
+    rng = np.random.default_rng(0)
+    samples = [Sample(sample_id=f"s{i}", noisy=rng.random((4, 20, 20), dtype=np.float32),
+                      clean=rng.random((4, 20, 20), dtype=np.float32), sensor=sensor, iso=iso, ratio=ratio,
+                      space="raw", cfa="RGGB")
+               for i, (sensor, iso, ratio) in enumerate([("SonyA7S2", 800, 100), ("NikonD850", 3200, 1)])]
+    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2", "NikonD850"],
+                     "use_noise": True})
+    batch = Batch.cat([PatchSampler(samples, patch=8, batch=1).draw(indices=[0]),
+                       PatchSampler(samples, patch=8, batch=1).draw(indices=[1])])
+    noise = model_kwargs(m, batch)["noise"]
+    assert torch.allclose(noise[0], torch.tensor(sample_noise_line("SonyA7S2", 800, 100)))
+    assert torch.allclose(noise[1], torch.tensor(sample_noise_line("NikonD850", 3200, 1)))
+    plain = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2"]})
+    assert model_kwargs(plain, batch) == {}

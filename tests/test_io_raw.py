@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rawadapt.data.sample import sample_from_raw
 from rawadapt.errors import (
     CFAError,
     EmptyFrameError,
@@ -19,7 +20,17 @@ from rawadapt.errors import (
     UnsupportedSensorError,
 )
 from rawadapt.io.bayer import BAYER_PATTERNS, pack, plane_offsets
-from rawadapt.io.dng import _ASCII, _BYTE, _LONG, _RATIONAL, _SHORT, _SRATIONAL, SRGB_TO_XYZ, _Ifd, write_dng
+from rawadapt.io.dng import (
+    _ASCII,
+    _BYTE,
+    _LONG,
+    _RATIONAL,
+    _SHORT,
+    _SRATIONAL,
+    SRGB_TO_XYZ,
+    _Ifd,
+    write_dng,
+)
 from rawadapt.io.headerless import read_headerless, read_mosaic_image
 from rawadapt.io.raw import (
     EMPTY_ZERO_FRACTION,
@@ -91,10 +102,10 @@ def test_kodak_kdc_reads_as_grbg(shared_data: Path) -> None:
     # canonical R of GRBG sits at (0, 1) of each cell
     np.testing.assert_allclose(img.planes[0], img.mosaic[0::2, 1::2] / 16383.0, rtol=1e-6)
     assert img.meta.iso == 84.0 and img.meta.exposure_time == pytest.approx(0.00435)
-    s = img.to_sample()
+    s = sample_from_raw(img)
     assert s.space == "raw" and s.noisy is img.planes and s.clean is None and s.cfa == "GRBG"
     assert s.sensor == img.meta.camera and s.iso == 84.0
-    assert img.to_sample(sensor="dc50", iso=100).sensor == "dc50"
+    assert sample_from_raw(img, sensor="dc50", iso=100).sensor == "dc50"
 
 
 def test_headerless_nikon_with_given_parameters(shared_data: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from rawadapt.eval.metrics import evaluate_pair, psnr, psnr_per_image, ssim, ssim_per_image
+from rawadapt.metrics import evaluate_pair, psnr, psnr_per_image, ssim, ssim_per_image
 
 
 @pytest.mark.parametrize("channels", [3, 4])

@@ -81,8 +81,8 @@ def test_unknown_sensor_policy() -> None:
 
 @pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
 def test_denoise_image_feeds_raw_models_the_rggb_phase(cfa: str) -> None:
-    from rawadapt.eval.inference import denoise_image
     from rawadapt.io.bayer import deunify_pad, unify_pad
+    from rawadapt.models.inference import denoise_image
 
     torch.manual_seed(0)
     m = build_model({"arch": "dncnn", "in_channels": 4, "depth": 3, "width": 4}).eval()

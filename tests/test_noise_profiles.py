@@ -37,7 +37,7 @@ def test_ten_builtin_profiles_load() -> None:
         assert p.kind == "nlf" and p.bits == 10 and p.white_level == 1023 and p.nlf
     assert load_profile("SonyA7S2").black_level == (512.0,) * 4
     assert load_profile("S6").cfa == "GRBG"  # the real SIDD metadata file says GRBG
-    # published numbers reach the profile unchanged (REFERENCE.md §3)
+    # published numbers reach the profile unchanged (ELD, Wei et al. CVPR 2020)
     sony = load_profile("SonyA7S2")
     assert (sony.sigma_tl.a, sony.sigma_tl.b, sony.sigma_tl.sigma) == (0.4621, 0.5657, 0.2634)
     assert sony.gain_range == (0.0939, 6.0106)

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from rawadapt.noise.profiles import BUILTIN_ORDER, load_profile
-from rawadapt.noise.synth_dataset import SIZES, STAMP, build_synth, open_synth, open_synth_srgb, synth_root
+from rawadapt.noise.synth_dataset import (
+    SIZES,
+    STAMP,
+    build_synth,
+    open_synth,
+    open_synth_srgb,
+    synth_root,
+)
 
 TINY = SIZES["tiny"]
 

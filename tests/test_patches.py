@@ -11,7 +11,14 @@ import torch
 from rawadapt.data.patches import PatchSampler, augment_pair
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ShapeError
-from rawadapt.io.bayer import BAYER_PATTERNS, cfa_after, image_dihedral, pack, packed_dihedral, unpack
+from rawadapt.io.bayer import (
+    BAYER_PATTERNS,
+    cfa_after,
+    image_dihedral,
+    pack,
+    packed_dihedral,
+    unpack,
+)
 
 
 def _samples(space: str, n: int = 3, h: int = 21, w: int = 33, seed: int = 0) -> list[Sample]:

@@ -350,7 +350,11 @@ def test_budgets() -> None:
 def test_default_targets_and_pairs() -> None:
     from fixtures_data import make_multisensor_dataset
 
-    from rawadapt.eval.protocols.plan import default_target_pairs, max_pool_pairs, resolve_targets
+    from rawadapt.eval.protocols.plan import (
+        default_target_pairs,
+        max_pool_pairs,
+        resolve_targets,
+    )
     from rawadapt.eval.protocols.settings import PROTOCOLS, BenchSettings
 
     ds = make_multisensor_dataset(sensors=("x", "SonyA7S2", "y"))

@@ -24,7 +24,12 @@ from fixtures_data import make_multisensor_dataset, tiny_train_config
 
 from rawadapt.cli.main import main
 from rawadapt.data import registry
-from rawadapt.errors import CheckpointError, InputFileError, OutputFileError, RunLockedError
+from rawadapt.errors import (
+    CheckpointError,
+    InputFileError,
+    OutputFileError,
+    RunLockedError,
+)
 from rawadapt.io.dng import rational, write_dng
 from rawadapt.io.images import read_image, write_image
 from rawadapt.models import build_model

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rawadapt.eval.inference import denoise_image
-from rawadapt.eval.tiling import axis_weights, tile_starts, tiled_forward
 from rawadapt.models import build_model
+from rawadapt.models.inference import denoise_image
+from rawadapt.models.tiling import axis_weights, tile_starts, tiled_forward
 
 
 def _dncnn(channels: int = 4, depth: int = 3) -> torch.nn.Module:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from rawadapt.errors import ConfigError
-from rawadapt.train.config import TrainConfig, config_diff, config_from_dict, load_config, with_overrides
+from rawadapt.train.config import (
+    TrainConfig,
+    config_diff,
+    config_from_dict,
+    load_config,
+    with_overrides,
+)
 
 
 def test_defaults_round_trip_through_yaml(tmp_path: Path) -> None:

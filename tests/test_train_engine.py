@@ -238,9 +238,11 @@ def test_custom_stage_extra_log_keys(ds, tmp_path: Path, monkeypatch: pytest.Mon
         return [Counting("count", {data.target: data.target_pool}, 4, lr=config.optim.lr, optim=config.optim,
                          patch=16, batch=2, seed=config.seed)]
 
-    monkeypatch.setitem(STRATEGIES, "custom", STRATEGIES["target-only"])
     register_strategy("custom", build, description="test")
-    metrics = run_training(tiny_train_config("custom"), tmp_path / "run", dataset=ds, progress=False)
+    try:
+        metrics = run_training(tiny_train_config("custom"), tmp_path / "run", dataset=ds, progress=False)
+    finally:
+        STRATEGIES.unregister("custom")
     rows = log_rows(tmp_path / "run")
     assert "accepted" in rows[0] and [r["accepted"] for r in rows] == ["", "", "0", "1"]
     assert metrics["stages"] == {"count": {"custom": True}}

@@ -2,7 +2,7 @@
 
 Light on purpose: nothing is imported here (torch loads when a sub-module is used)::
 
-    from rawadapt.adapt.api import adapt_image, make_adapter, METHODS
+    from rawadapt.adapt.api import ADAPT_METHODS, adapt_image, make_adapter
     from rawadapt.adapt.losses import zsn2n_loss, nbr2nbr_loss, NeighborSubsampler
 
 Modules: ``losses`` (ZS-N2N, Neighbor2Neighbor), ``lan`` (LAN), ``finetune`` (full / first /

@@ -4,7 +4,7 @@
 >>> result = adapter.adapt(noisy, clean=clean, seed=0)                     # doctest: +SKIP
 >>> result = adapt_image(model, noisy, method="full", loss="nbr2nbr", iters=10)  # doctest: +SKIP
 
-Methods (papers/002 Table 1):
+Methods (LAN paper Table 1):
 
 ========== ==================================================== =============
 method     what is optimised per image                          default lr
@@ -36,12 +36,13 @@ from rawadapt.adapt.lan import LAN_LR, LANAdapter
 from rawadapt.adapt.losses import LOSSES, SelfSupervisedLoss
 from rawadapt.errors import ConfigError
 from rawadapt.models.base import Denoiser
+from rawadapt.utils.registry import Registry
 
-METHODS: tuple[str, ...] = ("lan", "full", "first-layer", "last-layer", "meta")
 DEFAULT_LR: dict[str, float] = {"lan": LAN_LR, "full": FINETUNE_LR, "first-layer": FINETUNE_LR,
                                 "last-layer": FINETUNE_LR, "meta": FINETUNE_LR}
 
-__all__ = ["AdaptResult", "Adapter", "METHODS", "LOSSES", "DEFAULT_LR", "make_adapter", "adapt_image", "adapt_images"]
+__all__ = ["AdaptResult", "Adapter", "ADAPT_METHODS", "LOSSES", "DEFAULT_LR", "make_adapter", "adapt_image",
+           "adapt_images"]
 
 
 class Adapter(Protocol):
@@ -52,6 +53,31 @@ class Adapter(Protocol):
     def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
               sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
               callback: Callable[[int, float], None] | None = None) -> AdaptResult: ...
+
+
+#: test-time method name -> ``factory(model, *, method, loss, iters, lr, bound, track_ssim, loss_options)``
+ADAPT_METHODS: Registry[Callable[..., Adapter]] = Registry("adaptation method")
+
+
+@ADAPT_METHODS.register("lan")
+def _lan(model: Denoiser, *, method: str, loss: Any, iters: int, lr: float, bound: str, track_ssim: bool,
+         loss_options: dict[str, Any] | None) -> Adapter:
+    return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound,  # type: ignore[arg-type]
+                      track_ssim=track_ssim, loss_options=loss_options)
+
+
+def _finetune(scope: str) -> Callable[..., Adapter]:
+    def factory(model: Denoiser, *, method: str, loss: Any, iters: int, lr: float, bound: str, track_ssim: bool,
+                loss_options: dict[str, Any] | None) -> Adapter:
+        return FineTuneAdapter(model, scope=scope, loss=loss, iters=iters, lr=lr,  # type: ignore[arg-type]
+                               track_ssim=track_ssim, loss_options=loss_options, method=method)
+
+    return factory
+
+
+for _method, _scope in (("full", "full"), ("first-layer", "first-layer"), ("last-layer", "last-layer"),
+                        ("meta", "full")):  # meta = full fine-tuning from a meta-initialised model
+    ADAPT_METHODS.register(_method, _finetune(_scope))
 
 
 def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSupervisedLoss = "zsn2n",
@@ -65,7 +91,7 @@ def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSuperv
         The pretrained denoiser (for ``meta``: the META-INITIALISED one, see
         :func:`rawadapt.adapt.meta.meta_pretrain`).
     method
-        One of :data:`METHODS`.
+        One of :data:`ADAPT_METHODS`.
     loss
         ``"zsn2n"``, ``"nbr2nbr"`` or a loss object.
     iters
@@ -87,18 +113,13 @@ def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSuperv
     ConfigError
         Unknown method, loss or bad settings.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown adaptation method {method!r}; choose one of {', '.join(METHODS)}")
+    factory = ADAPT_METHODS.get(method)
     if lr is None:
-        lr = DEFAULT_LR[method]
+        lr = DEFAULT_LR.get(method, FINETUNE_LR)
         if method == "meta" and meta_info and meta_info.get("inner_lr"):
             lr = float(meta_info["inner_lr"])
-    if method == "lan":
-        return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound,  # type: ignore[arg-type]
-                          track_ssim=track_ssim, loss_options=loss_options)
-    scope = "full" if method == "meta" else method
-    return FineTuneAdapter(model, scope=scope, loss=loss, iters=iters, lr=lr,  # type: ignore[arg-type]
-                           track_ssim=track_ssim, loss_options=loss_options, method=method)
+    return factory(model, method=method, loss=loss, iters=iters, lr=lr, bound=bound, track_ssim=track_ssim,
+                   loss_options=loss_options)
 
 
 def adapt_image(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, method: str = "lan",

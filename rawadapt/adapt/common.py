@@ -186,7 +186,7 @@ class AdaptResult:
 
 
 def _metrics(pred: torch.Tensor, clean: torch.Tensor, with_ssim: bool) -> tuple[float, float]:
-    from rawadapt.eval.metrics import evaluate_pair
+    from rawadapt.metrics import evaluate_pair
 
     m = evaluate_pair(pred[0], clean[0], with_ssim=with_ssim)
     return m["psnr"], m.get("ssim", math.nan)

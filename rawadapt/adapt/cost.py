@@ -1,4 +1,4 @@
-"""Cost of one adaptation method, measured in THIS process (LAN's Table 2, papers/002).
+"""Cost of one adaptation method, measured in THIS process (LAN's Table 2, LAN paper).
 
 Run one measurement per process so that memory high-water marks and allocator caches of one
 method never leak into another's::
@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from rawadapt.utils.compute import machine_line
+from rawadapt.utils.log import logger
 
 COST_METHODS = ("lan", "full")
 
@@ -251,7 +252,6 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
     measures everything again) and only runs the missing ones.
     """
     from rawadapt.adapt.protocol import MODEL_KWARGS
-    from rawadapt.cli.common import info
     from rawadapt.errors import ConfigError
     from rawadapt.utils.atomic import write_json
 
@@ -287,7 +287,7 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
                 reused += 1
             else:
                 if progress:
-                    info(f"[lan-cost] repeat {r + 1}/{repeats}: {b} {lo} {m}")
+                    logger.info(f"[lan-cost] repeat {r + 1}/{repeats}: {b} {lo} {m}")
                 res = _run_one(args, timeout)
                 res["repeat"] = r
                 write_json(cell, {"args": args, "result": res})
@@ -345,7 +345,7 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
     for r in rows:
         w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in COST_COLUMNS})
     write_text(out / "results.csv", buf.getvalue())
-    md = ["# LAN vs full fine-tuning: cost per adaptation iteration (papers/002 Table 2)", "",
+    md = ["# LAN vs full fine-tuning: cost per adaptation iteration (LAN paper Table 2)", "",
           f"Image {settings['size']}x{settings['size']}, {settings['iters']} timed iterations after "
           f"{settings['warmup']} warm-up, median of {settings['repeats']} processes per cell, device "
           f"{settings['device']}, threads {settings['threads'] or 'default'}, "

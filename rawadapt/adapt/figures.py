@@ -1,4 +1,4 @@
-"""Pictures of LAN (papers/002): the noisy, adapted and denoised images side by side (Fig. 4),
+"""Pictures of LAN (LAN paper): the noisy, adapted and denoised images side by side (Fig. 4),
 histograms of the pretraining, new and adapted noise (Fig. 6), and PSNR over the adaptation
 iterations (Fig. 5). PNG via matplotlib's Agg backend, written atomically.
 

@@ -1,4 +1,4 @@
-"""Fine-tuning baselines of LAN's Table 1 (papers/002): per image, optimise the network's
+"""Fine-tuning baselines of LAN's Table 1 (LAN paper): per image, optimise the network's
 weights with the self-supervised loss, then put the pretrained weights back.
 
 Scopes: ``full`` (all parameters), ``first-layer`` (``model.first_layer()``), ``last-layer``
@@ -22,8 +22,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rawadapt.adapt.common import (AdaptResult, RequiresGradState, WeightSnapshot, freeze_all_but, model_fn,
-                                   run_adaptation, to_batch)
+from rawadapt.adapt.common import (
+    AdaptResult,
+    RequiresGradState,
+    WeightSnapshot,
+    freeze_all_but,
+    model_fn,
+    run_adaptation,
+    to_batch,
+)
 from rawadapt.adapt.losses import SelfSupervisedLoss, make_loss
 from rawadapt.errors import ConfigError, ShapeError
 from rawadapt.models.base import Denoiser

@@ -1,4 +1,4 @@
-"""LAN: Learning to Adapt Noise (Kim, Kim & Baik, CVPR 2024; papers/002, REFERENCE.md §2).
+"""LAN: Learning to Adapt Noise (Kim, Kim & Baik, CVPR 2024; LAN paper, the LAN paper).
 
 Per image, the pretrained denoiser ``f`` is frozen and a learnable offset ``phi`` with the
 input's shape, initialised to zero, is added to the noisy image; ``phi`` is optimised with a
@@ -32,8 +32,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from rawadapt.adapt.common import (AdaptResult, RequiresGradState, freeze_all_but, model_fn, run_adaptation,
-                                   to_batch)
+from rawadapt.adapt.common import (
+    AdaptResult,
+    RequiresGradState,
+    freeze_all_but,
+    model_fn,
+    run_adaptation,
+    to_batch,
+)
 from rawadapt.adapt.losses import SelfSupervisedLoss, make_loss
 from rawadapt.errors import ConfigError, ShapeError
 from rawadapt.models.base import Denoiser

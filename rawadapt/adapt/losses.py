@@ -1,5 +1,5 @@
 """Self-supervised denoising losses shared by the whole package: Zero-Shot Noise2Noise and
-Neighbor2Neighbor (REFERENCE.md §2; papers/002).
+Neighbor2Neighbor (the LAN paper; LAN paper).
 
 Every loss takes a callable ``f(x) -> denoised`` (batch in, batch out) and the noisy batch
 ``y`` of shape ``(B, C, H, W)``. The same function therefore serves

@@ -1,4 +1,4 @@
-"""The protocol of LAN's Table 1 on data we have (papers/002; REFERENCE.md §2, §4).
+"""The protocol of LAN's Table 1 on data we have (LAN paper; the LAN paper, §4).
 
 The paper pretrains on SIDD and adapts to PolyU and Nam. Here:
 
@@ -10,7 +10,7 @@ The paper pretrains on SIDD and adapts to PolyU and Nam. Here:
 * **RAW**: a backbone (default a plain U-Net) is pretrained on some ``synth`` sensors and
   adapted to the held-out sensor's test images (packed planes, top-left crop).
 
-Every method (:data:`rawadapt.adapt.api.METHODS`) x loss x backbone is one *cell*: ONE run of
+Every method (:data:`rawadapt.adapt.api.ADAPT_METHODS`) x loss x backbone is one *cell*: ONE run of
 ``max(iters)`` iterations per image, whose per-iteration PSNR/SSIM give the rows for every
 requested iteration count (5/10/20) — as the authors' ``main.py`` does (it logs the metrics
 after every update of a single ``inner_loop``-iteration run; the Nbr2Nbr ramp spans that run).
@@ -28,7 +28,7 @@ nothing finished::
     DIR/figures/*.png                  Fig. 4 (noisy | adapted | denoised), Fig. 5, Fig. 6
 
 Metrics: per-image PSNR (dB, data range 1) and SSIM of the clipped output, averaged over
-images (REFERENCE.md §5); sRGB in [0, 1], RAW on packed planes in [0, 1].
+images (docs/benchmarks.md); sRGB in [0, 1], RAW on packed planes in [0, 1].
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ import numpy as np
 from rawadapt.errors import ConfigError, DatasetError
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
+from rawadapt.utils.log import logger
 
 SPACES = ("srgb", "raw")
 BACKBONES = ("dncnn", "restormer", "unet")
@@ -135,12 +136,12 @@ class LanProtocolSettings:
     figures: bool = True
 
     def validate(self) -> LanProtocolSettings:
-        from rawadapt.adapt.api import METHODS
+        from rawadapt.adapt.api import ADAPT_METHODS
         from rawadapt.adapt.losses import LOSSES
 
         for name, values, known in (("backbones", self.backbones, ("dncnn", "restormer")),
                                     ("raw_backbones", self.raw_backbones, BACKBONES),
-                                    ("losses", self.losses, LOSSES), ("methods", self.methods, METHODS)):
+                                    ("losses", self.losses, LOSSES), ("methods", self.methods, ADAPT_METHODS)):
             bad = [v for v in values if v not in known]
             if bad or not values:
                 raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {', '.join(known)}")
@@ -286,7 +287,6 @@ def _is_complete(run: Path) -> bool:
 def pretrain(settings: LanProtocolSettings, space: str, backbone: str, dataset: Any, *,
              sources: list[str] | None = None, target: str | None = None, progress: bool = True) -> Path:
     """Pretrain (or reuse / resume) ``DIR/pretrain/{space}-{backbone}``; returns the run folder."""
-    from rawadapt.cli.common import info
     from rawadapt.train.api import run_training
     from rawadapt.train.config import config_from_dict
     from rawadapt.train.engine import STATE_NAME
@@ -309,7 +309,7 @@ def pretrain(settings: LanProtocolSettings, space: str, backbone: str, dataset: 
     resume = (run / STATE_NAME).is_file()
     if run.exists() and not resume:
         shutil.rmtree(run)  # our own cache folder, left without a resumable state
-    info(f"[lan protocol] pretraining {backbone} on {cfg.data.data} ({space}, {cfg.iters} iterations)")
+    logger.info(f"[lan protocol] pretraining {backbone} on {cfg.data.data} ({space}, {cfg.iters} iterations)")
     run_training(cfg, run, resume=resume, progress=progress, dataset=dataset)
     return run
 
@@ -318,14 +318,13 @@ def meta_init(settings: LanProtocolSettings, space: str, backbone: str, loss: st
               samples: Sequence[Any]) -> Path:
     """Meta-initialised model of ``DIR/meta/{space}-{backbone}-{loss}`` (made once)."""
     from rawadapt.adapt.meta import MetaConfig, meta_pretrain
-    from rawadapt.cli.common import info
 
     out = Path(settings.out) / "meta" / f"{space}-{backbone}-{loss}"
     if (out / "model.json").is_file() and (out / "model.safetensors").is_file():
         return out
     cfg = MetaConfig(loss=loss, meta_iters=settings.resolved_meta_iters(), inner_steps=min(5, max(settings.iters)),
                      patch=32 if settings.quick else 64, tasks_per_batch=2 if settings.quick else 4, seed=settings.seed)
-    info(f"[lan protocol] meta-training {space}/{backbone} with {loss} ({cfg.meta_iters} outer updates)")
+    logger.info(f"[lan protocol] meta-training {space}/{backbone} with {loss} ({cfg.meta_iters} outer updates)")
     return meta_pretrain(pretrained, samples, out, cfg)
 
 
@@ -375,7 +374,7 @@ def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: st
                          samples: Sequence[Any]) -> dict[str, Any]:
     """Per-image metrics of the frozen pretrained network (the ``pretrained`` row), cached."""
 
-    from rawadapt.eval.metrics import evaluate_pair
+    from rawadapt.metrics import evaluate_pair
     from rawadapt.models.checkpoint import load_model
 
     path = Path(settings.out) / "cells" / f"{space}-{backbone}-pretrained.json"
@@ -385,7 +384,7 @@ def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: st
     model, _ = load_model(model_dir, device=settings.device)
     images = []
     for s in samples:
-        from rawadapt.eval.inference import denoise_image
+        from rawadapt.models.inference import denoise_image
 
         out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, device=settings.device)
         m = evaluate_pair(out, s.clean)
@@ -461,7 +460,7 @@ def _fmt(r: dict[str, Any] | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: dict[str, str]) -> str:
     """The paper-like table: per space and backbone, methods x iterations, one column per loss."""
-    lines = ["# LAN protocol (papers/002 Table 1 on data we have)", "",
+    lines = ["# LAN protocol (LAN paper Table 1 on data we have)", "",
              f"Settings: {'quick' if settings.quick else 'full'} size, seed {settings.seed}, "
              f"crop {settings.resolved_crop() or 'whole image'}, iterations {settings.iters}; "
              "per-image PSNR (dB, data range 1) / SSIM averaged over images; "
@@ -571,7 +570,6 @@ def _load_cell(path: Path) -> dict[str, Any] | None:
 def _run_space(settings: LanProtocolSettings, space: str, backbones: list[str], pre_ds: Any, tests: list[Any],
                dataset_name: str, *, sources: list[str] | None, target: str | None, progress: bool,
                log: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from rawadapt.cli.common import info
 
     rows: list[dict[str, Any]] = []
     cells: list[dict[str, Any]] = []
@@ -592,7 +590,7 @@ def _run_space(settings: LanProtocolSettings, space: str, backbones: list[str], 
                         if meta_samples is None:
                             meta_samples = pretraining_samples(pre_ds, 4 if settings.quick else 32, exclude=target)
                         model_dir = meta_init(settings, space, backbone, loss, run, meta_samples)
-                    info(f"[lan protocol] {space}/{backbone}: {method} + {loss}, {len(tests)} images x "
+                    logger.info(f"[lan protocol] {space}/{backbone}: {method} + {loss}, {len(tests)} images x "
                          f"{max(settings.iters)} iterations")
                     cell = run_cell(settings, space, backbone, method, loss, model_dir, tests)
                     log["computed"] += 1

@@ -9,13 +9,12 @@ A :class:`Task` is one leave-one-sensor-out split (the same for every method of 
 cell); a :class:`Budget` scales every method's iterations so that a whole table fits a CPU time
 budget (``tiny`` for tests, ``quick`` for minutes, ``default`` for the BENCHMARKS.md runs).
 
-Methods are registered by module path in :data:`METHODS` so nothing heavy is imported until a
+Methods are registered by module path in :data:`BENCH_METHODS` so nothing heavy is imported until a
 method is used. Names are those of ``rawadapt bench crossval --methods``.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from rawadapt.errors import ConfigError
+from rawadapt.utils.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.base import PairDataset
@@ -241,43 +241,42 @@ class Method:
                 "budget": self.budget.name, "options": self.options}
 
 
-#: method name -> "module:Class"
-METHODS: dict[str, str] = {
-    # training strategies (rawadapt.train), wrapped
-    "target-only": "rawadapt.baselines.trained:TargetOnly",
-    "finetune": "rawadapt.baselines.trained:FineTune",
-    "joint": "rawadapt.baselines.trained:Joint",
-    "adl": "rawadapt.baselines.trained:ADL",
-    "adl-paired": "rawadapt.baselines.trained:ADLPaired",
-    "adl-score": "rawadapt.baselines.trained:ADLScore",
-    # ADL ablations (paper Table 4)
-    "adl-no-adl": "rawadapt.baselines.trained:ADLNoADL",
-    "adl-no-iso": "rawadapt.baselines.trained:ADLNoISO",
-    "adl-no-type": "rawadapt.baselines.trained:ADLNoType",
-    "adl-no-pretrain": "rawadapt.baselines.trained:ADLNoPretrain",
-    "adl-fixed-val": "rawadapt.baselines.trained:ADLFixedVal",
-    # conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none
-    "adl-noise": "rawadapt.baselines.trained:ADLNoise",
-    "adl-ksigma": "rawadapt.baselines.trained:ADLKSigma",
-    "adl-no-mod": "rawadapt.baselines.trained:ADLNoMod",
-    # classical and per-image baselines (issue 7)
-    "noisy": "rawadapt.baselines.trained:Identity",
-    "bm3d": "rawadapt.baselines.bm3d:BM3D",
-    "nlm": "rawadapt.baselines.classical:NLMeans",
-    "wavelet": "rawadapt.baselines.classical:Wavelet",
-    "zsn2n": "rawadapt.baselines.zsn2n:ZSN2N",
-    "dip": "rawadapt.baselines.dip:DIP",
-    # self-supervised on the target pool
-    "nbr2nbr": "rawadapt.baselines.selfsup:Neighbor2Neighbor",
-    "b2u": "rawadapt.baselines.selfsup:Blind2Unblind",
-    # transfer / meta / calibration
-    "ain": "rawadapt.baselines.ain:TransferAIN",
-    "mzsr": "rawadapt.baselines.mzsr:MZSR",
-    "calib-ft": "rawadapt.baselines.calib:CalibFineTune",
-    "calib-adl": "rawadapt.baselines.calib:CalibADL",
-    "led": "rawadapt.baselines.calib:LED",
-    "pmn": "rawadapt.baselines.calib:PMN",
-}
+#: benchmark method name -> its Method class (imported on first use)
+BENCH_METHODS: Registry[type[Method]] = Registry("method")
+# training strategies (rawadapt.train), wrapped
+BENCH_METHODS.register_lazy("target-only", "rawadapt.baselines.trained:TargetOnly")
+BENCH_METHODS.register_lazy("finetune", "rawadapt.baselines.trained:FineTune")
+BENCH_METHODS.register_lazy("joint", "rawadapt.baselines.trained:Joint")
+BENCH_METHODS.register_lazy("adl", "rawadapt.baselines.trained:ADL")
+BENCH_METHODS.register_lazy("adl-paired", "rawadapt.baselines.trained:ADLPaired")
+BENCH_METHODS.register_lazy("adl-score", "rawadapt.baselines.trained:ADLScore")
+# ADL ablations (paper Table 4)
+BENCH_METHODS.register_lazy("adl-no-adl", "rawadapt.baselines.trained:ADLNoADL")
+BENCH_METHODS.register_lazy("adl-no-iso", "rawadapt.baselines.trained:ADLNoISO")
+BENCH_METHODS.register_lazy("adl-no-type", "rawadapt.baselines.trained:ADLNoType")
+BENCH_METHODS.register_lazy("adl-no-pretrain", "rawadapt.baselines.trained:ADLNoPretrain")
+BENCH_METHODS.register_lazy("adl-fixed-val", "rawadapt.baselines.trained:ADLFixedVal")
+# conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none
+BENCH_METHODS.register_lazy("adl-noise", "rawadapt.baselines.trained:ADLNoise")
+BENCH_METHODS.register_lazy("adl-ksigma", "rawadapt.baselines.trained:ADLKSigma")
+BENCH_METHODS.register_lazy("adl-no-mod", "rawadapt.baselines.trained:ADLNoMod")
+# classical and per-image baselines
+BENCH_METHODS.register_lazy("noisy", "rawadapt.baselines.trained:Identity")
+BENCH_METHODS.register_lazy("bm3d", "rawadapt.baselines.bm3d:BM3D")
+BENCH_METHODS.register_lazy("nlm", "rawadapt.baselines.classical:NLMeans")
+BENCH_METHODS.register_lazy("wavelet", "rawadapt.baselines.classical:Wavelet")
+BENCH_METHODS.register_lazy("zsn2n", "rawadapt.baselines.zsn2n:ZSN2N")
+BENCH_METHODS.register_lazy("dip", "rawadapt.baselines.dip:DIP")
+# self-supervised on the target pool
+BENCH_METHODS.register_lazy("nbr2nbr", "rawadapt.baselines.selfsup:Neighbor2Neighbor")
+BENCH_METHODS.register_lazy("b2u", "rawadapt.baselines.selfsup:Blind2Unblind")
+# transfer / meta / calibration
+BENCH_METHODS.register_lazy("ain", "rawadapt.baselines.ain:TransferAIN")
+BENCH_METHODS.register_lazy("mzsr", "rawadapt.baselines.mzsr:MZSR")
+BENCH_METHODS.register_lazy("calib-ft", "rawadapt.baselines.calib:CalibFineTune")
+BENCH_METHODS.register_lazy("calib-adl", "rawadapt.baselines.calib:CalibADL")
+BENCH_METHODS.register_lazy("led", "rawadapt.baselines.calib:LED")
+BENCH_METHODS.register_lazy("pmn", "rawadapt.baselines.calib:PMN")
 
 
 def method_class(name: str) -> type[Method]:
@@ -288,10 +287,7 @@ def method_class(name: str) -> type[Method]:
     ConfigError
         Unknown name (the message lists the known ones).
     """
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    mod, cls = METHODS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return BENCH_METHODS.get(name)
 
 
 def make_method(name: str, *, budget: Budget | None = None, **options: Any) -> Method:

@@ -19,9 +19,8 @@ sources (``noise_source="auto"`` default = the target pool's noise model when fi
 sRGB: ``bm3d.bm3d_rgb`` (opponent colour space, the package default) with the Gaussian sigma of
 the image (scikit-image's wavelet estimate) or of the pool.
 
-Cost (2-core CPU, ``bm3d`` 4.0.3, 'np' profile): about 0.4 s per 48x48 plane, 0.5 s per 96x96
-plane, so ~1.5-2 s per packed RAW image of the tiny/full synth and ~1.1-1.5 s per sRGB image
-(docs/baselines.md has the measured table). No training.
+No training; its cost per image (``bm3d`` 'np' profile, per plane) is measured in
+docs/baselines.md and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -152,7 +151,7 @@ class BM3D(ImageMethod):
     References
     ----------
     Dabov, Foi, Katkovnik, Egiazarian, IEEE TIP 16(8), 2007 (BM3D); Mäkitalo & Foi, IEEE TIP
-    22(1), 2013 (GAT and its exact unbiased inverse); ADL paper (papers/001) Table 1, §4.1.
+    22(1), 2013 (GAT and its exact unbiased inverse); ADL paper (ADL paper) Table 1, §4.1.
     """
 
     name = "bm3d"

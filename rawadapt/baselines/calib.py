@@ -66,17 +66,21 @@ def calibrate_target(data: TrainData) -> PoolCalibration:
     """The noise profile calibrated on the target pool of ``data``."""
     from rawadapt.baselines.pool_calibration import calibrate_pool
     from rawadapt.baselines.synthetic_pairs import require_raw
-    from rawadapt.train.strategies import _pool
+    from rawadapt.train.builders import target_pool
 
     require_raw(data, "calibration-based training")
-    pool = _pool(data)
+    pool = target_pool(data)
     assert data.target is not None
     return calibrate_pool(list(pool[data.target]), name=f"{data.target}-calibrated")
 
 
 def calib_pretrain_stage(config: TrainConfig, data: TrainData, cal: PoolCalibration) -> Stage:
     """``calib-pretrain``: synthetic pairs from the calibrated profile, labelled as the target."""
-    from rawadapt.baselines.synthetic_pairs import ProfileNoise, SyntheticStage, clean_pool
+    from rawadapt.baselines.synthetic_pairs import (
+        ProfileNoise,
+        SyntheticStage,
+        clean_pool,
+    )
 
     assert data.target is not None
     noise = ProfileNoise(cal.profile, label=data.target, info={"calibration": cal.summary()})
@@ -92,13 +96,13 @@ def calib_pretrain_stage(config: TrainConfig, data: TrainData, cal: PoolCalibrat
 
 def build_calib_ft(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Calibration pretraining, then fine-tuning on the target pool."""
-    from rawadapt.train.strategies import _pool, supervised
+    from rawadapt.train.builders import supervised, target_pool
 
     cal = calibrate_target(data)
     stages = [calib_pretrain_stage(config, data, cal)]
     fin = config.stage_iters("finetune")
     if fin > 0:
-        stages.append(supervised(config, "target-finetune", _pool(data), fin, lr=config.resolved_finetune_lr()))
+        stages.append(supervised(config, "target-finetune", target_pool(data), fin, lr=config.resolved_finetune_lr()))
     return stages
 
 
@@ -127,14 +131,18 @@ def build_led(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Virtual-camera pretraining, then LED's two fine-tuning stages."""
     from rawadapt.baselines import led_net
     from rawadapt.baselines.partial_stage import PartialStage
-    from rawadapt.baselines.synthetic_pairs import SyntheticStage, clean_pool, require_raw
-    from rawadapt.train.strategies import _pool
+    from rawadapt.baselines.synthetic_pairs import (
+        SyntheticStage,
+        clean_pool,
+        require_raw,
+    )
+    from rawadapt.train.builders import target_pool
 
     require_raw(data, "LED")
     if config.model.arch != "led-unet":
         raise ConfigError(f"strategy 'led' needs model.arch 'led-unet', got {config.model.arch!r}")
     cameras = int(config.model.kwargs.get("cameras", led_net.DEFAULT_CAMERAS))
-    pool = _pool(data)
+    pool = target_pool(data)
     assert data.target is not None
     ratios = sorted({float(s.ratio or 1.0) for s in pool[data.target]})
     family = led_net.VirtualFamily.from_profiles()
@@ -210,28 +218,6 @@ def build_pmn(config: TrainConfig, data: TrainData) -> list[Stage]:
 # --------------------------------------------------------------------------------------------
 # Registration and methods
 # --------------------------------------------------------------------------------------------
-
-def register_strategies() -> None:
-    """Register ``calib-ft``, ``calib-adl``, ``led`` and ``pmn`` (idempotent)."""
-    from rawadapt.baselines import led_net
-    from rawadapt.train.strategies import STRATEGIES, register_strategy
-
-    led_net.register_model()
-    entries = {
-        "calib-ft": (build_calib_ft, "pretrain on pairs synthesised from a profile calibrated on the target pool, "
-                                     "fine-tune on the pool (ADL paper Table 2(a) 'Single FT')"),
-        "calib-adl": (build_calib_adl, "calibration pretraining as θ0, then ADL with the real sources "
-                                       "(ADL paper Table 2(a) 'Multiple ADL')"),
-        "led": (build_led, "LED: virtual-camera pretraining, alignment + OMNR fine-tuning on the pool "
-                           "(Jin et al. 2023)"),
-        "pmn": (build_pmn, "ADL with PMN's shot-noise augmentation of target patches (ADL paper Table 3)"),
-    }
-    for name, (fn, desc) in entries.items():
-        if name not in STRATEGIES:
-            register_strategy(name, fn, description=desc)
-
-
-register_strategies()
 
 
 class _RawOnly(TrainedMethod):

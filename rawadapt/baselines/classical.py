@@ -139,7 +139,7 @@ class CalibratedDenoiser(ImageMethod):
         self.pool_choice, self.pool_scores = None, []
         if self.resolved_calibration(task.space, has_pairs) != "pool":
             return
-        from rawadapt.eval.metrics import psnr
+        from rawadapt.metrics import psnr
 
         scores: np.ndarray | None = None
         for s in pool:

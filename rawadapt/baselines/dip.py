@@ -219,7 +219,7 @@ class DIP(ImageMethod):
     References
     ----------
     Ulyanov, Vedaldi & Lempitsky, CVPR 2018 / IJCV 128, 2020; Morozov's discrepancy principle
-    (V. A. Morozov, Soviet Math. Dokl. 7, 1966); ADL paper (papers/001) Table 1, §4.1.
+    (V. A. Morozov, Soviet Math. Dokl. 7, 1966); ADL paper (ADL paper) Table 1, §4.1.
     """
 
     name = "dip"

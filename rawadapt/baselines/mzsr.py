@@ -1,6 +1,6 @@
 """MZSR-style meta-transfer learning (Soh, Cho, Cho, "Meta-Transfer Learning for Zero-Shot
 Super-Resolution", CVPR 2020) adapted to cross-sensor denoising as in the ADL paper's Table 1
-(papers/001 §2.2, §4.1): "utilize the MAML algorithm ... to obtain a model with better
+(ADL paper §2.2, §4.1): "utilize the MAML algorithm ... to obtain a model with better
 initialization implicitly from the source domain, then fine-tune it to fit the target domain".
 
 Strategy ``mzsr`` — three stages
@@ -144,10 +144,10 @@ class MetaTransferStage(SupervisedStage):
 
 def build_mzsr(config: TrainConfig, data: TrainData) -> list[Stage]:
     """The three MZSR stages (module docstring)."""
-    from rawadapt.train.strategies import _pool, _sources, supervised
+    from rawadapt.train.builders import source_domains, supervised, target_pool
 
-    pool = _pool(data)
-    sources = _sources(data)
+    pool = target_pool(data)
+    sources = source_domains(data)
     d = config.data
     stages: list[Stage] = []
     pre = config.stage_iters("pretrain")
@@ -162,17 +162,6 @@ def build_mzsr(config: TrainConfig, data: TrainData) -> list[Stage]:
     if fin > 0:
         stages.append(supervised(config, "target-finetune", pool, fin, lr=config.resolved_finetune_lr()))
     return stages
-
-
-def register_strategy() -> None:
-    from rawadapt.train.strategies import STRATEGIES, register_strategy as reg
-
-    if "mzsr" not in STRATEGIES:
-        reg("mzsr", build_mzsr, description="MZSR-style meta-transfer: source pretraining, first-order MAML over "
-                                            "source domains, fine-tuning on the target pool")
-
-
-register_strategy()
 
 
 class MZSR(TrainedMethod):

@@ -2,7 +2,7 @@
 the target pool, and the generalised Anscombe transform (GAT) that makes Poisson-Gaussian noise
 unit-variance Gaussian.
 
-Noise model (REFERENCE.md §3, ADL paper eq. 3): on normalised packed RAW the variance of a
+Noise model (ELD, Wei et al. CVPR 2020, and its calibrations, ADL paper eq. 3): on normalised packed RAW the variance of a
 pixel of clean value ``x`` is ``var = a x + b`` per plane, ``a`` the (normalised) Poisson gain,
 ``b`` the Gaussian (read, row, quantisation) variance. :class:`NoiseLevel` holds ``a`` and ``b``
 per channel. On sRGB the camera pipeline makes the noise signal dependent in ways no two-number
@@ -251,7 +251,7 @@ def estimate_gaussian_sigma(image: np.ndarray) -> float:
 def profile_noise_level(profile: str | Profile, iso: float, ratio: float = 1.0) -> NoiseLevel:
     """The profile's noise ``var = a x + b`` on normalised, brightness-matched packed RAW.
 
-    In DN (REFERENCE.md §3) ``var = K x_dn + read^2 + row^2 + 1/12`` (ADC rounding) at the
+    In DN (ELD, Wei et al. CVPR 2020, and its calibrations) ``var = K x_dn + read^2 + row^2 + 1/12`` (ADC rounding) at the
     short exposure; normalising by ``span = white - black`` and multiplying by the exposure
     ``ratio`` gives ``a = K ratio / span`` and ``b = ratio^2 (read^2 + row^2 + 1/12) / span^2``
     per plane (with the profile's per-plane gain/read multipliers). ELD profiles use the

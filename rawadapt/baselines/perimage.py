@@ -1,4 +1,4 @@
-"""Shared plumbing of the classical, per-image and self-supervised baselines (issue 7).
+"""Shared plumbing of the classical, per-image and self-supervised baselines.
 
 :class:`ImageMethod` is a :class:`~rawadapt.baselines.base.Method` whose work happens per test
 image: :meth:`ImageMethod.fit` only records what the task offers (target name, torch threads,

@@ -22,7 +22,7 @@ normalised noise is reproduced.
 
 Across ISOs
 -----------
-K(ISO) is a line in log-log space (``K ∝ ISO`` for a linear sensor, papers/001 eq. 3; the slope
+K(ISO) is a line in log-log space (``K ∝ ISO`` for a linear sensor, ADL paper eq. 3; the slope
 is fitted when at least two ISOs calibrated, else fixed to 1); the Gaussian read noise follows
 ELD's regression ``log sigma = a log K + b + N(0, sigma_hat)`` (``a`` fitted from >= 2 ISOs,
 else :data:`DEFAULT_READ_SLOPE`; ``sigma_hat`` = residual std from >= 3 ISOs, else 0). The
@@ -46,7 +46,7 @@ from rawadapt.errors import ConfigError
 #: white level (DN) of the virtual 16-bit sensor used for samples without levels
 VIRTUAL_WHITE = 65535.0
 #: read-noise slope when only one ISO calibrated: the middle of the ELD DSLRs' Gaussian
-#: read-noise slopes (0.54-0.68, REFERENCE.md §3)
+#: read-noise slopes (0.54-0.68, ELD, Wei et al. CVPR 2020, and its calibrations)
 DEFAULT_READ_SLOPE = 0.6
 #: ISO assumed for samples without one
 NOMINAL_ISO = 100.0

@@ -289,7 +289,7 @@ class PoolSelfSupervised(Method):
         self.model = model
 
     def denoise(self, sample: Sample) -> np.ndarray:
-        from rawadapt.eval.inference import denoise_image
+        from rawadapt.models.inference import denoise_image
 
         if self.model is None:
             raise ConfigError(f"{self.name}: call fit(task) before denoise (it trains on the target pool)")
@@ -310,7 +310,7 @@ class Neighbor2Neighbor(PoolSelfSupervised):
     References
     ----------
     Huang, Li, Liu & Yan, "Neighbor2Neighbor: Self-Supervised Denoising from Single Noisy
-    Images", CVPR 2021 (gamma ramp to 2.0); REFERENCE.md §2; ADL paper (papers/001) §4.1.
+    Images", CVPR 2021 (gamma ramp to 2.0); the LAN paper; ADL paper (ADL paper) §4.1.
     """
 
     name = "nbr2nbr"
@@ -341,7 +341,7 @@ class Blind2Unblind(PoolSelfSupervised):
     References
     ----------
     Wang, Fu, Wang, Zhang & Zha, "Blind2Unblind: Self-Supervised Image Denoising with Visible
-    Blind Spots", CVPR 2022; ADL paper (papers/001) Table 1, §4.1.
+    Blind Spots", CVPR 2022; ADL paper (ADL paper) Table 1, §4.1.
     """
 
     name = "b2u"

@@ -10,7 +10,7 @@ profile calibrated on the target pool, ADL paper §4.3 / Table 2(a)) and the LED
   levels (black/white, DN), the CFA and the label written into batches.
 * :class:`SyntheticPatchSampler` is a :class:`~rawadapt.data.patches.PatchSampler` over
   CLEAN images whose ``draw`` returns batches whose noisy half is simulated with
-  :func:`rawadapt.noise.model.add_noise` (REFERENCE.md §3: clean → DN at the short exposure,
+  :func:`rawadapt.noise.model.add_noise` (ELD, Wei et al. CVPR 2020, and its calibrations: clean → DN at the short exposure,
   shot, read, row, colour bias, quantisation, back to normalised units × ratio, clipped to
   [0, 1] like the data loaders). Every random draw (patch, noise parameters, the torch
   generator's seed) comes from the sampler's own NumPy generator, so its ``state_dict`` is the
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.train.config import OptimConfig
     from rawadapt.train.context import TrainContext, TrainData
 
-#: quantisation of simulated pairs (REFERENCE.md §3: additive U(-1/2, 1/2) DN)
+#: quantisation of simulated pairs (ELD, Wei et al. CVPR 2020, and its calibrations: additive U(-1/2, 1/2) DN)
 QUANTIZATION = "uniform"
 
 

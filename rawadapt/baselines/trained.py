@@ -105,7 +105,7 @@ class TrainedMethod(Method):
         self.model, _ = load_model(run)
 
     def denoise(self, sample: Sample) -> np.ndarray:
-        from rawadapt.eval.inference import denoise_image
+        from rawadapt.models.inference import denoise_image
         from rawadapt.train.step import sample_line
 
         return denoise_image(self.model, sample.noisy, sensor=sample.sensor, iso=sample.effective_iso,

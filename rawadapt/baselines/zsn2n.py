@@ -1,7 +1,7 @@
 """Zero-Shot Noise2Noise (Mansour & Heckel, "Zero-Shot Noise2Noise: Efficient Image Denoising
 without any Data", CVPR 2023) - the ADL paper's Table 1 "ZS-N2N" row.
 
-Per test image, a fresh tiny network is trained on that image alone (REFERENCE.md §2):
+Per test image, a fresh tiny network is trained on that image alone (the LAN paper):
 
 * network: 3x3 conv (C -> 48) + LeakyReLU(0.2), 3x3 conv (48 -> 48) + LeakyReLU(0.2),
   1x1 conv (48 -> C); it predicts the NOISE, the denoiser is ``f(y) = y - net(y)``;
@@ -13,8 +13,7 @@ Per test image, a fresh tiny network is trained on that image alone (REFERENCE.m
 * RAW: on the 4 packed planes (the down-samplers act on the packed planes, never the mosaic).
 
 The output is ``y - net(y)`` of the trained network on the full image (not clipped; the
-original clamps to [0, 1]). Cost: about 2 ms per step on a 48x48 packed image on one CPU
-core (docs/baselines.md).
+original clamps to [0, 1]). Its cost per image is measured in docs/baselines.md.
 """
 
 from __future__ import annotations
@@ -106,7 +105,7 @@ class ZSN2N(ImageMethod):
 
     References
     ----------
-    Mansour & Heckel, CVPR 2023; REFERENCE.md §2; ADL paper (papers/001) Table 1, §4.1.
+    Mansour & Heckel, CVPR 2023; the LAN paper; ADL paper (ADL paper) Table 1, §4.1.
     """
 
     name = "zsn2n"

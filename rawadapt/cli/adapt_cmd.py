@@ -208,13 +208,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         """Adapt a trained denoiser to each noisy image at test time and write the denoised result."""
-        from rawadapt.adapt.api import METHODS
+        from rawadapt.adapt.api import ADAPT_METHODS
         from rawadapt.adapt.losses import LOSSES
         from rawadapt.errors import ConfigError
 
         use_precision(precision)
-        if method not in METHODS:
-            raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        if method not in ADAPT_METHODS:
+            raise ConfigError(f"--method must be one of {', '.join(ADAPT_METHODS)}, got {method!r}")
         if loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         res = run_adapt(run, list(inputs), out=out, method=method, loss=loss, iters=iters, clean=clean, lr=lr,

@@ -21,7 +21,14 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from rawadapt.cli.common import PRECISION_HELP, info, parse_int_list, print_json, split_list, use_precision
+from rawadapt.cli.common import (
+    PRECISION_HELP,
+    info,
+    parse_int_list,
+    print_json,
+    split_list,
+    use_precision,
+)
 from rawadapt.errors import ConfigError
 
 

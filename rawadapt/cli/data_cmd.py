@@ -25,7 +25,7 @@ def adapters_listing() -> dict[str, Any]:
 
     return {
         "adapters": [{"name": a.name, "space": a.space, "description": a.description} for a in ADAPTERS.values()],
-        "named": [{"name": n, "builder": ref} for n, ref in NAMED.items()],
+        "named": [{"name": n, "builder": NAMED.target(n)} for n in NAMED],
     }
 
 

@@ -1,6 +1,6 @@
 """``rawadapt demo`` (what ``make demo`` runs): the method working end to end on built-in data.
 
-1. builds the ``synth`` benchmark if missing (progress bar; ~75 s on 2 cores);
+1. builds the ``synth`` benchmark if missing (progress bar; once per cache);
 2. holds one sensor out (``--target``, default ``SonyA7S2``: the sensor of the ADL paper's
    single-sensor studies, Tables 4-5) with 20 target pairs;
 3. runs the noisy reference, fine-tuning, ADL (``--paired``: also ADL with the paired
@@ -29,7 +29,7 @@ from rawadapt.cli.common import PRECISION_HELP
 DEFAULT_TARGET = "SonyA7S2"
 DEFAULT_OUT = "runs/demo"
 DEMO_METHODS = ("noisy", "finetune", "adl")
-#: test images of the held-out sensor (of 16): BM3D takes ~8-17 s per 192x192 packed image here
+#: test images of the held-out sensor (of 16): BM3D's seconds per image keep the demo short
 DEMO_TEST_PAIRS = 8
 
 

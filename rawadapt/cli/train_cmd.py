@@ -13,7 +13,13 @@ from typing import Any
 
 import typer
 
-from rawadapt.cli.common import PRECISION_HELP, info, print_json, split_list, use_precision
+from rawadapt.cli.common import (
+    PRECISION_HELP,
+    info,
+    print_json,
+    split_list,
+    use_precision,
+)
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:

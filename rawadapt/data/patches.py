@@ -42,9 +42,14 @@ class Batch:
         Source sample ids (for data valuation).
     domains
         Domain of each item (the sensor, or a role such as ``"target"``).
+    ratio
+        ``torch.Tensor`` ``[B]`` of exposure ratios (1 for normal exposures), or None (= 1).
     noise
-        ``torch.Tensor`` ``[B, 2]`` of each item's mean-variance line ``(a, b)`` from its
-        sensor's profile (:mod:`rawadapt.noise.conditioning`; NaN where unknown), or None.
+        ``torch.Tensor`` ``[B, 2]`` of each item's mean-variance line ``(a, b)``, or None: then
+        noise-conditioned training computes it from sensor, ISO and ratio
+        (:func:`rawadapt.train.step.model_kwargs`).
+    space
+        ``"raw"`` or ``"srgb"``.
     """
 
     noisy: Any
@@ -54,6 +59,8 @@ class Batch:
     sample_ids: list[str]
     domains: list[str] = field(default_factory=list)
     noise: Any = None
+    ratio: Any = None
+    space: str = "raw"
 
     def __len__(self) -> int:
         return len(self.sensor)
@@ -71,11 +78,19 @@ class Batch:
             sensor=[s for b in bs for s in b.sensor], iso=torch.cat([b.iso for b in bs]),
             sample_ids=[s for b in bs for s in b.sample_ids], domains=[d for b in bs for d in b.domains],
             noise=torch.cat([b.noise for b in bs]) if all(b.noise is not None for b in bs) else None,
+            ratio=torch.cat([b.ratios() for b in bs]), space=bs[0].space,
         )
+
+    def ratios(self) -> Any:
+        """``[B]`` exposure ratios (ones where not recorded)."""
+        import torch
+
+        return self.ratio if self.ratio is not None else torch.ones(len(self), dtype=torch.float32)
 
     def to(self, device: Any) -> Batch:
         return Batch(self.noisy.to(device), self.clean.to(device), self.sensor, self.iso.to(device),
-                     self.sample_ids, self.domains, noise=None if self.noise is None else self.noise.to(device))
+                     self.sample_ids, self.domains, noise=None if self.noise is None else self.noise.to(device),
+                     ratio=self.ratio, space=self.space)
 
 
 def augment_pair(noisy: np.ndarray, clean: np.ndarray | None, space: str, code: int,
@@ -146,9 +161,7 @@ class PatchSampler:
         if indices is None:
             n = self.batch if n is None else int(n)
             indices = self.rng.integers(0, len(self.samples), size=n).tolist()
-        from rawadapt.noise.conditioning import noise_tensor, sample_noise_line
-
-        noisy, clean, sensors, isos, ids, doms, lines = [], [], [], [], [], [], []
+        noisy, clean, sensors, isos, ids, doms, ratios = [], [], [], [], [], [], []
         p = self.patch
         q = p + self._extra
         for i in indices:
@@ -171,9 +184,10 @@ class PatchSampler:
             isos.append(math.nan if iso is None else iso)
             ids.append(s.sample_id)
             doms.append(self.domain or s.sensor)
-            lines.append(sample_noise_line(s.sensor, s.iso, s.ratio) if s.space == "raw" else (math.nan, math.nan))
+            ratios.append(float(s.ratio or 1.0))
         return Batch(torch.from_numpy(np.stack(noisy)), torch.from_numpy(np.stack(clean)), sensors,
-                     torch.tensor(isos, dtype=torch.float32), ids, doms, noise=noise_tensor(lines))
+                     torch.tensor(isos, dtype=torch.float32), ids, doms,
+                     ratio=torch.tensor(ratios, dtype=torch.float32), space=self.space)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-friendly generator state (for exact resume)."""

@@ -14,7 +14,8 @@ Specs
   (real PolyU cameras plus the simulated sensors as extra sources). A spec that names an
   existing path is never split, so folders with ``+`` in their names still open.
 
-Adapters are registered by module path so nothing heavy is imported until used.
+Adapters and named datasets live in :class:`rawadapt.utils.registry.Registry` instances,
+registered by module path so nothing heavy is imported until used.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from rawadapt.data.base import PairDataset
 from rawadapt.errors import DatasetError
+from rawadapt.utils.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -47,18 +49,18 @@ class AdapterInfo:
 
 
 #: adapter name -> info, in auto-detection order
-ADAPTERS: dict[str, AdapterInfo] = {}
+ADAPTERS: Registry[AdapterInfo] = Registry("dataset adapter")
 
-#: named built-in datasets -> "module:function" returning a PairDataset (built on first use)
-NAMED: dict[str, str] = {
-    "synth": "rawadapt.noise.synth_dataset:open_synth",
-    "synth-srgb": "rawadapt.noise.synth_dataset:open_synth_srgb",
-}
+#: named built-in datasets -> function returning a PairDataset (built on first use). The
+#: simulator that builds them lives above this layer, so they are registered by name only.
+NAMED: Registry[Callable[..., PairDataset]] = Registry("named dataset")
+NAMED.register_lazy("synth", "rawadapt.noise.synth_dataset:open_synth")
+NAMED.register_lazy("synth-srgb", "rawadapt.noise.synth_dataset:open_synth_srgb")
 
 
 def register_adapter(info: AdapterInfo) -> None:
     """Add (or replace) an adapter."""
-    ADAPTERS[info.name] = info
+    ADAPTERS.register(info.name, info, replace=True)
 
 
 for _info in (
@@ -72,11 +74,6 @@ for _info in (
     register_adapter(_info)
 
 
-def _call(ref: str, **options: Any) -> PairDataset:
-    mod, fn = ref.split(":")
-    return getattr(importlib.import_module(mod), fn)(**options)
-
-
 def open_dataset(spec: str | Path, **options: Any) -> PairDataset:
     """Open a dataset from a name, ``adapter:path`` or a path (auto-detected).
 
@@ -87,7 +84,7 @@ def open_dataset(spec: str | Path, **options: Any) -> PairDataset:
     """
     s = str(spec)
     if s in NAMED:
-        return _call(NAMED[s], **options)
+        return NAMED.get(s)(**options)
     if is_combined_spec(s):
         return _open_combined(s, **options)
     if ":" in s and s.split(":", 1)[0] in ADAPTERS:

@@ -112,7 +112,7 @@ class Sample:
         scales with, and what the modulated models are given as "ISO".
 
         ADL's modulation feeds ISO because ISO is proportional to the system gain K
-        (papers/001 eq. 3). A low-light frame multiplied by the exposure ratio r (SID/ELD) has
+        (ADL paper eq. 3). A low-light frame multiplied by the exposure ratio r (SID/ELD) has
         its noise multiplied by r as well, so its effective gain is r·K ∝ ISO·r; with the raw
         ISO alone the network could not tell a x100 frame from a x1 frame of the same ISO.
         For normal exposures (r = 1) this is the ISO itself.
@@ -179,3 +179,27 @@ class SampleRecord:
     space: Space = "raw"
     split: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def sample_from_raw(raw: Any, sensor: str | None = None, iso: float | None = None) -> Sample:
+    """A :class:`Sample` of a :class:`rawadapt.io.raw.RawImage` (``noisy = planes``, no clean image).
+
+    Parameters
+    ----------
+    raw
+        What :func:`rawadapt.io.raw.read_raw` returned.
+    sensor
+        Domain name; default the camera name from the metadata.
+    iso
+        ISO; default the file's ISO.
+    """
+    from pathlib import Path
+
+    meta = raw.meta
+    return Sample(
+        noisy=raw.planes, clean=None, sensor=sensor or meta.camera,
+        iso=meta.iso if iso is None else float(iso), space="raw", scene=Path(meta.path).stem,
+        path=meta.path, cfa=raw.cfa, black_level=tuple(float(b) for b in raw.black_level),
+        white_level=float(raw.white_level), sample_id=Path(meta.path).stem,
+        extra={"exposure_time": meta.exposure_time, "camera": meta.camera},
+    )

@@ -217,8 +217,8 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         if out is not None:
             check_writable(out)
 
-    from rawadapt.eval.inference import denoise_image
     from rawadapt.models.checkpoint import load_model
+    from rawadapt.models.inference import denoise_image
 
     model, meta = load_model(run, device=device)
     if unknown_sensor is not None:

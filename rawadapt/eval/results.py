@@ -8,7 +8,7 @@ metrics, also after a resumed or extended run.
 Aggregation
 -----------
 * A cell's score is the mean over the target's test images of the per-image PSNR/SSIM
-  (REFERENCE.md §5).
+  (docs/benchmarks.md).
 * A row (variant, target, method) takes the cells of every seed: ``psnr`` is the mean over
   seeds, ``psnr_std`` the sample standard deviation over seeds (ddof 1; None with one seed),
   ``psnr_min``/``psnr_max`` the range. Same for SSIM.

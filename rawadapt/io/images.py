@@ -9,8 +9,8 @@ Conventions (docs/benchmarks.md: sRGB metrics on 8-bit-scale [0, 1])
   noisy/clean pair must stay pixel-aligned whatever the viewer would do.
 * All 16 bits are kept. Pillow silently truncates 16-bit RGB PNGs to 8 bits and rescales PGMs
   whose maxval is not 65535, so 16-bit colour PNGs and PNM files are decoded here with NumPy
-  and zlib (all five PNG filter types, vectorised); everything else goes through Pillow
-  (TIFF through tifffile).
+  and zlib (all five PNG filter types, vectorised): no maintained dependency we already have
+  reads them losslessly; everything else goes through Pillow (TIFF through tifffile).
 * :func:`write_image` writes atomically: PNG 8/16-bit, TIFF 8/16-bit, JPEG 8-bit (quality 95).
 * :func:`read_array` loads ``.npy`` with ``allow_pickle=False`` (never unpickles), after checking
   its header: the magic (a ``.npz`` archive named ``.npy`` is refused), no object dtype, a
@@ -34,7 +34,12 @@ from typing import Literal
 import numpy as np
 
 from rawadapt.errors import InputFileError, NonFiniteError, RawAdaptError, ShapeError
-from rawadapt.io.limits import MAX_PIXELS_ENV, check_pixels, max_pixels, set_pillow_limit
+from rawadapt.io.limits import (
+    MAX_PIXELS_ENV,
+    check_pixels,
+    max_pixels,
+    set_pillow_limit,
+)
 from rawadapt.utils.atomic import atomic_path
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"

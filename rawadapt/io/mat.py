@@ -1,4 +1,4 @@
-"""SIDD ``.MAT`` files (REFERENCE.md §4).
+"""SIDD ``.MAT`` files (docs/data.md).
 
 * ``*_NOISY_RAW_0NN.MAT`` / ``*_GT_RAW_0NN.MAT``: MATLAB v7.3, i.e. HDF5 (with a 512-byte
   MATLAB user block), one dataset (usually ``x``) holding the Bayer mosaic as floats in [0, 1].
@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from rawadapt.errors import InputFileError, MetadataError, ShapeError, UnsupportedSensorError
+from rawadapt.errors import (
+    InputFileError,
+    MetadataError,
+    ShapeError,
+    UnsupportedSensorError,
+)
 from rawadapt.io.bayer import normalize_cfa
 
 #: DNG tag ids found in SIDD's UnknownTags

@@ -68,7 +68,14 @@ from rawadapt.errors import (
     ShapeError,
     UnsupportedSensorError,
 )
-from rawadapt.io.bayer import denormalize_levels, normalize_cfa, normalize_levels, pack, plane_offsets, unpack
+from rawadapt.io.bayer import (
+    denormalize_levels,
+    normalize_cfa,
+    normalize_levels,
+    pack,
+    plane_offsets,
+    unpack,
+)
 from rawadapt.io.limits import check_pixels
 
 T = TypeVar("T")
@@ -169,26 +176,6 @@ class RawImage:
     black_level: list[float]
     white_level: float
     meta: RawMetadata
-
-    def to_sample(self, sensor: str | None = None, iso: float | None = None) -> Any:
-        """A :class:`~rawadapt.data.sample.Sample` with ``noisy = planes`` and no clean image.
-
-        Parameters
-        ----------
-        sensor
-            Domain name; default the camera name from the metadata.
-        iso
-            ISO; default the file's ISO.
-        """
-        from rawadapt.data.sample import Sample
-
-        return Sample(
-            noisy=self.planes, clean=None, sensor=sensor or self.meta.camera,
-            iso=self.meta.iso if iso is None else float(iso), space="raw", scene=Path(self.meta.path).stem,
-            path=self.meta.path, cfa=self.cfa, black_level=tuple(float(b) for b in self.black_level),
-            white_level=float(self.white_level), sample_id=Path(self.meta.path).stem,
-            extra={"exposure_time": self.meta.exposure_time, "camera": self.meta.camera},
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +366,9 @@ def _tiff_tags(path: Path) -> dict[str, Any]:
     """Minimal TIFF/EXIF reader (IFD0 + EXIF IFD) for make, model, ISO and exposure time.
 
     Used when exifread is not installed. Handles classic TIFF containers (DNG, NEF, ARW, CR2,
-    KDC, PEF...) and Panasonic's/Olympus's TIFF variants; anything else gives ``{}``.
+    KDC, PEF...) and Panasonic's/Olympus's TIFF variants; anything else gives ``{}``. Not
+    tifffile (a dependency): it refuses the Panasonic/Olympus magic numbers and parses whole
+    page structures where four tags of two IFDs are all that is needed.
     """
     out: dict[str, Any] = {}
     try:

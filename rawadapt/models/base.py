@@ -12,7 +12,7 @@
 * ``iso``: ``FloatTensor[B]`` of ISO values (raw, not normalised), or None (unknown).
 * ``y``: the denoised image, same shape as ``x``. Not clipped.
 * RAW models take planes in ONE Bayer phase, ``model.raw_phase`` (``"RGGB"``): training patches
-  are unified to it and :func:`rawadapt.eval.inference.denoise_image` pads any other CFA to it
+  are unified to it and :func:`rawadapt.models.inference.denoise_image` pads any other CFA to it
   (:func:`rawadapt.io.bayer.unify_pad`); ``raw_phase = None`` means "fed as packed, any phase".
 
 Models that ignore metadata (DnCNN, Restormer) accept and ignore ``sensor``/``iso``.

@@ -3,8 +3,8 @@ input and the optional k-sigma transform.
 
 A subclass builds its layers, calls :meth:`ConditionedDenoiser.init_conditioning` with the widths
 of the feature maps it modulates (in the order it applies them) and implements
-:meth:`ConditionedDenoiser.backbone` ``(x, mods) -> y``, taking its ``(gamma, beta)`` pairs from
-``mods`` in that order. ``forward(x, sensor, iso, noise)`` is then the same for all of them:
+:meth:`ConditionedDenoiser.backbone` ``(x, mods) -> y``, where ``mods`` maps each modulated
+layer's name to its ``(gamma, beta)`` (:func:`rawadapt.models.modulation.modulate`). ``forward(x, sensor, iso, noise)`` is then the same for all of them:
 
 * ``noise``: ``[B, 2]`` mean-variance lines ``(a, b)`` (:mod:`rawadapt.noise.conditioning`) or None.
   With ``use_noise`` the modulation sees them; with ``ksigma`` the input is mapped onto one anchor
@@ -15,19 +15,24 @@ of the feature maps it modulates (in the order it applies them) and implements
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from rawadapt.models.base import Denoiser
-from rawadapt.models.modulation import DEFAULT_ISO_REF, DEFAULT_ISO_SCALE, Modulation
+from rawadapt.models.modulation import (
+    DEFAULT_ISO_REF,
+    DEFAULT_ISO_SCALE,
+    Mods,
+    Modulation,
+)
 
 
 class ConditionedDenoiser(Denoiser):
     """Base of the modulated backbones (U-Net, PMRID-class compact network)."""
 
-    def init_conditioning(self, mod_channels: Sequence[int], *, use_sensor: bool, use_iso: bool,
+    def init_conditioning(self, mod_channels: Mapping[str, int], *, use_sensor: bool, use_iso: bool,
                           use_noise: bool = False, ksigma: bool = False, mod_hidden: int = 64,
                           iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
         """Build the modulation (None when type, ISO and noise are all off)."""
@@ -62,7 +67,7 @@ class ConditionedDenoiser(Denoiser):
             cfg["ksigma"] = True
         return cfg
 
-    def backbone(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:  # pragma: no cover
+    def backbone(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, sensor: torch.Tensor | None = None, iso: torch.Tensor | None = None,
@@ -73,7 +78,7 @@ class ConditionedDenoiser(Denoiser):
             mods = self.modulation(sensor, iso, x.shape[0], x.device, self.unknown_sensor,
                                    noise if self.use_noise else None)
         if self.ksigma and noise is not None:
-            from rawadapt.noise.conditioning import ksigma_coefficients
+            from rawadapt.models.noise_input import ksigma_coefficients
 
             c, d = ksigma_coefficients(noise.to(x.device))
             if c.shape[0] == 1 and x.shape[0] > 1:

@@ -1,5 +1,5 @@
 """DnCNN (Zhang et al., TIP 2017): conv+ReLU, (conv+BN+ReLU) x (depth-2), conv; predicts the
-noise residual, output ``x - net(x)``. One of LAN's backbones (papers/002).
+noise residual, output ``x - net(x)``. One of LAN's backbones (LAN paper).
 
 The original uses depth 17 and 64 channels; the CPU default here is depth 10, 32 channels.
 Metadata (sensor, ISO) is accepted and ignored.

@@ -1,4 +1,4 @@
-"""ADL's channel-wise modulation (papers/001 §3.2, eqs. 4-6; REFERENCE.md §1).
+"""ADL's channel-wise modulation (ADL paper §3.2, eqs. 4-6; the ADL paper).
 
 Metadata vector: ``(p, s)`` with ``p`` the one-hot sensor type (length n, the vocabulary size)
 and ``s`` the normalised ISO repeated n times. Two 4-layer MLPs map it to a per-channel scale
@@ -8,7 +8,8 @@ map is ``F' = gamma * F + beta``.
 Choices the paper leaves open (documented, each a constructor argument):
 
 * One MLP pair serves every modulated layer: its output is the concatenation of all layers'
-  channel vectors, split per layer. The paper names "two four-layer MLPs" and one (gamma, beta)
+  channel vectors, split per layer and returned keyed by the layer's name (the network looks
+  its own pair up by name; the concatenation order is the order of ``channels``). The paper names "two four-layer MLPs" and one (gamma, beta)
   per feature map; a shared trunk is the cheapest reading of that (one MLP evaluation per batch).
 * ISO normalisation: ``s = log2(ISO / iso_ref) / iso_scale`` (defaults 100 and 4, so ISO 100 ->
   0 and ISO 25600 -> 2). Gain is proportional to ISO, so a log scale spreads the range evenly.
@@ -31,7 +32,7 @@ Choices the paper leaves open (documented, each a constructor argument):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -71,7 +72,8 @@ class Modulation(nn.Module):
     Parameters
     ----------
     channels
-        Width of each modulated feature map, in the order the network applies them.
+        ``{layer name: width}`` of the modulated feature maps (a plain sequence of widths names
+        them ``"0"``, ``"1"``...).
     n_sensors
         Vocabulary size n (at least 1).
     hidden
@@ -80,11 +82,13 @@ class Modulation(nn.Module):
         Ablation switches.
     """
 
-    def __init__(self, channels: Sequence[int], n_sensors: int, *, hidden: int = 64,
+    def __init__(self, channels: Mapping[str, int] | Sequence[int], n_sensors: int, *, hidden: int = 64,
                  use_sensor: bool = True, use_iso: bool = True, use_noise: bool = False,
                  iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
         super().__init__()
-        self.channels = [int(c) for c in channels]
+        named = dict(channels) if isinstance(channels, Mapping) else {str(i): c for i, c in enumerate(channels)}
+        self.names = list(named)
+        self.channels = [int(c) for c in named.values()]
         self.n = max(1, int(n_sensors))
         self.use_sensor, self.use_iso, self.use_noise = bool(use_sensor), bool(use_iso), bool(use_noise)
         self.iso_ref, self.iso_scale = float(iso_ref), float(iso_scale)
@@ -117,7 +121,7 @@ class Modulation(nn.Module):
             s = normalize_iso(iso, batch, device, self.iso_ref, self.iso_scale)[:, None].expand(batch, self.n)
         if not self.use_noise:
             return torch.cat([p, s], dim=1)
-        from rawadapt.noise.conditioning import noise_features
+        from rawadapt.models.noise_input import noise_features
 
         if noise is None:
             f = torch.zeros(batch, 2, device=device)
@@ -136,7 +140,7 @@ class Modulation(nn.Module):
 
         A sensor absent from a training stage gets no gradient there; fine-tuning on it then starts
         from a random embedding. Starting from the sources' average starts it from what the
-        ``average`` unknown-sensor policy gives (papers/001 §3.2 leaves this open)."""
+        ``average`` unknown-sensor policy gives (ADL paper §3.2 leaves this open)."""
         src = [int(i) for i in from_indices if int(i) != int(index)]
         if not src:
             return
@@ -147,24 +151,29 @@ class Modulation(nn.Module):
 
     def forward(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
                 device: torch.device, unknown_policy: str = "error",
-                noise: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per modulated layer, ``(gamma, beta)`` shaped ``[B, C_i, 1, 1]``."""
+                noise: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``{layer name: (gamma, beta)}``, each shaped ``[B, C_i, 1, 1]``."""
         v = self.metadata_vector(sensor, iso, batch, device, unknown_policy, noise)
         gamma = 1.0 + torch.tanh(self.mlp_gamma(v))
         beta = self.mlp_beta(v)
-        out = []
+        out = {}
         start = 0
-        for c in self.channels:
-            out.append((gamma[:, start:start + c, None, None], beta[:, start:start + c, None, None]))
+        for name, c in zip(self.names, self.channels):
+            out[name] = (gamma[:, start:start + c, None, None], beta[:, start:start + c, None, None])
             start += c
         return out
 
 
-def modulate(x: torch.Tensor, gb: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """``gamma * x + beta`` (identity when ``gb`` is None)."""
-    if gb is None:
+#: what a modulated backbone hands to its layers: ``{layer name: (gamma, beta)}`` or None
+Mods = Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None
+
+
+def modulate(x: torch.Tensor, mods: Mods, name: str) -> torch.Tensor:
+    """``gamma * x + beta`` with layer ``name``'s pair (identity when ``mods`` is None)."""
+    if mods is None:
         return x
-    return torch.addcmul(gb[1], x, gb[0])  # one fused kernel instead of a multiply and an add
+    gamma, beta = mods[name]
+    return torch.addcmul(beta, x, gamma)  # one fused kernel instead of a multiply and an add
 
 
 def iso_of(log_scaled: float, ref: float = DEFAULT_ISO_REF, scale: float = DEFAULT_ISO_SCALE) -> float:

@@ -16,7 +16,7 @@ Choices PMRID leaves open or this project changes (each a constructor argument):
 * Bottleneck blocks: the first separable conv of an encoder block maps to ``out / 4`` channels
   (PMRID's "mid" width), the second back to ``out``; a separable 3x3 projection on the shortcut
   where stride or width change.
-* ADL modulation (papers/001 §3.2) on the stem, on the bottleneck of every encoder block and on
+* ADL modulation (ADL paper §3.2) on the stem, on the bottleneck of every encoder block and on
   the first conv of every decoder block, before the activation; same metadata vector, noise
   conditioning and k-sigma option as the U-Net (:mod:`rawadapt.models.conditioned`).
 * LeakyReLU(0.2) like the U-Net (PMRID: ReLU); input padded to a multiple of 16 and cropped back.
@@ -32,11 +32,12 @@ from torch import nn
 
 from rawadapt.models.base import crop_to, pad_to_multiple
 from rawadapt.models.conditioned import ConditionedDenoiser
-from rawadapt.models.modulation import DEFAULT_ISO_REF, DEFAULT_ISO_SCALE, modulate
-
-
-def _take(mods: list[Any] | None) -> Any:
-    return mods.pop(0) if mods is not None else None
+from rawadapt.models.modulation import (
+    DEFAULT_ISO_REF,
+    DEFAULT_ISO_SCALE,
+    Mods,
+    modulate,
+)
 
 
 class SeparableConv(nn.Module):
@@ -65,8 +66,9 @@ class SeparableConv(nn.Module):
 class EncoderBlock(nn.Module):
     """``act(sep5(act(mod(sep5(x)))) + proj(x))`` with a bottleneck of ``c_out // 4`` channels."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, key: str = "") -> None:
         super().__init__()
+        self.key = key
         mid = max(4, c_out // 4)
         self.mid = mid
         self.conv1 = SeparableConv(c_in, mid, 5, stride)
@@ -74,8 +76,8 @@ class EncoderBlock(nn.Module):
         self.proj = SeparableConv(c_in, c_out, 3, stride) if (stride != 1 or c_in != c_out) else None
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
-    def forward(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
-        h = self.act(modulate(self.conv1(x), _take(mods)))
+    def forward(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
+        h = self.act(modulate(self.conv1(x), mods, self.key))
         h = self.conv2(h)
         return self.act(h + (x if self.proj is None else self.proj(x)))
 
@@ -83,26 +85,27 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """``x + sep3(act(mod(sep3(x))))``."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, key: str = "") -> None:
         super().__init__()
+        self.key = key
         self.conv1 = SeparableConv(c, c, 3)
         self.conv2 = SeparableConv(c, c, 3)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
-    def forward(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
-        return x + self.conv2(self.act(modulate(self.conv1(x), _take(mods))))
+    def forward(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
+        return x + self.conv2(self.act(modulate(self.conv1(x), mods, self.key)))
 
 
 class DecoderStage(nn.Module):
     """Decoder block, 2x2 transposed conv up, plus a separable 3x3 projection of the skip."""
 
-    def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_skip: int, c_out: int, key: str = "") -> None:
         super().__init__()
-        self.block = DecoderBlock(c_in)
+        self.block = DecoderBlock(c_in, key)
         self.up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
         self.skip = SeparableConv(c_skip, c_out, 3)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, mods: Mods) -> torch.Tensor:
         return self.up(self.block(x, mods)) + self.skip(skip)
 
 
@@ -138,26 +141,25 @@ class PMRID(ConditionedDenoiser):
         widths = [w, 4 * w, 8 * w, 16 * w, 32 * w]
         self.stem = nn.Conv2d(in_channels, w, 3, padding=1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
-        mod_channels = [w]
+        mod_channels = {"stem": w}
         self.encoder = nn.ModuleList()
         for level, n in enumerate(blocks):
             c_in, c_out = widths[level], widths[level + 1]
-            stage = nn.ModuleList([EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1)
-                                   for i in range(n)])
-            mod_channels += [blk.mid for blk in stage]
+            stage = nn.ModuleList([EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1,
+                                                key=f"encoder.{level}.{i}") for i in range(n)])
+            mod_channels.update({blk.key: blk.mid for blk in stage})
             self.encoder.append(stage)
         self.decoder = nn.ModuleList()
-        for level in range(4, 0, -1):
-            self.decoder.append(DecoderStage(widths[level], widths[level - 1], widths[level - 1]))
-            mod_channels.append(widths[level])
+        for k, level in enumerate(range(4, 0, -1)):
+            self.decoder.append(DecoderStage(widths[level], widths[level - 1], widths[level - 1], key=f"decoder.{k}"))
+            mod_channels[f"decoder.{k}"] = widths[level]
         self.head = nn.Conv2d(w, in_channels, 3, padding=1)
         self.init_conditioning(mod_channels, use_sensor=use_sensor, use_iso=use_iso, use_noise=use_noise,
                                ksigma=ksigma, mod_hidden=mod_hidden, iso_ref=iso_ref, iso_scale=iso_scale)
 
-    def backbone(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
         xp, size = pad_to_multiple(x, 16)
-        mods = list(mods) if mods is not None else None
-        h = self.act(modulate(self.stem(xp), _take(mods)))
+        h = self.act(modulate(self.stem(xp), mods, "stem"))
         skips = [h]
         for stage in self.encoder:
             for blk in stage:

@@ -1,7 +1,8 @@
-"""Model registry: a plain dict from architecture name to a factory.
+"""Model registry: architecture name -> model class (:class:`rawadapt.utils.registry.Registry`).
 
 ``build_model(config)`` rebuilds a model from the dict its ``config()`` returned (what
-``model.json`` stores). Registering a new backbone = one line in ``MODELS``.
+``model.json`` stores). Registering a new backbone = one ``MODELS.register_lazy`` line here (or
+``MODELS.register(name, cls)`` next to the class).
 """
 
 from __future__ import annotations
@@ -11,53 +12,17 @@ from typing import Any
 
 from rawadapt.errors import ConfigError
 from rawadapt.models.base import Denoiser
+from rawadapt.utils.registry import Registry
 
-
-def _unet(**kw: Any) -> Denoiser:
-    from rawadapt.models.unet import UNet
-
-    return UNet(**kw)
-
-
-def _dncnn(**kw: Any) -> Denoiser:
-    from rawadapt.models.dncnn import DnCNN
-
-    return DnCNN(**kw)
-
-
-def _restormer(**kw: Any) -> Denoiser:
-    from rawadapt.models.restormer import Restormer
-
-    return Restormer(**kw)
-
-
-def _pmrid(**kw: Any) -> Denoiser:
-    from rawadapt.models.pmrid import PMRID
-
-    return PMRID(**kw)
-
-
-def _ain_unet(**kw: Any) -> Denoiser:
-    from rawadapt.baselines.ain import _build_ain_unet
-
-    return _build_ain_unet(**kw)
-
-
-def _led_unet(**kw: Any) -> Denoiser:
-    from rawadapt.baselines.led_net import _build_led_unet
-
-    return _build_led_unet(**kw)
-
-
-MODELS: dict[str, Callable[..., Denoiser]] = {
-    "unet": _unet,
-    "dncnn": _dncnn,
-    "restormer": _restormer,
-    "pmrid": _pmrid,
-    # baselines' networks (transfer learning with AIN, LED), so their checkpoints reload anywhere
-    "ain-unet": _ain_unet,
-    "led-unet": _led_unet,
-}
+MODELS: Registry[Callable[..., Denoiser]] = Registry("model architecture")
+"""Architecture name -> model class (imported on first use)."""
+MODELS.register_lazy("unet", "rawadapt.models.unet:UNet")
+MODELS.register_lazy("dncnn", "rawadapt.models.dncnn:DnCNN")
+MODELS.register_lazy("restormer", "rawadapt.models.restormer:Restormer")
+MODELS.register_lazy("pmrid", "rawadapt.models.pmrid:PMRID")
+# baselines' networks (transfer learning with AIN, LED), so their checkpoints reload anywhere
+MODELS.register_lazy("ain-unet", "rawadapt.models.ain_unet:AINUNet")
+MODELS.register_lazy("led-unet", "rawadapt.models.led_unet:LEDUNet")
 
 
 def build_model(config: dict[str, Any]) -> Denoiser:

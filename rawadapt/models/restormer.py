@@ -1,5 +1,5 @@
 """A compact Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image
-Restoration", CVPR 2022), one of LAN's backbones (papers/002).
+Restoration", CVPR 2022), one of LAN's backbones (LAN paper).
 
 Structure, as in the original:
 
@@ -28,7 +28,7 @@ Inputs of any size are padded (reflect) to a multiple of ``2**(L-1)`` and croppe
 
 Note: MDTA's channel attention pools over the whole image, so unlike a CNN the output at a pixel
 depends (weakly) on every pixel; tiled inference is therefore close to, not equal to, whole-image
-inference (see :mod:`rawadapt.eval.tiling`). Metadata (sensor, ISO) is accepted and ignored.
+inference (see :mod:`rawadapt.models.tiling`). Metadata (sensor, ISO) is accepted and ignored.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SID-style U-Net with ADL's channel-wise modulation (REFERENCE.md §1; papers/001 §3.2).
+"""SID-style U-Net with ADL's channel-wise modulation (the ADL paper; ADL paper §3.2).
 
 Per level two 3x3 convolutions + LeakyReLU(0.2), 2x2 max-pool down, 2x2 transposed conv up,
 skip concatenation, final 1x1 convolution; the input is padded to a multiple of 2**depth.
@@ -24,21 +24,30 @@ from torch import nn
 
 from rawadapt.models.base import crop_to, pad_to_multiple
 from rawadapt.models.conditioned import ConditionedDenoiser
-from rawadapt.models.modulation import DEFAULT_ISO_REF, DEFAULT_ISO_SCALE, modulate
+from rawadapt.models.modulation import (
+    DEFAULT_ISO_REF,
+    DEFAULT_ISO_SCALE,
+    Mods,
+    modulate,
+)
 
 
 class _DoubleConv(nn.Module):
-    def __init__(self, c_in: int, c_out: int) -> None:
+    """Two modulated 3x3 convolutions; ``key`` names them in the modulation (``key.conv1/2``)."""
+
+    def __init__(self, c_in: int, c_out: int, key: str) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
+        self.key = key
 
-    def forward(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
-        g1 = mods.pop(0) if mods is not None else None
-        x = self.act(modulate(self.conv1(x), g1))
-        g2 = mods.pop(0) if mods is not None else None
-        return self.act(modulate(self.conv2(x), g2))
+    def modulated(self) -> dict[str, int]:
+        return {f"{self.key}.conv1": self.conv1.out_channels, f"{self.key}.conv2": self.conv2.out_channels}
+
+    def forward(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
+        x = self.act(modulate(self.conv1(x), mods, f"{self.key}.conv1"))
+        return self.act(modulate(self.conv2(x), mods, f"{self.key}.conv2"))
 
 
 class UNet(ConditionedDenoiser):
@@ -80,24 +89,23 @@ class UNet(ConditionedDenoiser):
         widths = [self.width * 2**i for i in range(self.depth + 1)]
         self.down = nn.ModuleList()
         c = in_channels
-        for wd in widths:
-            self.down.append(_DoubleConv(c, wd))
+        for i, wd in enumerate(widths):
+            self.down.append(_DoubleConv(c, wd, f"down.{i}"))
             c = wd
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
-        for wd in reversed(widths[:-1]):
+        for j, wd in enumerate(reversed(widths[:-1])):
             self.up.append(nn.ConvTranspose2d(c, wd, 2, stride=2))
-            self.dec.append(_DoubleConv(2 * wd, wd))
+            self.dec.append(_DoubleConv(2 * wd, wd, f"dec.{j}"))
             c = wd
         self.head = nn.Conv2d(c, in_channels, 1)
-        mod_channels = [wd for wd in widths for _ in range(2)] + [wd for wd in reversed(widths[:-1]) for _ in range(2)]
+        mod_channels = {k: c for block in [*self.down, *self.dec] for k, c in block.modulated().items()}
         self.init_conditioning(mod_channels, use_sensor=use_sensor, use_iso=use_iso, use_noise=use_noise,
                                ksigma=ksigma, mod_hidden=mod_hidden, iso_ref=iso_ref, iso_scale=iso_scale)
 
-    def backbone(self, x: torch.Tensor, mods: list[Any] | None) -> torch.Tensor:
+    def backbone(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
         xp, size = pad_to_multiple(x, 2**self.depth)
-        mods = list(mods) if mods is not None else None
         skips = []
         h = xp
         for i, block in enumerate(self.down):

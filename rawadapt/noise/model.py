@@ -1,4 +1,4 @@
-"""Physics-based RAW noise in digital numbers (REFERENCE.md §3, the ELD model plus fixed pattern).
+"""Physics-based RAW noise in digital numbers (ELD, Wei et al. CVPR 2020, and its calibrations, the ELD model plus fixed pattern).
 
 For a clean packed image ``c`` in [0, 1] (canonical planes R, G1, G2, B), a profile (levels,
 CFA, fixed pattern) and per-image :class:`NoiseParams`:
@@ -417,7 +417,7 @@ def add_noise(
     generator, seed
         Randomness (a fresh random generator when both are None).
     quantization
-        ``"uniform"`` (additive ``U(-1/2, 1/2)`` DN, REFERENCE.md §3), ``"round"`` (round the
+        ``"uniform"`` (additive ``U(-1/2, 1/2)`` DN, ELD, Wei et al. CVPR 2020, and its calibrations), ``"round"`` (round the
         raw value as an ADC does) or ``"none"``.
     clip
         Clip the normalised output to [0, 1]. The raw value is always clipped to the ADC range.

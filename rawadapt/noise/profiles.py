@@ -5,7 +5,7 @@ pipeline (:mod:`rawadapt.noise.pipeline`) and the built-in benchmark: CFA, black
 the ISO <-> system-gain (K) mapping, the noise model and its per-image parameter distributions,
 the per-sensor fixed-pattern noise, a colour matrix and white-balance ranges.
 
-Two kinds exist (REFERENCE.md §3):
+Two kinds exist (ELD, Wei et al. CVPR 2020, and its calibrations):
 
 ``eld``
     The ELD DSLR calibrations: per image ``log K ~ U(log Kmin, log Kmax)`` (or K from ISO) and
@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 
 from rawadapt.errors import ConfigError, InputFileError, UnknownSensorError
-from rawadapt.utils.color import SRGB_TO_XYZ  # turns a DNG ColorMatrix (XYZ -> camera) into a CCM
+from rawadapt.utils.color import (
+    SRGB_TO_XYZ,  # turns a DNG ColorMatrix (XYZ -> camera) into a CCM
+)
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_PROFILES = "RAWADAPT_PROFILES"
@@ -364,7 +366,7 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     sigma_row = _regression(regs.get("sigma_row"), "sigma_row", path)
     sigma_gauss = _regression(regs.get("sigma_gauss"), "sigma_gauss", path)
     lambdas = _floats(data.get("tukey_lambdas", ()), None, "tukey_lambdas", path)
-    # REFERENCE.md §3: "Drop lambda = 0 entries"; lambda <= -0.5 has no finite variance.
+    # ELD, Wei et al. CVPR 2020, and its calibrations: "Drop lambda = 0 entries"; lambda <= -0.5 has no finite variance.
     lambdas = tuple(v for v in lambdas if v != 0.0)
     if any(v <= -0.5 for v in lambdas):
         raise ConfigError("tukey_lambdas must be > -0.5 (finite variance)", path)

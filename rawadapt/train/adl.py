@@ -1,4 +1,4 @@
-"""ADL stage 2, source adaptive learning (papers/001 §3.1.2, Algorithm 1 lines 2-13).
+"""ADL stage 2, source adaptive learning (ADL paper §3.1.2, Algorithm 1 lines 2-13).
 
 Per iteration t:
 
@@ -14,8 +14,8 @@ Per iteration t:
    (the "without ADL" ablation); on reject restore θ_{t−1} (and the optimizer state).
 
 Validation runs on a fixed crop of each target image (``val_crop`` packed pixels, centred) so
-that an ADL iteration costs little more than a plain fine-tuning iteration (issue 5 item 8:
-at most 1.3x; measured by bench/bench_adl_cost.py). ``val_crop=None`` validates on full images.
+that an ADL iteration costs little more than a plain fine-tuning iteration (the ratio is
+measured by bench/bench_adl_cost.py, BENCHMARKS.md §8). ``val_crop=None`` validates on full images.
 
 Every iteration is appended to ``adl_log.csv`` (step, domain, source sample ids, |V'|, PSNR,
 threshold, accepted...), from which ``valuation.json`` and the plots are derived
@@ -39,7 +39,13 @@ from rawadapt.data.patches import Batch, PatchSampler
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError, NonFiniteError
 from rawadapt.models.base import Denoiser
-from rawadapt.train.adl_parts import DomainChooser, PSNRQueue, Snapshot, choose_validation, validation_size
+from rawadapt.train.adl_parts import (
+    DomainChooser,
+    PSNRQueue,
+    Snapshot,
+    choose_validation,
+    validation_size,
+)
 from rawadapt.train.step import l1_loss
 
 ADL_LOG_FIELDS = ["step", "domain", "k", "val_ids", "loss", "psnr", "threshold", "baseline_psnr", "delta",

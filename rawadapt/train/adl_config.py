@@ -1,4 +1,4 @@
-"""ADL settings (papers/001 §3.1; REFERENCE.md §1 lists what the paper leaves open).
+"""ADL settings (ADL paper §3.1; the ADL paper lists what the paper leaves open).
 
 Every choice the paper does not make is a field here, with its default justified below and in
 the README's ADL section.

@@ -1,4 +1,4 @@
-"""The building blocks of ADL's source adaptive learning (papers/001 §3.1.2, Algorithm 1).
+"""The building blocks of ADL's source adaptive learning (ADL paper §3.1.2, Algorithm 1).
 
 Each block has one job and is tested on its own:
 

@@ -1,5 +1,5 @@
 """ADL as a training strategy: target pretraining → source adaptive learning → target fine-tuning
-(papers/001 Algorithm 1 lines 1, 2-13, 14).
+(ADL paper Algorithm 1 lines 1, 2-13, 14).
 
 Stages 1 and 3 are plain supervised stages on T_adp; stage 2 is :class:`AdaptiveStage`, which
 drives :class:`rawadapt.train.adl.AdaptiveLearning` one iteration per engine step, so ADL gets
@@ -109,7 +109,11 @@ class AdaptiveStage(BaseStage):
         """Write valuation.json and the plots (rank 0); return the per-domain acceptance."""
         if not ctx.is_main:
             return {}
-        from rawadapt.train.valuation import plot_valuation, read_adl_log, write_valuation
+        from rawadapt.train.valuation import (
+            plot_valuation,
+            read_adl_log,
+            write_valuation,
+        )
 
         log_path = ctx.run_dir / ADL_LOG_NAME
         if not log_path.exists():
@@ -127,16 +131,16 @@ class AdaptiveStage(BaseStage):
 
 def build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     """The three ADL stages for a run (see the module docstring)."""
-    from rawadapt.train.strategies import _pool, _sources, supervised
+    from rawadapt.train.builders import source_domains, supervised, target_pool
 
-    pool = _pool(data)
+    pool = target_pool(data)
     assert data.target is not None
     d = config.data
     stages: list[Stage] = []
     pre = config.stage_iters("pretrain")
     if pre > 0:
         stages.append(supervised(config, "target-pretrain", pool, pre))
-    adaptive = AdaptiveStage("adaptive", _sources(data), pool[data.target], config.stage_iters("main"),
+    adaptive = AdaptiveStage("adaptive", source_domains(data), pool[data.target], config.stage_iters("main"),
                              lr=config.optim.lr * config.adl.lr_factor, optim=config.optim, adl=config.adl, patch=d.patch,
                              batch=d.batch, augment=d.augment, seed=config.seed)
     # Algorithm 1 is ONE optimisation: stages 2 and 3 continue stage 1's AdamW state (each with its

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.base import PairDataset
     from rawadapt.models.base import Denoiser
     from rawadapt.train.config import TrainConfig
-    from rawadapt.train.logging import RunLogger
+    from rawadapt.train.runlog import RunLogger
     from rawadapt.train.schedule import LRSchedule
 
 

@@ -34,6 +34,10 @@ class TorchComm(Comm):
         return t
 
     def average_gradients(self, model: torch.nn.Module) -> None:
+        # Not DistributedDataParallel: ADL snapshots, evaluates and restores the weights between
+        # backward passes and must take the same accept/reject decision on every rank; DDP's
+        # reducer assumes every forward is followed by a backward. One flattened all-reduce
+        # gives the averaged gradients (tested: two gloo ranks end with identical decisions and weights).
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if not grads or self.world_size == 1:
             return

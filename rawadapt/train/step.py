@@ -17,7 +17,7 @@ import torch
 from rawadapt.data.patches import Batch
 from rawadapt.data.sample import Sample
 from rawadapt.errors import NonFiniteError
-from rawadapt.eval.metrics import evaluate_pair
+from rawadapt.metrics import evaluate_pair
 from rawadapt.models.base import Denoiser
 
 
@@ -30,10 +30,22 @@ def model_inputs(model: Denoiser, batch: Batch, device: Any = "cpu") -> tuple[to
 
 
 def model_kwargs(model: Denoiser, batch: Batch, device: Any = "cpu") -> dict[str, Any]:
-    """Keyword inputs beyond ``(x, sensor, iso)``: ``noise`` for noise-conditioned models."""
-    if getattr(model, "uses_noise", False) and batch.noise is not None:
+    """Keyword inputs beyond ``(x, sensor, iso)``: ``noise`` for noise-conditioned models, the
+    batch's own lines or, by default, each item's line from its sensor's profile at its ISO and
+    exposure ratio (:func:`rawadapt.noise.conditioning.sample_noise_line`; NaN = unknown)."""
+    if not getattr(model, "uses_noise", False):
+        return {}
+    if batch.noise is not None:
         return {"noise": batch.noise.to(device)}
-    return {}
+    from rawadapt.noise.conditioning import noise_tensor, sample_noise_line
+
+    if batch.space != "raw":
+        return {"noise": noise_tensor([(math.nan, math.nan)] * len(batch), device=device)}
+    ratios = batch.ratios().tolist()
+    isos = batch.iso.tolist()
+    lines = [sample_noise_line(s, (e / r) if math.isfinite(e) else None, r)
+             for s, e, r in zip(batch.sensor, isos, ratios)]
+    return {"noise": noise_tensor(lines, device=device)}
 
 
 def l1_loss(model: Denoiser, batch: Batch, device: Any = "cpu") -> torch.Tensor:
@@ -120,7 +132,7 @@ def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = N
              device: Any = "cpu") -> EvalResult:
     """Denoise every sample (whole image, or tiled) and compute per-image PSNR/SSIM (data range 1,
     prediction clipped to [0, 1]); also the noisy input's metrics."""
-    from rawadapt.eval.inference import denoise_image
+    from rawadapt.models.inference import denoise_image
 
     res = EvalResult()
     for s in samples:

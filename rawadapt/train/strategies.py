@@ -36,6 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rawadapt.train.builders import source_domains, supervised, target_pool
+from rawadapt.utils.registry import Registry
+
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.train.config import TrainConfig
     from rawadapt.train.context import TrainData
@@ -71,14 +74,14 @@ class Strategy:
     prepare: DataHook | None = None
 
 
-#: strategy name -> Strategy (insertion order = display order)
-STRATEGIES: dict[str, Strategy] = {}
+#: strategy name -> Strategy (registration order = display order)
+STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
 def register_strategy(name: str, build: Builder, *, needs_target: bool = True, description: str = "",
                       prepare: DataHook | None = None) -> None:
     """Add (or replace) a strategy (see :class:`Strategy` for the arguments)."""
-    STRATEGIES[name] = Strategy(name, build, needs_target, description, prepare)
+    STRATEGIES.register(name, Strategy(name, build, needs_target, description, prepare), replace=True)
 
 
 def get_strategy(name: str) -> Strategy:
@@ -89,65 +92,31 @@ def get_strategy(name: str) -> Strategy:
     ConfigError
         Unknown name (the message lists the known ones).
     """
-    from rawadapt.errors import ConfigError
-
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
-
-
-# -- helpers shared by builders ---------------------------------------------------------------
-def supervised(config: TrainConfig, name: str, domains: dict, iters: int, *, lr: float | None = None,
-               anchor: object = None, embed_from_sources: str | None = None) -> Stage:
-    """A :class:`~rawadapt.train.stages.SupervisedStage` with the run's sampling and optimizer
-    settings (``lr`` defaults to ``optim.lr``)."""
-    from rawadapt.train.stages import SupervisedStage
-
-    d = config.data
-    return SupervisedStage(name, domains, iters, lr=config.optim.lr if lr is None else lr, optim=config.optim,
-                           patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed, rule=d.mixing,
-                           anchor=anchor, anchor_fraction=d.target_fraction,  # type: ignore[arg-type]
-                           embed_from_sources=embed_from_sources)
-
-
-def _pool(data: TrainData) -> dict:
-    from rawadapt.errors import ConfigError
-
-    if data.target_pool is None or data.target is None:
-        raise ConfigError("this strategy needs a target sensor (--target)")
-    return {data.target: data.target_pool}
-
-
-def _sources(data: TrainData) -> dict:
-    from rawadapt.errors import ConfigError
-
-    if not data.sources:
-        raise ConfigError("this strategy needs at least one source sensor")
-    return dict(data.sources)
+    return STRATEGIES.get(name)
 
 
 # -- built-in strategies ----------------------------------------------------------------------
 def build_pretrain(config: TrainConfig, data: TrainData) -> list[Stage]:
-    return [supervised(config, "pretrain", _sources(data), config.stage_iters("main"))]
+    return [supervised(config, "pretrain", source_domains(data), config.stage_iters("main"))]
 
 
 def build_target_only(config: TrainConfig, data: TrainData) -> list[Stage]:
-    return [supervised(config, "target", _pool(data), config.stage_iters("main"))]
+    return [supervised(config, "target", target_pool(data), config.stage_iters("main"))]
 
 
 def build_finetune(config: TrainConfig, data: TrainData) -> list[Stage]:
-    pool = _pool(data)
+    pool = target_pool(data)
     return [
-        supervised(config, "source-pretrain", _sources(data), config.stage_iters("pretrain")),
+        supervised(config, "source-pretrain", source_domains(data), config.stage_iters("pretrain")),
         supervised(config, "target-finetune", pool, config.stage_iters("finetune"),
                    lr=config.resolved_finetune_lr(), embed_from_sources=data.target),
     ]
 
 
 def build_joint(config: TrainConfig, data: TrainData) -> list[Stage]:
-    pool = _pool(data)
+    pool = target_pool(data)
     assert data.target is not None
-    return [supervised(config, "joint", _sources(data), config.stage_iters("main"), anchor=pool[data.target])]
+    return [supervised(config, "joint", source_domains(data), config.stage_iters("main"), anchor=pool[data.target])]
 
 
 register_strategy("pretrain", build_pretrain, needs_target=False,
@@ -168,29 +137,3 @@ def _build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
 register_strategy("adl", _build_adl,
                   description="ADL: target pretraining, source adaptive learning (accept/reject on a "
                               "dynamic target validation set), target fine-tuning")
-
-
-# Baselines' strategies (rawadapt.baselines), registered lazily so that `rawadapt train --resume`
-# and `rawadapt evaluate` on their runs work in a fresh process without importing them up front.
-def _lazy(module: str, builder: str) -> Builder:
-    def build(config: TrainConfig, data: TrainData) -> list[Stage]:
-        import importlib
-
-        return getattr(importlib.import_module(module), builder)(config, data)
-
-    return build
-
-
-for _name, _module, _builder, _desc in (
-    ("ain-transfer", "rawadapt.baselines.ain", "build_ain_transfer",
-     "AIN U-Net: source pretraining, transfer of the AIN modules + last layer (Kim et al. 2020)"),
-    ("mzsr", "rawadapt.baselines.mzsr", "build_mzsr",
-     "MZSR-style meta-transfer: source pretraining, first-order MAML over sources, target fine-tuning"),
-    ("calib-ft", "rawadapt.baselines.calib", "build_calib_ft",
-     "pretraining on pairs from a profile calibrated on the target pool, then target fine-tuning"),
-    ("calib-adl", "rawadapt.baselines.calib", "build_calib_adl",
-     "calibration pretraining as theta0, then ADL with the real sources"),
-    ("led", "rawadapt.baselines.calib", "build_led", "LED: virtual-camera pretraining, alignment + OMNR fine-tuning"),
-    ("pmn", "rawadapt.baselines.calib", "build_pmn", "ADL with PMN's shot-noise augmentation of target patches"),
-):
-    register_strategy(_name, _lazy(_module, _builder), description=_desc)

@@ -2,9 +2,9 @@
 
 The machines this project runs on change from day to day (an Intel Xeon with AMX one day, an
 AVX2-only AMD EPYC the next), and the fastest numeric format differs between them: with AMX or
-AVX512-BF16, oneDNN runs bfloat16 convolutions 2-4x faster than fp32; without them bf16 takes an
-emulated path many times slower than fp32 (figures for each machine in BENCHMARKS.md). So the
-choice is made here, when a network runs, never fixed in code or docs:
+AVX512-BF16, oneDNN runs bfloat16 convolutions faster than fp32; without them bf16 takes an
+emulated path slower than fp32 (figures for each machine in BENCHMARKS.md). So the choice is
+made here, when a network runs, never fixed in code or docs:
 
 * ``"auto"`` (the default everywhere): ``"bf16"`` on a CUDA device that supports it and on a CPU
   whose ``/proc/cpuinfo`` flags include ``amx_bf16`` or ``avx512_bf16``; ``"fp32"`` otherwise.

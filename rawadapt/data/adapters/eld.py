@@ -1,4 +1,4 @@
-"""ELD (Extreme Low-light Denoising) real test set (REFERENCE.md §4).
+"""ELD (Extreme Low-light Denoising) real test set (docs/data.md).
 
 Layout (the root may also be one camera folder)::
 

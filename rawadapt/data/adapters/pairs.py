@@ -35,7 +35,12 @@ from rawadapt.data.base import PairDataset
 from rawadapt.data.cache import Decoded, load_file, space_of
 from rawadapt.data.sample import Sample, SampleRecord
 from rawadapt.errors import CFAError, DatasetError, MetadataError
-from rawadapt.io.readers import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, MAT_EXTENSIONS, RAW_EXTENSIONS
+from rawadapt.io.readers import (
+    ARRAY_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    MAT_EXTENSIONS,
+    RAW_EXTENSIONS,
+)
 
 _DATA_EXT = RAW_EXTENSIONS | IMAGE_EXTENSIONS | ARRAY_EXTENSIONS | MAT_EXTENSIONS
 _SUFFIX = re.compile(r"^(?P<id>.+)_(?P<kind>real|mean)$", re.IGNORECASE)

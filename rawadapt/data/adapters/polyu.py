@@ -1,4 +1,4 @@
-"""PolyU real-world noisy images (sRGB; REFERENCE.md §4).
+"""PolyU real-world noisy images (sRGB; docs/data.md).
 
 Layout: one folder of JPEG crops named ``<camera>_<aperture>_<shutter>_<ISO>_<scene>_<index>_<kind>.JPG``,
 e.g. ``Canon5D2_5_160_3200_chair_11_real.JPG``:

@@ -1,4 +1,4 @@
-"""SID (See-in-the-Dark), Sony A7S2 part (REFERENCE.md §4).
+"""SID (See-in-the-Dark), Sony A7S2 part (docs/data.md).
 
 Layout::
 

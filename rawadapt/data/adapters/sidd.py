@@ -1,4 +1,4 @@
-"""SIDD (Smartphone Image Denoising Dataset), RAW and sRGB (REFERENCE.md §4).
+"""SIDD (Smartphone Image Denoising Dataset), RAW and sRGB (docs/data.md).
 
 Layout (``SIDD_Medium_Raw``; the scene folders may sit directly in the root or in ``Data/``)::
 

@@ -225,7 +225,7 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
     from tqdm import tqdm
 
     from rawadapt.baselines.base import make_method, method_class
-    from rawadapt.eval.metrics import evaluate_pair
+    from rawadapt.metrics import evaluate_pair
 
     task = tp.task
     assert task is not None

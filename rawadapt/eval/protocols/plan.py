@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rawadapt.errors import ConfigError, DatasetError
-from rawadapt.eval.protocols.settings import PAPER_SENSOR, QUICK_TARGETS, BenchSettings, ProtocolSpec
+from rawadapt.eval.protocols.settings import (
+    PAPER_SENSOR,
+    QUICK_TARGETS,
+    BenchSettings,
+    ProtocolSpec,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.baselines.base import Task
@@ -120,13 +125,13 @@ def resolve_methods(settings: BenchSettings, spec: ProtocolSpec, space: str) -> 
         that does not support the data's space, or a protocol left without the methods it is
         about (calibration without any calibration method).
     """
-    from rawadapt.baselines.base import METHODS
+    from rawadapt.baselines.base import BENCH_METHODS
 
     notes: list[str] = []
     requested = settings.methods
     if requested and [m.lower() for m in requested] == ["all"]:
         out = []
-        for name in METHODS:
+        for name in BENCH_METHODS:
             cls, why = method_available(name)
             if cls is None:
                 notes.append(f"{name}: not available ({why})")

@@ -40,7 +40,11 @@ from rawadapt.eval.protocols.cells import (
     write_error,
 )
 from rawadapt.eval.protocols.plan import Plan, build_plan, build_task
-from rawadapt.eval.protocols.settings import BenchSettings, protocol_spec, resolve_budget
+from rawadapt.eval.protocols.settings import (
+    BenchSettings,
+    protocol_spec,
+    resolve_budget,
+)
 from rawadapt.utils.atomic import write_json
 from rawadapt.utils.compute import compute_record, machine_line
 

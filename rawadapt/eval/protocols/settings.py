@@ -22,9 +22,8 @@ from rawadapt.utils.compute import PRECISIONS
 #: budgets beyond the Budget presets: name -> (base preset, overrides)
 EXTRA_BUDGETS: dict[str, tuple[str, dict[str, Any]]] = {
     # make demo: quick's network a little wider (12) and 1.2x its steps: fine-tuning 600 steps,
-    # ADL 100 + 400 + 100. With BM3D on 8 test images the whole demo took 6 min 47 s on the 2-core
-    # machine with a fresh cache (synth build included) while other jobs kept its load average
-    # near 5; adl-paired would add ~2 min (hence `rawadapt demo --paired`). docs/benchmarks.md.
+    # ADL 100 + 400 + 100, sized so that `make demo` stays under 10 minutes on 2 cores with a fresh
+    # cache (timings in BENCHMARKS.md); adl-paired is opt-in (`rawadapt demo --paired`).
     "demo": ("quick", {"iters": 400, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8,
                        "width": 12, "depth": 3}),
     # BENCHMARKS.md's core comparison: the default U-Net (width 16, depth 4) for 1000 steps per

@@ -8,8 +8,8 @@ def auto_threads() -> int:
     here and now, else 1 — decided by timing a small convolution step both ways (~1 s).
 
     On an idle 2-core machine that is 2. On a busy one it is 1: torch's OpenMP threads wait for
-    each other at every operation, so with the cores taken by other processes 2 threads trained
-    about 18x SLOWER than 1 thread here (measured: 1.6 s vs 0.09 s per iteration at load 6).
+    each other at every operation, so with the cores taken by other processes 2 threads can
+    train many times SLOWER than 1 thread (docs/training.md has a measurement).
     A load-average rule would lag (it still counts the synth build that just finished).
     """
     import time
