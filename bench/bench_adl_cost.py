@@ -43,14 +43,26 @@ def _samples(rng: np.random.Generator, sensor: str, n: int, size: int) -> list[S
     return out
 
 
-def measure(*, width: int, depth: int, patch: int, batch: int, target_batch: int, pool: int, val_crop: int,
-            iters: int, criterion: str, seed: int = 0) -> dict[str, float]:
+def measure(
+    *,
+    width: int,
+    depth: int,
+    patch: int,
+    batch: int,
+    target_batch: int,
+    pool: int,
+    val_crop: int,
+    iters: int,
+    criterion: str,
+    seed: int = 0,
+) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     sources = {d: _samples(rng, d, 16, 128) for d in ("s1", "s2", "s3")}
     target = _samples(rng, "t", pool, 128)
     torch.manual_seed(seed)
-    model = build_model({"arch": "unet", "in_channels": 4, "width": width, "depth": depth,
-                         "sensors": ["s1", "s2", "s3", "t"]})
+    model = build_model(
+        {"arch": "unet", "in_channels": 4, "width": width, "depth": depth, "sensors": ["s1", "s2", "s3", "t"]}
+    )
     cfg = ADLConfig(criterion=criterion, val_crop=val_crop, target_batch=target_batch)
 
     # plain fine-tuning: the same merged batch composition, one step each
@@ -66,10 +78,16 @@ def measure(*, width: int, depth: int, patch: int, batch: int, target_batch: int
             plain.append(time.perf_counter() - t0)
 
     opt = torch.optim.AdamW(model.parameters(), 1e-4)
-    learner = AdaptiveLearning(model, opt, sources={d: PatchSampler(s, patch=patch, batch=batch, seed=3)
-                                                    for d, s in sources.items()},
-                               target_pool=target, target_sampler=PatchSampler(target, patch=patch, batch=batch, seed=4),
-                               total_iters=iters, cfg=cfg, seed=seed)
+    learner = AdaptiveLearning(
+        model,
+        opt,
+        sources={d: PatchSampler(s, patch=patch, batch=batch, seed=3) for d, s in sources.items()},
+        target_pool=target,
+        target_sampler=PatchSampler(target, patch=patch, batch=batch, seed=4),
+        total_iters=iters,
+        cfg=cfg,
+        seed=seed,
+    )
     learner.step()  # warm-up (also seeds the queue)
     adl = []
     for _ in range(iters - 1):
@@ -78,9 +96,14 @@ def measure(*, width: int, depth: int, patch: int, batch: int, target_batch: int
         adl.append(time.perf_counter() - t0)
     tail = max(1, len(adl) // 5)
     p = statistics.median(plain)
-    return {"plain_s": p, "adl_s": statistics.mean(adl), "adl_last_s": statistics.mean(adl[-tail:]),
-            "ratio_mean": statistics.mean(adl) / statistics.mean(plain), "ratio_last": statistics.mean(adl[-tail:]) / p,
-            "accept_rate": learner.accepted_total / max(1, learner.step_index)}
+    return {
+        "plain_s": p,
+        "adl_s": statistics.mean(adl),
+        "adl_last_s": statistics.mean(adl[-tail:]),
+        "ratio_mean": statistics.mean(adl) / statistics.mean(plain),
+        "ratio_last": statistics.mean(adl[-tail:]) / p,
+        "accept_rate": learner.accepted_total / max(1, learner.step_index),
+    }
 
 
 def main() -> None:
@@ -95,17 +118,31 @@ def main() -> None:
     rows = []
     for crit in ("queue", "paired"):
         for val_crop in (64, 128):
-            r = measure(width=16, depth=4, patch=64, batch=8, target_batch=8, pool=20, val_crop=val_crop,
-                        iters=iters, criterion=crit)
+            r = measure(
+                width=16,
+                depth=4,
+                patch=64,
+                batch=8,
+                target_batch=8,
+                pool=20,
+                val_crop=val_crop,
+                iters=iters,
+                criterion=crit,
+            )
             rows.append({"criterion": crit, "val_crop": val_crop, **r})
-    print(f"ADL iteration cost vs plain fine-tuning iteration — {date.today()}, {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}; U-Net w16 d4, batch 8+8 patches of 64 px, "
-          f"|T_adp| = 20 (|V'| 4 -> 10), {iters} iterations\n")
+    print(
+        f"ADL iteration cost vs plain fine-tuning iteration — {date.today()}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}; U-Net w16 d4, batch 8+8 patches of 64 px, "
+        f"|T_adp| = 20 (|V'| 4 -> 10), {iters} iterations\n"
+    )
     print("| criterion | val crop | plain step (ms) | ADL step, mean (ms) | ratio mean | ratio at |V'|=10 | accepted |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['criterion']} | {r['val_crop']} | {1e3 * r['plain_s']:.1f} | {1e3 * r['adl_s']:.1f} | "
-              f"{r['ratio_mean']:.2f} | {r['ratio_last']:.2f} | {100 * r['accept_rate']:.0f} % |")
+        print(
+            f"| {r['criterion']} | {r['val_crop']} | {1e3 * r['plain_s']:.1f} | {1e3 * r['adl_s']:.1f} | "
+            f"{r['ratio_mean']:.2f} | {r['ratio_last']:.2f} | {100 * r['accept_rate']:.0f} % |"
+        )
     if a.out:
         with open(a.out, "w") as fh:
             json.dump(rows, fh, indent=2)

@@ -5,7 +5,8 @@ An investigation behind BENCHMARKS.md §1: at CPU budgets B2U ends below its noi
 head) instead of the clean image, so it starts from a denoiser rather than from a random
 network; if B2U's loss at ``medium`` is the non-residual start, this variant closes the gap.
 
-    .venv/bin/python bench/bench_b2u_base.py --targets NikonD850 --bases interp --out runs/benchmarks/b2u-base/NikonD850.json
+    .venv/bin/python bench/bench_b2u_base.py --targets NikonD850 --bases interp \
+        --out runs/benchmarks/b2u-base/NikonD850.json
 
 Prints one Markdown row per (target, base) and writes them as JSON (atomically).
 """
@@ -51,9 +52,16 @@ def main(argv: list[str] | None = None) -> int:
                 method.run_fit(task)
                 fit_s = time.perf_counter() - t0
                 after = [evaluate_pair(method.denoise(s), s.clean)["psnr"] for s in task.test]
-                row = {"target": target, "base": base, "budget": args.budget, "seed": args.seed,
-                       "psnr": float(np.mean(after)), "psnr_noisy": float(np.mean(before)),
-                       "test_images": len(after), "fit_s": fit_s}
+                row = {
+                    "target": target,
+                    "base": base,
+                    "budget": args.budget,
+                    "seed": args.seed,
+                    "psnr": float(np.mean(after)),
+                    "psnr_noisy": float(np.mean(before)),
+                    "test_images": len(after),
+                    "fit_s": fit_s,
+                }
                 rows.append(row)
                 print(f"| {target} | {base} | {row['psnr_noisy']:.2f} | {row['psnr']:.2f} | {fit_s:.0f} |", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,8 @@ with open("/proc/self/status") as fh:
             rss = int(line.split()[1]) * 1024
 med = statistics.median(times)
 print(json.dumps({"threads": threads, "ratio": ratio, "mpix": clean.size / 1e6, "cold_s": round(cold, 3),
-                  "median_s": round(med, 3), "min_s": round(min(times), 3), "cpu_s": round(statistics.median(cpus), 3), "mpix_per_s": round(clean.size / 1e6 / med, 1),
+                  "median_s": round(med, 3), "min_s": round(min(times), 3),
+                  "cpu_s": round(statistics.median(cpus), 3), "mpix_per_s": round(clean.size / 1e6 / med, 1),
                   "peak_rss_mb": round(rss / 2**20, 1)}))
 """
 
@@ -68,22 +69,32 @@ def bench_noise(repeats: int) -> list[dict]:
     out = []
     for threads in (1, 2):
         for ratio in (1.0, 100.0):
-            res = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(ratio), str(repeats)],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", CHILD, str(threads), str(ratio), str(repeats)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             out.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return out
 
 
 def bench_synth() -> list[dict]:
-    code = ("import json, sys, time; from rawadapt.noise.synth_dataset import build_synth, dataset_summary; "
-            "t=time.perf_counter(); r=build_synth(sys.argv[1], size=sys.argv[2], progress=False, space=sys.argv[3]); "
-            "d=dataset_summary(r); d['wall_s']=round(time.perf_counter()-t,2); d.pop('counts'); print(json.dumps(d))")
+    code = (
+        "import json, sys, time; from rawadapt.noise.synth_dataset import build_synth, dataset_summary; "
+        "t=time.perf_counter(); r=build_synth(sys.argv[1], size=sys.argv[2], progress=False, space=sys.argv[3]); "
+        "d=dataset_summary(r); d['wall_s']=round(time.perf_counter()-t,2); d.pop('counts'); print(json.dumps(d))"
+    )
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in ("tiny", "full"):
             for space in ("raw", "srgb"):
-                res = subprocess.run([sys.executable, "-c", code, os.path.join(tmp, f"{size}-{space}"), size, space],
-                                     capture_output=True, text=True, check=True)
+                res = subprocess.run(
+                    [sys.executable, "-c", code, os.path.join(tmp, f"{size}-{space}"), size, space],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 out.append(json.loads(res.stdout.strip().splitlines()[-1]))
     return out
 
@@ -106,14 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"CPUs: {report['cpus']}, load average before: {load_before}, after: {report['load_after']}")
     print("12 MPix frame (4 x 1500 x 2000), SonyA7S2 ISO 3200, full model:")
-    print(f"{'threads':>7} {'ratio':>6} {'median s':>9} {'min s':>7} {'CPU s':>7} {'cold s':>7} {'MPix/s':>7} "
-          f"{'peak RSS MB':>12}")
+    print(
+        f"{'threads':>7} {'ratio':>6} {'median s':>9} {'min s':>7} {'CPU s':>7} {'cold s':>7} {'MPix/s':>7} "
+        f"{'peak RSS MB':>12}"
+    )
     for r in report["noise"]:
-        print(f"{r['threads']:>7} {r['ratio']:>6g} {r['median_s']:>9.3f} {r['min_s']:>7.3f} {r['cpu_s']:>7.3f} "
-              f"{r['cold_s']:>7.3f} {r['mpix_per_s']:>7.1f} {r['peak_rss_mb']:>12.1f}")
+        print(
+            f"{r['threads']:>7} {r['ratio']:>6g} {r['median_s']:>9.3f} {r['min_s']:>7.3f} {r['cpu_s']:>7.3f} "
+            f"{r['cold_s']:>7.3f} {r['mpix_per_s']:>7.1f} {r['peak_rss_mb']:>12.1f}"
+        )
     for r in report.get("synth", []):
-        print(f"synth {r['size']:<4} {r['space']:<4}: {r['pairs']} pairs, {r['bytes'] / 1e6:.1f} MB, "
-              f"{r['wall_s']:.1f} s wall ({r['build_seconds']:.1f} s build)")
+        print(
+            f"synth {r['size']:<4} {r['space']:<4}: {r['pairs']} pairs, {r['bytes'] / 1e6:.1f} MB, "
+            f"{r['wall_s']:.1f} s wall ({r['build_seconds']:.1f} s build)"
+        )
     return 0
 
 

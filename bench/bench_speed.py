@@ -109,6 +109,7 @@ def peak_rss_mib() -> float:
 # measurements (each function runs inside the current process)
 # --------------------------------------------------------------------------------------------
 
+
 def matmul_gflops(n: int, repeats: int) -> float:
     import torch
 
@@ -196,13 +197,21 @@ def infer_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     with ctx():  # warm up on one small input (a full tiled pass would double the run time)
         net(x[..., :128, :128])
     best, med = timed(run, int(cfg["repeats"]), warmup=0)
-    out: dict[str, Any] = {"seconds": best, "median_seconds": med, "mpix_s": size * size / best / 1e6,
-                           "median_mpix_s": size * size / med / 1e6, "peak_rss_mib": peak_rss_mib(),
-                           "rss_before_mib": base_rss}
+    out: dict[str, Any] = {
+        "seconds": best,
+        "median_seconds": med,
+        "mpix_s": size * size / best / 1e6,
+        "median_mpix_s": size * size / med / 1e6,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_mib": base_rss,
+    }
     if bf16:  # accuracy of bf16 against fp32 on the same input (same weights)
         with torch.inference_mode():
-            ref = (tiled_forward(lambda t: m(t, s, iso), x, tile=int(tile), overlap=int(cfg.get("overlap", 32)))
-                   if tile else m(x, s, iso))
+            ref = (
+                tiled_forward(lambda t: m(t, s, iso), x, tile=int(tile), overlap=int(cfg.get("overlap", 32)))
+                if tile
+                else m(x, s, iso)
+            )
             y = run()
         diff = (y.float() - ref).abs()
         mse = float(diff.square().mean())
@@ -213,8 +222,9 @@ def infer_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_subprocess(cfg: dict[str, Any]) -> dict[str, Any]:
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg["threads"]))
-    proc = subprocess.run([sys.executable, __file__, "--_worker", json.dumps(cfg)], capture_output=True, text=True,
-                          env=env, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_worker", json.dumps(cfg)], capture_output=True, text=True, env=env, timeout=1800
+    )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -258,11 +268,20 @@ def precision_rows(names: list[str], repeats: int, batch: int, size: int, infer:
                 xi = torch.rand(1, 4, infer, infer)
                 with torch.inference_mode():
                     _, inf_med = timed(lambda: m(xi, sid[:1], iso[:1]), repeats, warmup=1)
-            rows.append({"model": name, "precision": prec, "params": m.num_parameters(), "fwd_flops_per_pixel": fpp,
-                         "train_step_ms": 1e3 * train_med, "train_mpix_s": batch * size * size / train_med / 1e6,
-                         "infer_ms": 1e3 * inf_med, "infer_mpix_s": infer * infer / inf_med / 1e6,
-                         "train_gflops": 3 * fpp * batch * size * size / train_med / 1e9,
-                         "infer_gflops": fpp * infer * infer / inf_med / 1e9})
+            rows.append(
+                {
+                    "model": name,
+                    "precision": prec,
+                    "params": m.num_parameters(),
+                    "fwd_flops_per_pixel": fpp,
+                    "train_step_ms": 1e3 * train_med,
+                    "train_mpix_s": batch * size * size / train_med / 1e6,
+                    "infer_ms": 1e3 * inf_med,
+                    "infer_mpix_s": infer * infer / inf_med / 1e6,
+                    "train_gflops": 3 * fpp * batch * size * size / train_med / 1e9,
+                    "infer_gflops": fpp * infer * infer / inf_med / 1e9,
+                }
+            )
             log(f"{name} {prec}: {json.dumps(rows[-1])}")
     return rows
 
@@ -270,18 +289,24 @@ def precision_rows(names: list[str], repeats: int, batch: int, size: int, infer:
 def precision_markdown(res: dict[str, Any]) -> str:
     peaks = res["matmul_peak_gflops"]
     mach = res["machine"]
-    lines = [f"Machine: {mach['line']}; date {res['date']}; command `{res['command']}`.", "",
-             f"Matmul peak measured in the same run ({res['matmul_n']}², {mach['threads']} thread(s)): "
-             f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s.", "",
-             f"| model | params | fwd kFLOP/px | precision | train step ms (batch {res['batch']} x {res['size']}²) "
-             f"| train MPix/s | % of peak | inference ms ({res['infer']}²) | infer MPix/s | % of peak |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {mach['line']}; date {res['date']}; command `{res['command']}`.",
+        "",
+        f"Matmul peak measured in the same run ({res['matmul_n']}², {mach['threads']} thread(s)): "
+        f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s.",
+        "",
+        f"| model | params | fwd kFLOP/px | precision | train step ms (batch {res['batch']} x {res['size']}²) "
+        f"| train MPix/s | % of peak | inference ms ({res['infer']}²) | infer MPix/s | % of peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
         pk = peaks[r["precision"]]
-        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['fwd_flops_per_pixel'] / 1e3:.1f} | "
-                     f"{r['precision']} | {r['train_step_ms']:.1f} | {r['train_mpix_s']:.3f} | "
-                     f"{100 * r['train_gflops'] / pk:.1f} | {r['infer_ms']:.1f} | {r['infer_mpix_s']:.2f} | "
-                     f"{100 * r['infer_gflops'] / pk:.1f} |")
+        lines.append(
+            f"| {r['model']} | {r['params'] / 1e6:.2f} M | {r['fwd_flops_per_pixel'] / 1e3:.1f} | "
+            f"{r['precision']} | {r['train_step_ms']:.1f} | {r['train_mpix_s']:.3f} | "
+            f"{100 * r['train_gflops'] / pk:.1f} | {r['infer_ms']:.1f} | {r['infer_mpix_s']:.2f} | "
+            f"{100 * r['infer_gflops'] / pk:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -297,10 +322,19 @@ def precision_table(args: argparse.Namespace, argv: list[str] | None) -> int:
     peaks = {d: max(matmul_peak(n, reps, d) for _ in range(2)) for d in ("fp32", "bf16")}
     log(f"matmul peaks {peaks}")
     res: dict[str, Any] = {
-        "date": _dt.date.today().isoformat(), "matmul_n": n, "matmul_peak_gflops": peaks,
-        "batch": args.batch, "size": args.size, "infer": args.infer,
-        "machine": {**compute_record("auto"), "threads": args.threads, "torch": torch.__version__,
-                    "line": machine_line("auto", threads=args.threads), "loadavg_start": loadavg()},
+        "date": _dt.date.today().isoformat(),
+        "matmul_n": n,
+        "matmul_peak_gflops": peaks,
+        "batch": args.batch,
+        "size": args.size,
+        "infer": args.infer,
+        "machine": {
+            **compute_record("auto"),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "line": machine_line("auto", threads=args.threads),
+            "loadavg_start": loadavg(),
+        },
         "command": " ".join(["python", "bench/bench_speed.py", *(argv or sys.argv[1:])]),
         "rows": precision_rows(names, reps, args.batch, args.size, args.infer),
     }
@@ -316,19 +350,32 @@ def precision_table(args: argparse.Namespace, argv: list[str] | None) -> int:
 # report
 # --------------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller matmul (a few minutes)")
     ap.add_argument("--out", type=Path, help="also write all numbers to this JSON file")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for the main table")
-    ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
-                    help="also measure the CPU variants (threads, channels_last, no_grad, bf16)")
+    ap.add_argument(
+        "--variants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the CPU variants (threads, channels_last, no_grad, bf16)",
+    )
     ap.add_argument("--compile", action="store_true", help="also try torch.compile (slow to warm up)")
-    ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
-                    help="do not measure: merge earlier --out files, keeping each cell's best run")
-    ap.add_argument("--precision-table", action="store_true",
-                    help="only the per-model fp32/bf16 table (train step, inference, matmul peaks): minutes")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="do not measure: merge earlier --out files, keeping each cell's best run",
+    )
+    ap.add_argument(
+        "--precision-table",
+        action="store_true",
+        help="only the per-model fp32/bf16 table (train step, inference, matmul peaks): minutes",
+    )
     ap.add_argument("--batch", type=int, default=8, help="--precision-table: training batch")
     ap.add_argument("--size", type=int, default=48, help="--precision-table: training patch side (packed px)")
     ap.add_argument("--infer", type=int, default=512, help="--precision-table: inference image side (packed px)")
@@ -356,13 +403,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     res: dict[str, Any] = {
-        "date": _dt.date.today().isoformat(), "machine": {
-            "cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch": torch.__version__,
-            "python": platform.python_version(), "threads": args.threads,
+        "date": _dt.date.today().isoformat(),
+        "machine": {
+            "cpu": cpu_name(),
+            "logical_cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": args.threads,
             "mkldnn_bf16": bool(getattr(torch.backends.mkldnn, "is_available", lambda: False)()),
         },
         "command": " ".join([Path(sys.executable).name, "bench/bench_speed.py", *(argv or sys.argv[1:])]),
-        "loadavg_start": loadavg(), "models": {}, "variants": [],
+        "loadavg_start": loadavg(),
+        "models": {},
+        "variants": [],
     }
     n = 1024 if args.quick else 2048
     # the hardware limit is the BEST rate seen (other processes only ever slow it down)
@@ -380,8 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         row["train_mpix_s"] = train_throughput(name, reps)
         base = {"model": name, "threads": args.threads, "repeats": reps}
         row["infer_512"] = run_subprocess({**base, "size": 512})
-        row["infer_1024_tiled"] = run_subprocess({**base, "size": 1024, "tile": 256, "overlap": 32,
-                                                  "repeats": reps})
+        row["infer_1024_tiled"] = run_subprocess({**base, "size": 1024, "tile": 256, "overlap": 32, "repeats": reps})
         # achieved FLOP/s as a share of the matmul rate (training ~ 3x forward FLOPs)
         inf = row["infer_512"].get("mpix_s")
         row["infer_pct_of_matmul"] = (100 * inf * 1e6 * fpp / (gf * 1e9)) if inf else None
@@ -411,17 +463,20 @@ def main(argv: list[str] | None = None) -> int:
                 res["variants"].append({"model": name, "variant": label, **r})
                 log(f"{name} / {label}: {json.dumps(r)}; load {loadavg()}")
             cl = train_throughput(name, reps, channels_last=True)
-            res["variants"].append({"model": name, "variant": "TRAINING, channels_last (vs NCHW in the main table)",
-                                    "train_mpix_s": cl})
+            res["variants"].append(
+                {"model": name, "variant": "TRAINING, channels_last (vs NCHW in the main table)", "train_mpix_s": cl}
+            )
             log(f"{name} / train channels_last: {cl:.3f} MPix/s")
     res["loadavg_end"] = loadavg()
     res["matmul_gflops"] = max(gf, matmul_gflops(n, reps))
     for row in res["models"].values():  # percentages against the final (best) limit
         inf = row["infer_512"].get("mpix_s")
-        row["infer_pct_of_matmul"] = (100 * inf * 1e6 * row["fwd_flops_per_pixel"] / (res["matmul_gflops"] * 1e9)
-                                      if inf else None)
-        row["train_pct_of_matmul"] = (100 * row["train_mpix_s"] * 1e6 * 3 * row["fwd_flops_per_pixel"]
-                                      / (res["matmul_gflops"] * 1e9))
+        row["infer_pct_of_matmul"] = (
+            100 * inf * 1e6 * row["fwd_flops_per_pixel"] / (res["matmul_gflops"] * 1e9) if inf else None
+        )
+        row["train_pct_of_matmul"] = (
+            100 * row["train_mpix_s"] * 1e6 * 3 * row["fwd_flops_per_pixel"] / (res["matmul_gflops"] * 1e9)
+        )
     print(markdown(res))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -441,8 +496,16 @@ def _better(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Combine several runs' JSON: per cell the best run, matmul the best rate seen."""
     out = json.loads(json.dumps(runs[0]))
-    out["runs"] = [{"command": r["command"], "date": r["date"], "loadavg_start": r["loadavg_start"],
-                    "loadavg_end": r.get("loadavg_end"), "matmul_gflops": r["matmul_gflops"]} for r in runs]
+    out["runs"] = [
+        {
+            "command": r["command"],
+            "date": r["date"],
+            "loadavg_start": r["loadavg_start"],
+            "loadavg_end": r.get("loadavg_end"),
+            "matmul_gflops": r["matmul_gflops"],
+        }
+        for r in runs
+    ]
     out["matmul_gflops"] = max(r["matmul_gflops"] for r in runs)
     out["loadavg_start"] = "; ".join(r["loadavg_start"] for r in runs)
     out["loadavg_end"] = "; ".join(str(r.get("loadavg_end")) for r in runs)
@@ -490,16 +553,23 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {r['params'] / 1e6:.2f} M | {r['fwd_flops_per_pixel'] / 1e3:.1f} | {_f(r['train_mpix_s'])} "
             f"| {_f(r['train_pct_of_matmul'], '.1f')} | {_f(a.get('mpix_s'))} | {_f(r['infer_pct_of_matmul'], '.1f')} "
-            f"| {_f(a.get('peak_rss_mib'), '.0f')} | {_f(b.get('mpix_s'))} | {_f(b.get('peak_rss_mib'), '.0f')} |")
+            f"| {_f(a.get('peak_rss_mib'), '.0f')} | {_f(b.get('mpix_s'))} | {_f(b.get('peak_rss_mib'), '.0f')} |"
+        )
     if res["variants"]:
-        lines += ["", "CPU variants (inference 512², MPix/s; bf16 accuracy against fp32 on the same weights):", "",
-                  "| model | variant | MPix/s | peak RSS MiB | max abs diff | PSNR vs fp32 dB |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "CPU variants (inference 512², MPix/s; bf16 accuracy against fp32 on the same weights):",
+            "",
+            "| model | variant | MPix/s | peak RSS MiB | max abs diff | PSNR vs fp32 dB |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for v in res["variants"]:
             mp = v.get("mpix_s", v.get("train_mpix_s"))
-            lines.append(f"| {v['model']} | {v['variant']} | {_f(mp)} | {_f(v.get('peak_rss_mib'), '.0f')} "
-                         f"| {_f(v.get('max_abs_diff'), '.2e')} | {_f(v.get('psnr_vs_fp32'), '.1f')} |"
-                         + (f" error: {v['error']}" if "error" in v else ""))
+            lines.append(
+                f"| {v['model']} | {v['variant']} | {_f(mp)} | {_f(v.get('peak_rss_mib'), '.0f')} "
+                f"| {_f(v.get('max_abs_diff'), '.2e')} | {_f(v.get('psnr_vs_fp32'), '.1f')} |"
+                + (f" error: {v['error']}" if "error" in v else "")
+            )
     lines += ["", f"Command: `{res['command']}`"]
     for r in res.get("runs", []):
         lines.append(f"- merged run: `{r['command']}` (load {r['loadavg_start']} -> {r['loadavg_end']})")

@@ -93,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"merge_tables: {exc}", file=sys.stderr)
         return 1
-    text = (f"# {a.title}\n\nInputs, in column order: " + ", ".join(f"`{s}`" for s in a.inputs)
-            + ". Average over the printed values.\n\n"
-            + f"## {SECTIONS['PSNR']}\n\n{psnr}\n\n## {SECTIONS['SSIM']}\n\n{ssim}\n")
+    text = (
+        f"# {a.title}\n\nInputs, in column order: "
+        + ", ".join(f"`{s}`" for s in a.inputs)
+        + ". Average over the printed values.\n\n"
+        + f"## {SECTIONS['PSNR']}\n\n{psnr}\n\n## {SECTIONS['SSIM']}\n\n{ssim}\n"
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     write_text(a.out, text)
     print(f"wrote {a.out}")

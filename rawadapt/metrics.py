@@ -102,9 +102,16 @@ def evaluate_pair(pred: Any, target: Any, *, data_range: float = 1.0, with_ssim:
 
     SSIM is skipped (NaN) for images smaller than the 11x11 window.
     """
-    p = np.clip(np.asarray(pred, dtype=np.float64) if isinstance(pred, np.ndarray) else
-                pred.detach().double().cpu().numpy(), 0.0, data_range)
-    t = np.asarray(target, dtype=np.float64) if isinstance(target, np.ndarray) else target.detach().double().cpu().numpy()
+    p = np.clip(
+        np.asarray(pred, dtype=np.float64) if isinstance(pred, np.ndarray) else pred.detach().double().cpu().numpy(),
+        0.0,
+        data_range,
+    )
+    t = (
+        np.asarray(target, dtype=np.float64)
+        if isinstance(target, np.ndarray)
+        else target.detach().double().cpu().numpy()
+    )
     out = {"psnr": float(psnr_per_image(p, t, data_range)[0])}
     if with_ssim:
         try:

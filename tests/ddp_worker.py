@@ -25,8 +25,15 @@ def main() -> None:
     run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     torch.set_num_threads(1)
     ds = make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor={"source": 6, "target": 6, "test": 2}, size=32)
-    cfg = tiny_train_config("adl", target="a", iters=12, pretrain_iters=4, finetune_iters=2,
-                            data={"target_pairs": 6, "patch": 16}, adl={"val_crop": 16})
+    cfg = tiny_train_config(
+        "adl",
+        target="a",
+        iters=12,
+        pretrain_iters=4,
+        finetune_iters=2,
+        data={"target_pairs": 6, "patch": 16},
+        adl={"val_crop": 16},
+    )
     decisions = []
 
     def on_step(ctx, values):  # type: ignore[no-untyped-def]
@@ -44,8 +51,11 @@ def main() -> None:
     for t in model_box["model"].state_dict().values():
         h.update(t.detach().cpu().numpy().tobytes())
     rank = int(os.environ["RANK"])
-    (out / f"rank{rank}.json").write_text(json.dumps({"rank": rank, "world": int(os.environ["WORLD_SIZE"]),
-                                                     "decisions": decisions, "weights": h.hexdigest()}))
+    (out / f"rank{rank}.json").write_text(
+        json.dumps(
+            {"rank": rank, "world": int(os.environ["WORLD_SIZE"]), "decisions": decisions, "weights": h.hexdigest()}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def smooth_image(rng: np.random.Generator, channels: int, size: int) -> np.ndarr
     for _ in range(3):
         y0, x0 = rng.integers(0, size, size=2)
         h, w = rng.integers(size // 6 + 1, size // 2 + 2, size=2)
-        lum[y0:y0 + h, x0:x0 + w] = 0.5 * lum[y0:y0 + h, x0:x0 + w] + 0.5 * rng.uniform(0, 1)
+        lum[y0 : y0 + h, x0 : x0 + w] = 0.5 * lum[y0 : y0 + h, x0 : x0 + w] + 0.5 * rng.uniform(0, 1)
     colour = rng.uniform(0.6, 1.0, size=channels)
     if channels == 4:  # the two greens of a Bayer cell see the same colour
         colour[2] = colour[1]
@@ -124,11 +124,18 @@ def make_multisensor_dataset(
             for _ in range(counts[role]):
                 iso = float(isos[(k + si) % len(isos)])
                 sid = f"{sensor}-{role}-{k:03d}"
-                records.append(SampleRecord(
-                    sample_id=sid, sensor=sensor, iso=iso, scene=f"{sensor}-scene{k:03d}",
-                    noisy_path=f"mem://{name}/{sid}", space=space,  # type: ignore[arg-type]
-                    split=role, extra={"gain": gains[sensor]},
-                ))
+                records.append(
+                    SampleRecord(
+                        sample_id=sid,
+                        sensor=sensor,
+                        iso=iso,
+                        scene=f"{sensor}-scene{k:03d}",
+                        noisy_path=f"mem://{name}/{sid}",
+                        space=space,  # type: ignore[arg-type]
+                        split=role,
+                        extra={"gain": gains[sensor]},
+                    )
+                )
                 k += 1
 
     def load(rec: SampleRecord) -> Sample:
@@ -138,9 +145,18 @@ def make_multisensor_dataset(
         var = gains[rec.sensor] * rel * clean + (read_noise**2) * rel
         noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * np.sqrt(var).astype(np.float32)
         noisy = np.clip(noisy, 0.0, 1.0).astype(np.float32)
-        return Sample(noisy=noisy, clean=clean, sensor=rec.sensor, iso=rec.iso, space=rec.space,
-                      scene=rec.scene, path=rec.noisy_path, cfa="RGGB" if space == "raw" else None,
-                      sample_id=rec.sample_id, extra={"split": rec.split}).validate()
+        return Sample(
+            noisy=noisy,
+            clean=clean,
+            sensor=rec.sensor,
+            iso=rec.iso,
+            space=rec.space,
+            scene=rec.scene,
+            path=rec.noisy_path,
+            cfa="RGGB" if space == "raw" else None,
+            sample_id=rec.sample_id,
+            extra={"split": rec.split},
+        ).validate()
 
     return PairDataset(records, load, name=name, space=space)  # type: ignore[arg-type]
 
@@ -159,6 +175,10 @@ def tiny_train_config(strategy: str = "finetune", *, target: str | None = "a", *
         "strategy": strategy,
         "data": {"data": "multisensor", "target": target, "target_pairs": 3, "patch": 16, "batch": 4},
         "model": {"arch": "unet", "kwargs": {"width": 4, "depth": 2}},
-        "iters": 6, "eval_every": 0, "log_every": 1, "checkpoint_every": 4, "tensorboard": False,
+        "iters": 6,
+        "eval_every": 0,
+        "log_every": 1,
+        "checkpoint_every": 4,
+        "tensorboard": False,
     }
     return config_from_dict(deep_update(base, overrides))

@@ -128,9 +128,16 @@ def test_nbr2nbr_regulariser_and_ramp() -> None:
         Nbr2NbrLoss.preset("nope")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("shape,match", [((1, 3, 1, 8), "too small"), ((1, 3, 8, 1), "too small"),
-                                         ((1, 1, 8, 8), "3 planes"), ((1, 2, 8, 8), "3 planes"),
-                                         ((3, 8, 8), "batch")])
+@pytest.mark.parametrize(
+    "shape,match",
+    [
+        ((1, 3, 1, 8), "too small"),
+        ((1, 3, 8, 1), "too small"),
+        ((1, 1, 8, 8), "3 planes"),
+        ((1, 2, 8, 8), "3 planes"),
+        ((3, 8, 8), "batch"),
+    ],
+)
 def test_bad_inputs(shape: tuple[int, ...], match: str) -> None:
     y = torch.rand(*shape)
     with pytest.raises(ShapeError, match=match):

@@ -33,7 +33,7 @@ def _clean_images(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
         for _ in range(3):
             r0, c0 = torch.randint(0, size - 8, (2,), generator=gen).tolist()
             h, w = torch.randint(4, size // 2, (2,), generator=gen).tolist()
-            img[i, :, r0:r0 + h, c0:c0 + w] = torch.rand(3, 1, 1, generator=gen)
+            img[i, :, r0 : r0 + h, c0 : c0 + w] = torch.rand(3, 1, 1, generator=gen)
     return img.clamp(0, 1)
 
 
@@ -167,8 +167,11 @@ def test_meta_training_changes_weights_and_feeds_meta_method(pretrained: torch.n
     for algorithm in ("fomaml", "reptile"):
         model = copy.deepcopy(pretrained)
         before = _state(model)
-        log = meta_train(model, samples, MetaConfig(algorithm=algorithm, meta_iters=3, inner_steps=2, patch=16,
-                                                    tasks_per_batch=2, outer_lr=1e-4))
+        log = meta_train(
+            model,
+            samples,
+            MetaConfig(algorithm=algorithm, meta_iters=3, inner_steps=2, patch=16, tasks_per_batch=2, outer_lr=1e-4),
+        )
         assert len(log["outer_loss"]) == 3 and np.isfinite(log["outer_loss"]).all()
         after = _state(model)
         assert not _same(before, after)

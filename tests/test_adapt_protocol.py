@@ -33,17 +33,38 @@ def _dataset(space: str, sensors: list[str], per_sensor: int, size: int, sigma: 
             noisy = np.clip(clean + sigma * rng.standard_normal(clean.shape), 0, 1).astype(np.float32)
             sid = f"{s}-{i}"
             split = "test" if i == per_sensor - 1 else "train"
-            samples[sid] = Sample(noisy=noisy, clean=clean, sensor=s, iso=800.0, space=space,  # type: ignore[arg-type]
-                                  scene=f"scene{i}", sample_id=sid)
-            records.append(SampleRecord(sample_id=sid, sensor=s, iso=800.0, scene=f"scene{i}", noisy_path="",
-                                        space=space, split=split))  # type: ignore[arg-type]
+            samples[sid] = Sample(
+                noisy=noisy,
+                clean=clean,
+                sensor=s,
+                iso=800.0,
+                space=space,  # type: ignore[arg-type]
+                scene=f"scene{i}",
+                sample_id=sid,
+            )
+            records.append(
+                SampleRecord(
+                    sample_id=sid, sensor=s, iso=800.0, scene=f"scene{i}", noisy_path="", space=space, split=split
+                )
+            )  # type: ignore[arg-type]
     return PairDataset(records, lambda r: samples[r.sample_id], name=f"mem-{space}", space=space)  # type: ignore[arg-type]
 
 
 def _settings(out: Path, **kw: object) -> LanProtocolSettings:
-    base = dict(out=str(out), quick=True, backbones=["dncnn"], iters=[1, 2], losses=["zsn2n", "nbr2nbr"],
-                methods=["lan", "last-layer", "meta"], images=2, crop=16, pretrain_iters=3, meta_iters=1,
-                raw_backbones=["dncnn"], threads=1)
+    base = dict(
+        out=str(out),
+        quick=True,
+        backbones=["dncnn"],
+        iters=[1, 2],
+        losses=["zsn2n", "nbr2nbr"],
+        methods=["lan", "last-layer", "meta"],
+        images=2,
+        crop=16,
+        pretrain_iters=3,
+        meta_iters=1,
+        raw_backbones=["dncnn"],
+        threads=1,
+    )
     base.update(kw)
     return LanProtocolSettings(**base)  # type: ignore[arg-type]
 
@@ -87,8 +108,11 @@ def test_protocol_tiny_tables_resume_and_figures(tmp_path: Path) -> None:
     res2 = run_lan_protocol(_settings(out, figures=False), data=data, progress=False)
     assert res2["computed"] == 0 and res2["skipped"] == n_cells
     assert (out / "cells" / "srgb-dncnn-lan-zsn2n-it2.json").stat().st_mtime_ns == mtime
-    res3 = run_lan_protocol(_settings(out, figures=False, methods=["lan", "last-layer", "meta", "first-layer"],
-                                      raw=False), data=data, progress=False)
+    res3 = run_lan_protocol(
+        _settings(out, figures=False, methods=["lan", "last-layer", "meta", "first-layer"], raw=False),
+        data=data,
+        progress=False,
+    )
     assert res3["computed"] == 2 and res3["skipped"] == 6
     # different result-defining settings are refused
     with pytest.raises(ConfigError, match="different settings"):
@@ -104,8 +128,9 @@ def test_protocol_settings_validation(tmp_path: Path) -> None:
     assert s.iters == [5, 10, 20]
 
 
-def test_bench_lan_cli_on_real_polyu_and_synth(shared_data: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_lan_cli_on_real_polyu_and_synth(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``rawadapt bench lan`` end to end: pretraining on the (tiny) built-in synth-srgb/synth
     through run_training, the real PolyU pairs cropped top-left, and the CLI's tables."""
     from rawadapt.cli.main import main
@@ -114,10 +139,37 @@ def test_bench_lan_cli_on_real_polyu_and_synth(shared_data: Path, tmp_path: Path
     if not polyu.is_dir():
         pytest.skip(f"{polyu} not found")
     out = tmp_path / "lan"
-    argv = ["bench", "lan", "--quick", "--out", str(out), "--polyu", str(polyu), "--backbones", "dncnn",
-            "--losses", "zsn2n", "--methods", "lan,full", "--iters", "1,2", "--images", "2", "--crop", "32",
-            "--pretrain-iters", "3", "--raw-target", "S6", "--raw-sources", "GP,IP", "--threads", "1",
-            "--no-figures", "--json"]
+    argv = [
+        "bench",
+        "lan",
+        "--quick",
+        "--out",
+        str(out),
+        "--polyu",
+        str(polyu),
+        "--backbones",
+        "dncnn",
+        "--losses",
+        "zsn2n",
+        "--methods",
+        "lan,full",
+        "--iters",
+        "1,2",
+        "--images",
+        "2",
+        "--crop",
+        "32",
+        "--pretrain-iters",
+        "3",
+        "--raw-target",
+        "S6",
+        "--raw-sources",
+        "GP,IP",
+        "--threads",
+        "1",
+        "--no-figures",
+        "--json",
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     cap = capsys.readouterr()

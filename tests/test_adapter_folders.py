@@ -21,6 +21,7 @@ POLYU_COUNTS = {"Canon5D2": 29, "Canon600D": 11, "Canon80D": 15, "NikonD800": 33
 # PolyU
 # --------------------------------------------------------------------------------------------
 
+
 def test_polyu_real_folder(shared_data: Path) -> None:
     root = shared_data / "polyu"
     assert polyu.detect(root)
@@ -43,8 +44,14 @@ def test_polyu_real_folder(shared_data: Path) -> None:
 
 def test_polyu_names_and_strictness(tmp_path: Path) -> None:
     d = polyu.parse_name("Canon5D2_5_160_3200_chair_11_real.JPG")
-    assert (d["camera"], d["aperture"], d["iso"], d["scene"], d["index"], d["kind"]) == \
-        ("Canon5D2", 5.0, 3200.0, "chair", 11, "real")
+    assert (d["camera"], d["aperture"], d["iso"], d["scene"], d["index"], d["kind"]) == (
+        "Canon5D2",
+        5.0,
+        3200.0,
+        "chair",
+        11,
+        "real",
+    )
     img = np.full((3, 8, 8), 0.5, np.float32)
     write_image(tmp_path / "Sony_4_200_3200_door_10_real.png", img)
     write_image(tmp_path / "Sony_4_200_3200_door_10_mean.png", img)
@@ -63,6 +70,7 @@ def test_polyu_names_and_strictness(tmp_path: Path) -> None:
 # Generic pairs
 # --------------------------------------------------------------------------------------------
 
+
 def test_pairs_suffix_layout_with_regex(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     root = tmp_path / "myphone"
@@ -73,8 +81,11 @@ def test_pairs_suffix_layout_with_regex(tmp_path: Path) -> None:
     assert pairs.detect(root) and not polyu.detect(root)
     ds = open_dataset(root, regex=r"(?P<camera>[^-]+)-(?P<iso>\d+)-(?P<scene>[a-z]+)-\d+")
     assert ds.name == "myphone" and ds.space == "srgb" and ds.sensors == ["CamA", "CamB"]
-    assert [(r.sensor, r.iso, r.scene) for r in ds.records] == [("CamA", 100, "desk"), ("CamA", 400, "desk"),
-                                                                ("CamB", 800, "tree")]
+    assert [(r.sensor, r.iso, r.scene) for r in ds.records] == [
+        ("CamA", 100, "desk"),
+        ("CamA", 400, "desk"),
+        ("CamB", 800, "tree"),
+    ]
     s = ds[2]
     assert s.noisy.shape == (3, 10, 12) and float(np.mean(s.noisy - s.clean)) > 0.03
     # no regex: one sensor named after the folder, scene = pair id

@@ -15,8 +15,20 @@ from rawadapt.errors import DatasetError, MetadataError
 from rawadapt.io.dng import write_dng
 from rawadapt.io.images import write_image
 
-COLUMNS = ["noisy", "clean", "sensor", "iso", "ratio", "scene", "split", "space", "cfa", "black_level",
-           "white_level", "sample_id"]
+COLUMNS = [
+    "noisy",
+    "clean",
+    "sensor",
+    "iso",
+    "ratio",
+    "scene",
+    "split",
+    "space",
+    "cfa",
+    "black_level",
+    "white_level",
+    "sample_id",
+]
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> Path:
@@ -42,10 +54,22 @@ def synth_like(tmp_path: Path) -> tuple[Path, dict]:
         np.save(root / "raw" / f"{i}_noisy.npy", noisy)
         np.save(root / "raw" / f"{i}_clean.npy", clean)
         arrays[f"s{i}"] = (noisy, clean)
-        rows.append({"noisy": f"raw/{i}_noisy.npy", "clean": f"raw/{i}_clean.npy", "sensor": sensor,
-                     "iso": 100 * (i + 1), "ratio": 2 if i == 0 else 1, "scene": f"scene{i}", "split": split,
-                     "space": "raw", "cfa": "GRBG", "black_level": "512" if i else "512 513 514 515",
-                     "white_level": 16383, "sample_id": f"s{i}"})
+        rows.append(
+            {
+                "noisy": f"raw/{i}_noisy.npy",
+                "clean": f"raw/{i}_clean.npy",
+                "sensor": sensor,
+                "iso": 100 * (i + 1),
+                "ratio": 2 if i == 0 else 1,
+                "scene": f"scene{i}",
+                "split": split,
+                "space": "raw",
+                "cfa": "GRBG",
+                "black_level": "512" if i else "512 513 514 515",
+                "white_level": 16383,
+                "sample_id": f"s{i}",
+            }
+        )
     _write_csv(root / "manifest.csv", rows)
     return root, arrays
 
@@ -68,8 +92,11 @@ def test_synth_style_manifest(synth_like) -> None:
 
 
 def test_unknown_and_missing_columns(tmp_path: Path) -> None:
-    p = _write_csv(tmp_path / "m.csv", [{"noisy": "a.npy", "clean": "b.npy", "sensor": "x", "iso": 1, "isoo": 2}],
-                   ["noisy", "clean", "sensor", "iso", "isoo"])
+    p = _write_csv(
+        tmp_path / "m.csv",
+        [{"noisy": "a.npy", "clean": "b.npy", "sensor": "x", "iso": 1, "isoo": 2}],
+        ["noisy", "clean", "sensor", "iso", "isoo"],
+    )
     with pytest.raises(MetadataError, match=r"unknown manifest column.*isoo.*allowed: noisy"):
         manifest.open(p)
     p = _write_csv(tmp_path / "m2.csv", [{"noisy": "a.npy", "clean": "b.npy", "iso": 1}], ["noisy", "clean", "iso"])
@@ -80,8 +107,13 @@ def test_unknown_and_missing_columns(tmp_path: Path) -> None:
 def test_bad_values_name_the_row(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.zeros((3, 4, 4), np.float32))
     base = {"noisy": "a.npy", "clean": "a.npy", "sensor": "x", "iso": "100"}
-    cases = [({"iso": "high"}, "row 1: cannot parse iso"), ({"cfa": "XYZW"}, "row 1: unknown CFA"),
-             ({"black_level": "1 2"}, "1 or 4 values"), ({"ratio": "-1"}, "positive"), ({"space": "rgb"}, "space")]
+    cases = [
+        ({"iso": "high"}, "row 1: cannot parse iso"),
+        ({"cfa": "XYZW"}, "row 1: unknown CFA"),
+        ({"black_level": "1 2"}, "1 or 4 values"),
+        ({"ratio": "-1"}, "positive"),
+        ({"space": "rgb"}, "space"),
+    ]
     for change, msg in cases:
         p = _write_csv(tmp_path / "m.csv", [{**base, **change}], COLUMNS)
         with pytest.raises(MetadataError, match=msg):
@@ -107,10 +139,13 @@ def test_yaml_mixed_files_and_space_filter(tmp_path: Path) -> None:
     write_dng(tmp_path / "raw" / "n.dng", m, "RGGB", black_level=600, white_level=4095, iso=400)
     import yaml
 
-    doc = {"name": "mixed", "samples": [
-        {"noisy": "img/n.png", "clean": "img/c.png", "sensor": "phone", "iso": 50, "scene": "s1"},
-        {"noisy": "raw/n.dng", "clean": "raw/n.dng", "sensor": "cam", "iso": None, "exposure": 0.5},
-    ]}
+    doc = {
+        "name": "mixed",
+        "samples": [
+            {"noisy": "img/n.png", "clean": "img/c.png", "sensor": "phone", "iso": 50, "scene": "s1"},
+            {"noisy": "raw/n.dng", "clean": "raw/n.dng", "sensor": "cam", "iso": None, "exposure": 0.5},
+        ],
+    }
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(DatasetError, match="mixes spaces"):
         manifest.open(tmp_path)
@@ -120,8 +155,9 @@ def test_yaml_mixed_files_and_space_filter(tmp_path: Path) -> None:
     s = raw[0]
     assert s.space == "raw" and s.cfa == "RGGB" and s.iso == 400 and s.extra["exposure"] == 0.5
     assert raw.records[0].iso is None and raw.records[0].sample_id == "raw/n"
-    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump([{"noisy": "img/n.png", "clean": "", "sensor": "p",
-                                                              "iso": 1, "colour": "red"}]))
+    (tmp_path / "manifest.yaml").write_text(
+        yaml.safe_dump([{"noisy": "img/n.png", "clean": "", "sensor": "p", "iso": 1, "colour": "red"}])
+    )
     with pytest.raises(MetadataError, match="colour"):
         manifest.open(tmp_path)
 
@@ -136,9 +172,23 @@ def test_clean_may_be_empty(tmp_path: Path) -> None:
 
 def test_large_manifest_opens_fast(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.zeros((4, 4, 4), np.uint16))
-    rows = [{"noisy": "a.npy", "clean": "a.npy", "sensor": f"s{i % 5}", "iso": 100, "ratio": 1, "scene": f"sc{i}",
-             "split": "source", "space": "raw", "cfa": "RGGB", "black_level": 0, "white_level": 1023,
-             "sample_id": f"id{i}"} for i in range(1500)]
+    rows = [
+        {
+            "noisy": "a.npy",
+            "clean": "a.npy",
+            "sensor": f"s{i % 5}",
+            "iso": 100,
+            "ratio": 1,
+            "scene": f"sc{i}",
+            "split": "source",
+            "space": "raw",
+            "cfa": "RGGB",
+            "black_level": 0,
+            "white_level": 1023,
+            "sample_id": f"id{i}",
+        }
+        for i in range(1500)
+    ]
     p = _write_csv(tmp_path / "manifest.csv", rows)
     t0 = time.perf_counter()
     ds = manifest.open(p, name="synth")

@@ -17,13 +17,31 @@ from rawadapt.io.dng import write_dng
 H, W = 32, 48  # LibRaw refuses much smaller frames
 
 
-def _dng(path: Path, level: float, *, cfa: str = "RGGB", black: float = 512, white: int = 16383,
-         iso: float | None = None, exposure: float | None = None, seed: int = 0) -> np.ndarray:
+def _dng(
+    path: Path,
+    level: float,
+    *,
+    cfa: str = "RGGB",
+    black: float = 512,
+    white: int = 16383,
+    iso: float | None = None,
+    exposure: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     rng = np.random.default_rng(seed)
     m = np.clip(black + level * (white - black) + rng.normal(0, 20, (H, W)), 0, white).astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_dng(path, m, cfa, black_level=black, white_level=white, make="SONY", model="ILCE-7SM2", iso=iso,
-              exposure_time=exposure)
+    write_dng(
+        path,
+        m,
+        cfa,
+        black_level=black,
+        white_level=white,
+        make="SONY",
+        model="ILCE-7SM2",
+        iso=iso,
+        exposure_time=exposure,
+    )
     return m
 
 
@@ -31,18 +49,25 @@ def _dng(path: Path, level: float, *, cfa: str = "RGGB", black: float = 512, whi
 # SID
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def sid_root(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     root = tmp_path / "SID"
     mos = {}
-    for name, level, iso, t in [("short/00001_00_0.1s", 0.004, 200, 0.1), ("short/00001_01_0.04s", 0.002, 200, 0.04),
-                                ("long/00001_00_10s", 0.4, 200, 10.0), ("short/10003_00_0.04s", 0.001, 800, 0.04),
-                                ("long/10003_00_30s", 0.5, 800, 30.0), ("short/20005_00_0.1s", 0.003, 400, 0.1),
-                                ("long/20005_00_10s", 0.3, 400, 10.0)]:
+    for name, level, iso, t in [
+        ("short/00001_00_0.1s", 0.004, 200, 0.1),
+        ("short/00001_01_0.04s", 0.002, 200, 0.04),
+        ("long/00001_00_10s", 0.4, 200, 10.0),
+        ("short/10003_00_0.04s", 0.001, 800, 0.04),
+        ("long/10003_00_30s", 0.5, 800, 30.0),
+        ("short/20005_00_0.1s", 0.003, 400, 0.1),
+        ("long/20005_00_10s", 0.3, 400, 10.0),
+    ]:
         mos[name] = _dng(root / "Sony" / f"{name}.ARW", level, iso=iso, exposure=t, seed=len(mos))
     (root / "Sony_train_list.txt").write_text(
         "./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F9\n"
-        "./Sony/short/00001_01_0.04s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F9\n")
+        "./Sony/short/00001_01_0.04s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F9\n"
+    )
     (root / "Sony_test_list.txt").write_text("./Sony/short/10003_00_0.04s.ARW ./Sony/long/10003_00_30s.ARW ISO800 F4\n")
     (root / "Sony_val_list.txt").write_text("./Sony/short/20005_00_0.1s.ARW ./Sony/long/20005_00_10s.ARW ISO400 F8\n")
     return root, mos
@@ -64,8 +89,12 @@ def test_sid_from_lists(sid_root) -> None:
     assert recs["00001_00_0.1s"].ratio == pytest.approx(100.0) and recs["00001_00_0.1s"].iso == 200
     assert recs["00001_01_0.04s"].ratio == pytest.approx(250.0)
     assert recs["10003_00_0.04s"].ratio == pytest.approx(300.0)  # 750 capped at 300
-    assert {r.sample_id: r.split for r in ds.records} == {"00001_00_0.1s": "train", "00001_01_0.04s": "train",
-                                                          "10003_00_0.04s": "test", "20005_00_0.1s": "val"}
+    assert {r.sample_id: r.split for r in ds.records} == {
+        "00001_00_0.1s": "train",
+        "00001_01_0.04s": "train",
+        "10003_00_0.04s": "test",
+        "20005_00_0.1s": "val",
+    }
     assert recs["00001_01_0.04s"].scene == "00001"
     i = [r.sample_id for r in ds.records].index("00001_00_0.1s")
     s = ds[i]
@@ -96,6 +125,7 @@ def test_sid_scan_fallback_and_missing(sid_root) -> None:
 # ELD
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def eld_root(tmp_path: Path) -> Path:
     root = tmp_path / "ELD"
@@ -106,19 +136,56 @@ def eld_root(tmp_path: Path) -> Path:
         else:
             iso = 800 if k < 6 else 1600 if k < 11 else 3200
             t = 1.0 / (10 * k)
-        _dng(root / "SonyA7S2" / "scene-1" / f"IMG_{k:04d}.ARW", 0.02 if k not in eld.REFERENCE_IDS else 0.4,
-             iso=iso, exposure=t, seed=k)
+        _dng(
+            root / "SonyA7S2" / "scene-1" / f"IMG_{k:04d}.ARW",
+            0.02 if k not in eld.REFERENCE_IDS else 0.4,
+            iso=iso,
+            exposure=t,
+            seed=k,
+        )
     for k, iso, t in [(1, 64, 5.0), (2, 800, 0.1), (6, 64, 5.0), (7, 1600, 0.05)]:
-        _dng(root / "NikonD850" / "scene-2" / f"IMG_{k:04d}.nef", 0.3, cfa="BGGR", black=0, white=16383,
-             iso=iso, exposure=t, seed=100 + k)
+        _dng(
+            root / "NikonD850" / "scene-2" / f"IMG_{k:04d}.nef",
+            0.3,
+            cfa="BGGR",
+            black=0,
+            white=16383,
+            iso=iso,
+            exposure=t,
+            seed=100 + k,
+        )
     return root
 
 
 def test_eld_pairing_rules() -> None:
-    assert [eld.reference_for(i) for i in range(2, 16) if i not in eld.REFERENCE_IDS] == \
-        [1, 1, 6, 6, 6, 6, 11, 11, 11, 11, 16, 16]
-    assert [eld.reference_for(i, "block") for i in range(2, 16) if i not in eld.REFERENCE_IDS] == \
-        [1, 1, 1, 1, 6, 6, 6, 6, 11, 11, 11, 11]
+    assert [eld.reference_for(i) for i in range(2, 16) if i not in eld.REFERENCE_IDS] == [
+        1,
+        1,
+        6,
+        6,
+        6,
+        6,
+        11,
+        11,
+        11,
+        11,
+        16,
+        16,
+    ]
+    assert [eld.reference_for(i, "block") for i in range(2, 16) if i not in eld.REFERENCE_IDS] == [
+        1,
+        1,
+        1,
+        1,
+        6,
+        6,
+        6,
+        6,
+        11,
+        11,
+        11,
+        11,
+    ]
     with pytest.raises(ValueError):
         eld.reference_for(3, "other")  # type: ignore[arg-type]
 

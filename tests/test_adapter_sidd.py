@@ -36,8 +36,15 @@ def write_mat73(path: Path, matrix: np.ndarray, key: str = "x") -> Path:
     return path
 
 
-def write_metadata(path: Path, cfa_values: list[int], *, iso: int = 100, height: int = 8, width: int = 12,
-                   repeat: tuple[int, int] = (2, 2)) -> Path:
+def write_metadata(
+    path: Path,
+    cfa_values: list[int],
+    *,
+    iso: int = 100,
+    height: int = 8,
+    width: int = 12,
+    repeat: tuple[int, int] = (2, 2),
+) -> Path:
     """A SIDD-like MATLAB v5 metadata file: a 'metadata' struct whose UnknownTags is a struct
     array with ID / Offset / Value fields, like the real file."""
     from scipy.io import savemat
@@ -46,9 +53,17 @@ def write_metadata(path: Path, cfa_values: list[int], *, iso: int = 100, height:
     ut[0, 0] = (33421, 0, np.array(repeat, np.uint8))
     ut[1, 0] = (33422, 0, np.array(cfa_values, np.uint8))
     ut[2, 0] = (51041, 25788, np.array([1e-3, 2e-6] * 3))
-    md = {"Make": "Google", "Model": "Pixel", "ISOSpeedRatings": iso, "ExposureTime": 0.01,
-          "BlackLevel": np.zeros(4, np.uint8), "WhiteLevel": 1023, "Width": width, "Height": height,
-          "UnknownTags": ut}
+    md = {
+        "Make": "Google",
+        "Model": "Pixel",
+        "ISOSpeedRatings": iso,
+        "ExposureTime": 0.01,
+        "BlackLevel": np.zeros(4, np.uint8),
+        "WhiteLevel": 1023,
+        "Width": width,
+        "Height": height,
+        "UnknownTags": ut,
+    }
     savemat(path, {"metadata": md})
     return path
 

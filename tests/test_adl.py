@@ -24,13 +24,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def dataset():  # type: ignore[no-untyped-def]
-    return make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor={"source": 10, "target": 8, "test": 4},
-                                    size=32)
+    return make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor={"source": 10, "target": 8, "test": 4}, size=32)
 
 
 def _cfg(**over):  # type: ignore[no-untyped-def]
-    base = {"iters": 24, "pretrain_iters": 8, "finetune_iters": 4,
-            "data": {"target_pairs": 8, "patch": 16}, "adl": {"val_crop": 32}, "checkpoint_every": 5}
+    base = {
+        "iters": 24,
+        "pretrain_iters": 8,
+        "finetune_iters": 4,
+        "data": {"target_pairs": 8, "patch": 16},
+        "adl": {"val_crop": 32},
+        "checkpoint_every": 5,
+    }
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
             base[k] = {**base[k], **v}
@@ -47,8 +52,14 @@ def _log(run: Path) -> list[dict[str, str]]:
 def test_adl_run_writes_log_valuation_and_follows_schedule(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
     m = run_training(_cfg(), tmp_path / "run", dataset=dataset, progress=False)
     run = tmp_path / "run"
-    for name in ("adl_log.csv", "valuation.json", "adl_contribution.png", "adl_acceptance.png",
-                 "model.safetensors", "metrics.json"):
+    for name in (
+        "adl_log.csv",
+        "valuation.json",
+        "adl_contribution.png",
+        "adl_acceptance.png",
+        "model.safetensors",
+        "metrics.json",
+    ):
         assert (run / name).is_file(), name
     rows = _log(run)
     assert len(rows) == 24
@@ -75,10 +86,16 @@ def test_harmful_domain_is_rejected(tmp_path: Path, dataset, criterion: str) -> 
     through its T_train half, whatever the source, and the test would measure nothing.
     """
     torch.set_num_threads(1)
-    cfg = _cfg(iters=80, pretrain_iters=300, finetune_iters=0,
-               data={"patch": 32, "harmful": ["harmful2"], "harmful_count": 8, "harmful_size": 32},
-               model={"arch": "unet", "kwargs": {"width": 8, "depth": 2}},
-               adl={"criterion": criterion}, log_every=1000, checkpoint_every=1000)
+    cfg = _cfg(
+        iters=80,
+        pretrain_iters=300,
+        finetune_iters=0,
+        data={"patch": 32, "harmful": ["harmful2"], "harmful_count": 8, "harmful_size": 32},
+        model={"arch": "unet", "kwargs": {"width": 8, "depth": 2}},
+        adl={"criterion": criterion},
+        log_every=1000,
+        checkpoint_every=1000,
+    )
     m = run_training(cfg, tmp_path / "run", dataset=dataset, progress=False)
     assert m["psnr"] > m["psnr_noisy"] + 1.0  # the pretrained starting point is a real denoiser
     rates = {d: v["acceptance_rate"] for d, v in m["stages"]["adaptive"]["domains"].items()}
@@ -93,15 +110,20 @@ def test_ablation_switches(tmp_path: Path, dataset) -> None:  # type: ignore[no-
     rows = _log(tmp_path / "fixed")
     assert len({r["val_ids"] for r in rows}) == 1 and {int(r["k"]) for r in rows} == {validation_size(0, 10, 8)}
     # without ADL: every step accepted; without target pretraining: no first stage
-    m = run_training(_cfg(iters=10, pretrain_iters=0, adl={"criterion": "none"}), tmp_path / "none",
-                     dataset=dataset, progress=False)
+    m = run_training(
+        _cfg(iters=10, pretrain_iters=0, adl={"criterion": "none"}), tmp_path / "none", dataset=dataset, progress=False
+    )
     assert list(m["stages"]) == ["adaptive", "target-finetune"]
     assert all(r["accepted"] == "1" for r in _log(tmp_path / "none"))
     # without ISO / sensor type: the model has the switch off
     from rawadapt.models.checkpoint import load_model
 
-    run_training(_cfg(iters=4, model={"arch": "unet", "kwargs": {"width": 4, "depth": 2, "use_iso": False}}),
-                 tmp_path / "noiso", dataset=dataset, progress=False)
+    run_training(
+        _cfg(iters=4, model={"arch": "unet", "kwargs": {"width": 4, "depth": 2, "use_iso": False}}),
+        tmp_path / "noiso",
+        dataset=dataset,
+        progress=False,
+    )
     model, _ = load_model(tmp_path / "noiso")
     assert model.use_iso is False and model.use_sensor is True
 
@@ -135,8 +157,9 @@ def test_resume_mid_adl_continues_the_same_decisions(tmp_path: Path, dataset, ad
         run_training(cfg, tmp_path / "cut", dataset=dataset, progress=False, stop_after=8 + 13)  # mid-stage 2
     run_training(cfg, tmp_path / "cut", dataset=dataset, progress=False, resume=True)
     a, b = _log(tmp_path / "full"), _log(tmp_path / "cut")
-    assert [(r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in a] == \
-           [(r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in b]
+    assert [(r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in a] == [
+        (r["step"], r["domain"], r["accepted"], r["val_ids"]) for r in b
+    ]
     from safetensors.torch import load_file
 
     wa, wb = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
@@ -154,9 +177,22 @@ def test_two_process_gloo_identical_decisions_and_weights(tmp_path: Path) -> Non
     out = tmp_path / "ranks"
     out.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path / "run"), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(REPO / "tests" / "ddp_worker.py"),
+        str(tmp_path / "run"),
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0 = json.loads((out / "rank0.json").read_text())
@@ -175,11 +211,50 @@ def test_torchrun_cli_entry_two_processes(tmp_path: Path) -> None:
 
     open_dataset("synth")  # build the tiny synth here, not twice in parallel inside the ranks
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "rawadapt.train", "adl",
-           "--data", "synth", "--target", "GP", "--target-pairs", "6", "--sources", "IP,S6", "--iters", "6",
-           "--pretrain-iters", "2", "--finetune-iters", "2", "--patch", "16", "--batch", "2", "--width", "4",
-           "--val-crop", "16", "--out", str(tmp_path / "run"), "--threads", "1", "--json", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "rawadapt.train",
+        "adl",
+        "--data",
+        "synth",
+        "--target",
+        "GP",
+        "--target-pairs",
+        "6",
+        "--sources",
+        "IP,S6",
+        "--iters",
+        "6",
+        "--pretrain-iters",
+        "2",
+        "--finetune-iters",
+        "2",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--width",
+        "4",
+        "--val-crop",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+        "--threads",
+        "1",
+        "--json",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     json_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -193,11 +268,45 @@ def test_torchrun_cli_entry_two_processes(tmp_path: Path) -> None:
 
 def test_cli_adl_json_includes_valuation(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "rawadapt", "train", "adl", "--data", "synth", "--target", "GP",
-           "--target-pairs", "6", "--sources", "IP,S6", "--iters", "6", "--pretrain-iters", "3",
-           "--finetune-iters", "2", "--patch", "16", "--batch", "2", "--width", "4", "--val-crop", "16",
-           "--criterion", "paired", "--add-harmful", "harmful2", "--out", str(tmp_path / "run"),
-           "--threads", "1", "--json", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rawadapt",
+        "train",
+        "adl",
+        "--data",
+        "synth",
+        "--target",
+        "GP",
+        "--target-pairs",
+        "6",
+        "--sources",
+        "IP,S6",
+        "--iters",
+        "6",
+        "--pretrain-iters",
+        "3",
+        "--finetune-iters",
+        "2",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--width",
+        "4",
+        "--val-crop",
+        "16",
+        "--criterion",
+        "paired",
+        "--add-harmful",
+        "harmful2",
+        "--out",
+        str(tmp_path / "run"),
+        "--threads",
+        "1",
+        "--json",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

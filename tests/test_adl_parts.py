@@ -100,8 +100,9 @@ def test_diverse_iso_selection_spans_isos() -> None:
 # ----------------------------------------------------------------------------- restore
 def _net() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.BatchNorm2d(6),
-                            torch.nn.Conv2d(6, 4, 3, padding=1))
+    m = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.Conv2d(6, 4, 3, padding=1)
+    )
     return m, torch.optim.AdamW(m.parameters(), 1e-2)
 
 
@@ -126,8 +127,9 @@ def test_reject_restores_bit_exactly(with_optimizer: bool) -> None:
     assert not all(torch.equal(params[k], v) for k, v in m.state_dict().items())
     snap.restore()
     assert all(torch.equal(params[k], v) for k, v in m.state_dict().items())
-    same_opt = all(torch.equal(opt_state[i][k], opt.state[p][k]) for i, p in enumerate(m.parameters())
-                   for k in opt_state[i])
+    same_opt = all(
+        torch.equal(opt_state[i][k], opt.state[p][k]) for i, p in enumerate(m.parameters()) for k in opt_state[i]
+    )
     assert same_opt == with_optimizer
     assert [b.data_ptr() for b in snap._bufs] == buffers_before  # in place, no reallocation
 
@@ -177,8 +179,18 @@ def test_valuation_aggregates_rows() -> None:
     for t in range(40):
         d = "good" if t % 2 == 0 else "bad"
         acc = d == "good" and t % 4 == 0 or (d == "bad" and t == 39)
-        rows.append({"step": t, "domain": d, "k": 4, "psnr": 30.0, "threshold": 29.5,
-                     "delta": 0.5 if acc else -0.5, "accepted": acc, "source_ids": [f"{d}{t % 3}"]})
+        rows.append(
+            {
+                "step": t,
+                "domain": d,
+                "k": 4,
+                "psnr": 30.0,
+                "threshold": 29.5,
+                "delta": 0.5 if acc else -0.5,
+                "accepted": acc,
+                "source_ids": [f"{d}{t % 3}"],
+            }
+        )
     v = compute_valuation(rows, bins=4, criterion="queue")
     assert v["domains"]["good"]["acceptance_rate"] == pytest.approx(0.5)
     assert v["domains"]["bad"]["acceptance_rate"] == pytest.approx(1 / 20)
@@ -199,13 +211,23 @@ def test_stage_betas_are_written_with_the_lr() -> None:
 
     m, opt = _net()
     optim = OptimConfig()
-    stage = AdaptiveStage("adaptive", {"s": [object()]}, [object(), object()], 4, lr=1e-3, optim=optim,
-                          adl=ADLConfig(beta1=0.0), patch=8, batch=2)
+    stage = AdaptiveStage(
+        "adaptive",
+        {"s": [object()]},
+        [object(), object()],
+        4,
+        lr=1e-3,
+        optim=optim,
+        adl=ADLConfig(beta1=0.0),
+        patch=8,
+        batch=2,
+    )
     assert stage.betas == (0.0, optim.betas[1])
     ctx = SimpleNamespace(optimizer=opt)
     lr = stage.set_lr(ctx, 0)
     assert all(g["betas"] == (0.0, optim.betas[1]) and g["lr"] == lr for g in opt.param_groups)
-    default = AdaptiveStage("adaptive", {"s": [object()]}, [object(), object()], 4, lr=1e-3, optim=optim,
-                            adl=ADLConfig(), patch=8, batch=2)
+    default = AdaptiveStage(
+        "adaptive", {"s": [object()]}, [object(), object()], 4, lr=1e-3, optim=optim, adl=ADLConfig(), patch=8, batch=2
+    )
     default.set_lr(ctx, 1)
     assert all(g["betas"] == tuple(optim.betas) for g in opt.param_groups)

@@ -36,9 +36,14 @@ LEARN = {
 }
 
 
-def make_physics_dataset(*, sensors: tuple[str, ...] = ("SonyA7S2", "NikonD850", "CanonEOS70D"), size: int = 32,
-                         seed: int = 0, isos: tuple[float, ...] = (400, 800, 1600),
-                         ratio: float = 100.0) -> PairDataset:
+def make_physics_dataset(
+    *,
+    sensors: tuple[str, ...] = ("SonyA7S2", "NikonD850", "CanonEOS70D"),
+    size: int = 32,
+    seed: int = 0,
+    isos: tuple[float, ...] = (400, 800, 1600),
+    ratio: float = 100.0,
+) -> PairDataset:
     """A lazy RAW dataset simulated with the built-in ELD profiles (levels, ISO, exposure ratio:
     the units the calibration must get right), low light (x100) so the noise is unmistakable."""
     from rawadapt.noise.model import add_noise, sample_noise_params
@@ -51,9 +56,17 @@ def make_physics_dataset(*, sensors: tuple[str, ...] = ("SonyA7S2", "NikonD850",
         for role, n in counts.items():
             for _ in range(n):
                 sid = f"{sensor}-{role}-{k:03d}"
-                records.append(SampleRecord(sample_id=sid, sensor=sensor, iso=float(isos[(k + si) % len(isos)]),
-                                            scene=f"{sensor}-scene{k:03d}", noisy_path=f"mem://phys/{sid}",
-                                            ratio=ratio, split=role))
+                records.append(
+                    SampleRecord(
+                        sample_id=sid,
+                        sensor=sensor,
+                        iso=float(isos[(k + si) % len(isos)]),
+                        scene=f"{sensor}-scene{k:03d}",
+                        noisy_path=f"mem://phys/{sid}",
+                        ratio=ratio,
+                        split=role,
+                    )
+                )
                 k += 1
 
     def load(rec: SampleRecord) -> Sample:
@@ -63,16 +76,26 @@ def make_physics_dataset(*, sensors: tuple[str, ...] = ("SonyA7S2", "NikonD850",
         params = sample_noise_params(prof, iso=rec.iso, rng=rng)
         gen = torch.Generator().manual_seed(derive_seed(seed, "phys-noise", rec.sample_id))
         noisy = add_noise(clean, prof, params, ratio=rec.ratio, generator=gen)
-        return Sample(noisy=noisy, clean=clean, sensor=rec.sensor, iso=rec.iso, ratio=rec.ratio, space="raw",
-                      scene=rec.scene, cfa="RGGB", black_level=prof.black_level, white_level=prof.white_level,
-                      sample_id=rec.sample_id, extra={"split": rec.split}).validate()
+        return Sample(
+            noisy=noisy,
+            clean=clean,
+            sensor=rec.sensor,
+            iso=rec.iso,
+            ratio=rec.ratio,
+            space="raw",
+            scene=rec.scene,
+            cfa="RGGB",
+            black_level=prof.black_level,
+            white_level=prof.white_level,
+            sample_id=rec.sample_id,
+            extra={"split": rec.split},
+        ).validate()
 
     return PairDataset(records, load, name="physics", space="raw")
 
 
 def _task(tmp: Path):  # type: ignore[no-untyped-def]
-    return make_task("physics", "CanonEOS70D", dataset=make_physics_dataset(), target_pairs=4, work_dir=tmp,
-                     threads=1)
+    return make_task("physics", "CanonEOS70D", dataset=make_physics_dataset(), target_pairs=4, work_dir=tmp, threads=1)
 
 
 def _errors(method, task) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -105,9 +128,18 @@ def _simulated_pool(alpha: float = 9.563e-4, read: float = 6.0, levels: bool = T
         clean = smooth_image(rng, 4, 64)
         params = NoiseParams.poisson_gaussian(alpha * iso, read * math.sqrt(iso / 800), iso=iso)
         noisy = add_noise(clean, prof, params, ratio=ratio, seed=i, fixed_pattern=False)
-        out.append(Sample(noisy=noisy, clean=clean, sensor="x", iso=iso, ratio=ratio, cfa="RGGB",
-                          black_level=prof.black_level if levels else None,
-                          white_level=prof.white_level if levels else None))
+        out.append(
+            Sample(
+                noisy=noisy,
+                clean=clean,
+                sensor="x",
+                iso=iso,
+                ratio=ratio,
+                cfa="RGGB",
+                black_level=prof.black_level if levels else None,
+                white_level=prof.white_level if levels else None,
+            )
+        )
     return out
 
 
@@ -143,8 +175,9 @@ def test_calibration_normalised_gain_matches_data_units() -> None:
 def test_calibration_without_levels_on_fixture() -> None:
     from rawadapt.baselines.pool_calibration import calibrate_pool
 
-    ds = make_multisensor_dataset(sensors=("a",), per_sensor={"source": 0, "target": 8, "test": 0}, size=64,
-                                  isos=(800, 1600))
+    ds = make_multisensor_dataset(
+        sensors=("a",), per_sensor={"source": 0, "target": 8, "test": 0}, size=64, isos=(800, 1600)
+    )
     cal = calibrate_pool(list(ds))
     gain = ds.records[0].extra["gain"]  # shot variance = gain x ISO/100 x clean
     for s in ds:
@@ -156,8 +189,9 @@ def test_calibration_refuses_bad_input() -> None:
 
     with pytest.raises(ConfigError, match="pair"):
         calibrate_pool([])
-    srgb = list(make_multisensor_dataset(sensors=("a",), per_sensor={"source": 0, "target": 2, "test": 0},
-                                         space="srgb"))
+    srgb = list(
+        make_multisensor_dataset(sensors=("a",), per_sensor={"source": 0, "target": 2, "test": 0}, space="srgb")
+    )
     with pytest.raises(ConfigError, match="RAW"):
         calibrate_pool(srgb)
 
@@ -335,8 +369,15 @@ def test_strategy_refuses_srgb_directly(tmp_path: Path) -> None:
     from rawadapt.train.config import config_from_dict
 
     ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor=6, space="srgb")
-    cfg = config_from_dict({"strategy": "calib-ft", "data": {"target": "a", "target_pairs": 2}, "iters": 1,
-                            "eval_every": 0, "tensorboard": False})
+    cfg = config_from_dict(
+        {
+            "strategy": "calib-ft",
+            "data": {"target": "a", "target_pairs": 2},
+            "iters": 1,
+            "eval_every": 0,
+            "tensorboard": False,
+        }
+    )
     with pytest.raises(ConfigError, match="needs RAW data"):
         run_training(cfg, tmp_path / "run", dataset=ds, progress=False)
 

@@ -40,8 +40,14 @@ def noisy_sample(space: str, *, size: int = 32, width: int | None = None, seed: 
         noisy = A_RAW * rng.poisson(clean / A_RAW) + rng.normal(0.0, np.sqrt(B_RAW), clean.shape)
     else:
         noisy = clean + rng.normal(0.0, SIGMA_SRGB, clean.shape)
-    return Sample(noisy=noisy.astype(np.float32), clean=clean, sensor="x", iso=800.0,
-                  space=space, sample_id=f"{space}-{seed}-{size}").validate()  # type: ignore[arg-type]
+    return Sample(
+        noisy=noisy.astype(np.float32),
+        clean=clean,
+        sensor="x",
+        iso=800.0,
+        space=space,
+        sample_id=f"{space}-{seed}-{size}",
+    ).validate()  # type: ignore[arg-type]
 
 
 def gain_db(method: Method | np.ndarray, sample: Sample) -> float:
@@ -54,6 +60,7 @@ def gain_db(method: Method | np.ndarray, sample: Sample) -> float:
 # --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", OURS)
 def test_registry_names_resolve(name: str) -> None:
@@ -74,6 +81,7 @@ def test_unknown_option_is_a_config_error(name: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Generalised Anscombe transform
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("a,b", [(2e-3, 4e-6), (1e-2, 1e-4)])
 def test_gat_exact_unbiased_inverse(a: float, b: float) -> None:
@@ -120,6 +128,7 @@ def test_noise_level_validation() -> None:
 # --------------------------------------------------------------------------------------------
 # Noise level sources
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("a,b", [(1e-3, 1e-5), (5e-3, 1e-4), (0.0, 4e-4)])
 def test_blind_estimate_on_a_smooth_image(a: float, b: float) -> None:
@@ -181,6 +190,7 @@ def test_pool_model_and_sources() -> None:
 # BM3D (optional extra)
 # --------------------------------------------------------------------------------------------
 
+
 def test_bm3d_missing_extra_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bm3d", None)  # `import bm3d` now raises ImportError
     from rawadapt.baselines.bm3d import BM3D, bm3d_available
@@ -228,6 +238,7 @@ def test_bm3d_profile_source_needs_raw_and_iso(bm3d_extra: None) -> None:
 # NL-means and wavelet, calibrated by J-invariance
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["nlm", "wavelet"])
 @pytest.mark.parametrize("space", ["raw", "srgb"])
 def test_calibrated_denoisers_lower_error(name: str, space: str) -> None:
@@ -256,8 +267,14 @@ def test_pool_calibration_uses_the_pairs(tmp_path) -> None:  # type: ignore[no-u
     from rawadapt.baselines.base import make_task
     from tests.fixtures_data import make_multisensor_dataset
 
-    ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor={"source": 1, "target": 2, "test": 1}, size=24,
-                                  space="srgb", gain_range=(4e-3, 8e-3), read_noise=0.02)
+    ds = make_multisensor_dataset(
+        sensors=("a", "b"),
+        per_sensor={"source": 1, "target": 2, "test": 1},
+        size=24,
+        space="srgb",
+        gain_range=(4e-3, 8e-3),
+        read_noise=0.02,
+    )
     task = make_task("multisensor", "a", target_pairs=2, work_dir=tmp_path, dataset=ds)
     m = make_method("nlm", calibration="pool")
     m.run_fit(task)

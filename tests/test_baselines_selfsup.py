@@ -60,6 +60,7 @@ def test_zsn2n_odd_size_and_errors() -> None:
 # DIP
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("space", ["raw", "srgb"])
 def test_dip_lowers_error_and_stops_by_discrepancy(space: str) -> None:
     s = noisy_sample(space)
@@ -109,6 +110,7 @@ def test_dip_early_stop_returns_the_output_that_passed_the_rule() -> None:
 # --------------------------------------------------------------------------------------------
 # Blind2Unblind's masker / mapper
 # --------------------------------------------------------------------------------------------
+
 
 def test_b2u_masks_partition_the_image() -> None:
     m = b2u_masks(9, 10)
@@ -166,15 +168,24 @@ def test_b2u_beta_schedule_and_loss() -> None:
 # Neighbor2Neighbor and Blind2Unblind on the target pool
 # --------------------------------------------------------------------------------------------
 
-POOL_BUDGET = {"nbr2nbr": Budget.preset("tiny", selfsup_iters=120, patch=16, batch=4, width=8, depth=2, lr=3e-3),
-               "b2u": Budget.preset("tiny", selfsup_iters=200, patch=16, batch=4, width=8, depth=2, lr=3e-3)}
+POOL_BUDGET = {
+    "nbr2nbr": Budget.preset("tiny", selfsup_iters=120, patch=16, batch=4, width=8, depth=2, lr=3e-3),
+    "b2u": Budget.preset("tiny", selfsup_iters=200, patch=16, batch=4, width=8, depth=2, lr=3e-3),
+}
 SHORT_BUDGET = Budget.preset("tiny", selfsup_iters=3, patch=16, batch=2, width=4, depth=2)
 
 
 def pool_task(space: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Target "a" of a 2-sensor dataset with strong noise (~15-20 dB): 4 pool pairs, 2 test images."""
-    ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor={"source": 1, "target": 4, "test": 2}, size=32,
-                                  space=space, gain_range=(1.6e-2, 3.2e-2), read_noise=0.04, seed=0)
+    ds = make_multisensor_dataset(
+        sensors=("a", "b"),
+        per_sensor={"source": 1, "target": 4, "test": 2},
+        size=32,
+        space=space,
+        gain_range=(1.6e-2, 3.2e-2),
+        read_noise=0.04,
+        seed=0,
+    )
     return make_task("multisensor", "a", target_pairs=4, work_dir=tmp_path, dataset=ds, threads=1)
 
 
@@ -208,8 +219,9 @@ def test_pool_selfsup_is_deterministic_by_seed(name: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("name", ["nbr2nbr", "b2u"])
-def test_pool_selfsup_progress_bar_shows_steps_and_changes_nothing(name: str, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_pool_selfsup_progress_bar_shows_steps_and_changes_nothing(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     task = pool_task("raw", tmp_path)
     quiet = make_method(name, budget=SHORT_BUDGET)
     quiet.run_fit(task)

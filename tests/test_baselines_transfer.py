@@ -26,8 +26,9 @@ LEARN = {
 
 
 def _dataset(space: str):  # type: ignore[no-untyped-def]
-    return make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor={"source": 4, "target": 4, "test": 2},
-                                    size=32, space=space)
+    return make_multisensor_dataset(
+        sensors=("a", "b", "c"), per_sensor={"source": 4, "target": 4, "test": 2}, size=32, space=space
+    )
 
 
 def _task(tmp: Path, space: str = "raw"):  # type: ignore[no-untyped-def]

@@ -127,11 +127,11 @@ def test_unify_crop_equals_mosaic_crop(cfa: str) -> None:
     rng = np.random.default_rng(2)
     m = rng.random((10, 14)).astype(np.float32)
     dy, dx = rggb_shift(cfa)
-    ref = pack(m[dy:10 - dy, dx:14 - dx], "RGGB")
+    ref = pack(m[dy : 10 - dy, dx : 14 - dx], "RGGB")
     got = unify_crop(pack(m, cfa), cfa)
     np.testing.assert_array_equal(got, ref)
     # the result really is RGGB phase: each plane holds only its colour
-    col = pack(_colour_map(cfa, 10, 14)[dy:10 - dy, dx:14 - dx], "RGGB")
+    col = pack(_colour_map(cfa, 10, 14)[dy : 10 - dy, dx : 14 - dx], "RGGB")
     assert [set(np.unique(col[k]).tolist()) for k in range(4)] == [{0}, {1}, {1}, {2}]
     np.testing.assert_array_equal(unify_crop(torch.from_numpy(pack(m, cfa)), cfa).numpy(), ref)
 
@@ -146,7 +146,7 @@ def test_unify_pad_is_exact_and_invertible(cfa: str) -> None:
     # the padded mosaic, unpacked as RGGB, contains the original mosaic untouched
     m = unpack(p, cfa)
     mu = unpack(u, "RGGB")
-    np.testing.assert_array_equal(mu[..., dy:dy + 10, dx:dx + 14], m)
+    np.testing.assert_array_equal(mu[..., dy : dy + 10, dx : dx + 14], m)
     # every padded pixel has the colour the RGGB pattern expects (a 1-px reflection keeps the CFA)
     colours = _colour_map(cfa, 10, 14)
     padded = np.pad(colours, ((dy, dy), (dx, dx)), mode="reflect")

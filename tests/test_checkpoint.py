@@ -22,8 +22,14 @@ from rawadapt.models.checkpoint import (
 
 CONFIGS = {
     "unet-mod": {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2", "NikonD850"]},
-    "unet-plain-srgb": {"arch": "unet", "in_channels": 3, "width": 4, "depth": 2, "use_sensor": False,
-                        "use_iso": False},
+    "unet-plain-srgb": {
+        "arch": "unet",
+        "in_channels": 3,
+        "width": 4,
+        "depth": 2,
+        "use_sensor": False,
+        "use_iso": False,
+    },
     "dncnn": {"arch": "dncnn", "in_channels": 4, "depth": 4, "width": 8},
     "restormer": {"arch": "restormer", "in_channels": 3, "dim": 8, "num_blocks": [1, 1], "heads": [1, 2]},
 }
@@ -199,10 +205,18 @@ def test_training_state_resumes_bit_exactly(tmp_path: Path) -> None:
     gen = np.random.default_rng(123)
     torch.manual_seed(1)
     _train(m, opt, sched, 3, gen)
-    save_training_state(tmp_path / "state.pt", {
-        "model": m.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": 3,
-        "torch_rng": torch.get_rng_state(), "numpy_rng": {"data": gen}, "extra": {"best_psnr": 31.5, "tag": "x"},
-    })
+    save_training_state(
+        tmp_path / "state.pt",
+        {
+            "model": m.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": 3,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": {"data": gen},
+            "extra": {"best_psnr": 31.5, "tag": "x"},
+        },
+    )
     _train(m, opt, sched, 2, gen)  # the uninterrupted run
     reference = {k: v.clone() for k, v in m.state_dict().items()}
 

@@ -55,8 +55,24 @@ def test_info_human_and_meta_only(shared_data: Path, capsys: pytest.CaptureFixtu
 
 def test_info_headerless_and_png_mosaic(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     raw = str(shared_data / "raw/mushfiqulalam_DSC_1339_768x512_rggb_u16le.raw")
-    code, out, _ = run(["info", raw, "--width", "768", "--height", "512", "--cfa", "RGGB", "--black", "600",
-                        "--white", "15520", "--json"], capsys)
+    code, out, _ = run(
+        [
+            "info",
+            raw,
+            "--width",
+            "768",
+            "--height",
+            "512",
+            "--cfa",
+            "RGGB",
+            "--black",
+            "600",
+            "--white",
+            "15520",
+            "--json",
+        ],
+        capsys,
+    )
     d = _json(out)
     assert code == 0 and d["cfa"] == "RGGB" and d["black_level"] == [600] * 4 and d["width"] == 768
     code, _, err = run(["info", raw, "--json"], capsys)
@@ -84,8 +100,9 @@ def test_info_srgb_and_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert d["shape"] == [4, 6, 8] and d["dtype"] == "uint16" and (d["width"], d["height"]) == (8, 6)
 
 
-@pytest.mark.parametrize("stub,word", [("exiftool_DNG.dng", ""), ("exiftool_Panasonic.rw2", "0"),
-                                       ("exiftool_CanonRaw.cr2", "unsupported")])
+@pytest.mark.parametrize(
+    "stub,word", [("exiftool_DNG.dng", ""), ("exiftool_Panasonic.rw2", "0"), ("exiftool_CanonRaw.cr2", "unsupported")]
+)
 def test_info_refuses_stubs(shared_data: Path, capsys: pytest.CaptureFixture[str], stub: str, word: str) -> None:
     code, out, err = run(["info", str(shared_data / "raw_stubs" / stub)], capsys)
     assert code == 2 and out == ""
@@ -122,8 +139,11 @@ def test_data_list_root(shared_data: Path, capsys: pytest.CaptureFixture[str]) -
     root = str(shared_data / "polyu")
     code, out, _ = run(["data", "list", root, "--json"], capsys)
     d = _json(out)
-    assert code == 0 and d["count"] == 100 and set(d["sensors"]) == {"Canon5D2", "Canon600D", "Canon80D",
-                                                                     "NikonD800", "Sony"}
+    assert (
+        code == 0
+        and d["count"] == 100
+        and set(d["sensors"]) == {"Canon5D2", "Canon600D", "Canon80D", "NikonD800", "Sony"}
+    )
     assert d["sensors"]["Canon80D"]["isos"] == [800, 3200, 6400, 12800]
     code, out, _ = run(["data", "list", root, "--adapter", "pairs"], capsys)
     assert code == 0 and "100 pairs" in out and "polyu" in out  # pairs adapter: one sensor named after the folder

@@ -37,12 +37,15 @@ def ds():  # type: ignore[no-untyped-def]
 
 
 # -- auto picks from the CPU's features ------------------------------------------------------------
-@pytest.mark.parametrize("flags, expected", [
-    ({"avx2", "fma"}, "fp32"),                          # AVX2-only EPYC
-    ({"avx2", "avx512f", "avx512_vnni"}, "fp32"),       # AVX-512 without bf16
-    ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),       # Cooper Lake / Zen 4
-    ({"avx512f", "amx_tile", "amx_bf16"}, "bf16"),      # Sapphire Rapids
-])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx2", "fma"}, "fp32"),  # AVX2-only EPYC
+        ({"avx2", "avx512f", "avx512_vnni"}, "fp32"),  # AVX-512 without bf16
+        ({"avx2", "avx512f", "avx512_bf16"}, "bf16"),  # Cooper Lake / Zen 4
+        ({"avx512f", "amx_tile", "amx_bf16"}, "bf16"),  # Sapphire Rapids
+    ],
+)
 def test_auto_follows_cpu_flags(monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str) -> None:
     monkeypatch.delenv(compute.ENV_VAR, raising=False)
     monkeypatch.setattr(compute, "cpu_info", lambda: CpuInfo("mock CPU", frozenset(flags)))
@@ -69,8 +72,10 @@ def test_env_override_and_scope(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_cpuinfo_parser(tmp_path: Path) -> None:
     f = tmp_path / "cpuinfo"
-    f.write_text("processor\t: 0\nmodel name\t: Test Xeon\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n\n"
-                 "processor\t: 1\nmodel name\t: Test Xeon\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    f.write_text(
+        "processor\t: 0\nmodel name\t: Test Xeon\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n\n"
+        "processor\t: 1\nmodel name\t: Test Xeon\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n"
+    )
     info = compute._read_cpuinfo(str(f))
     assert info.model == "Test Xeon" and info.native_bf16 and "avx2" in info.flags
     assert not compute._read_cpuinfo(str(tmp_path / "missing")).native_bf16
@@ -78,8 +83,9 @@ def test_cpuinfo_parser(tmp_path: Path) -> None:
 
 # -- bf16 vs fp32 on a trained model ---------------------------------------------------------------
 def _train(ds, tmp_path: Path, name: str, precision: str, **kw):  # type: ignore[no-untyped-def]
-    cfg = tiny_train_config("target-only", iters=kw.pop("iters", 60), optim={"lr": 3e-3},
-                            model={"kwargs": {"width": 8, "depth": 2}}).model_copy(update={"precision": precision})
+    cfg = tiny_train_config(
+        "target-only", iters=kw.pop("iters", 60), optim={"lr": 3e-3}, model={"kwargs": {"width": 8, "depth": 2}}
+    ).model_copy(update={"precision": precision})
     return run_training(cfg, tmp_path / name, dataset=ds, progress=False, **kw)
 
 
@@ -161,14 +167,16 @@ def test_pmrid_modulation_changes_output_and_trains(ds, tmp_path: Path) -> None:
     from rawadapt.train.config import ModelConfig
 
     cfg = tiny_train_config("target-only", iters=40).model_copy(
-        update={"model": ModelConfig(arch="pmrid", kwargs={"width": 4})})
+        update={"model": ModelConfig(arch="pmrid", kwargs={"width": 4})}
+    )
     m = run_training(cfg, tmp_path / "p", dataset=ds, progress=False)
     assert m["arch"] == "pmrid" and math.isfinite(m["psnr"])
     model, _ = load_model(tmp_path / "p")
     x = torch.rand(1, 4, 16, 16)
     with torch.no_grad():
-        assert not torch.equal(model(x, torch.tensor([0]), torch.tensor([100.0])),
-                               model(x, torch.tensor([0]), torch.tensor([6400.0])))
+        assert not torch.equal(
+            model(x, torch.tensor([0]), torch.tensor([100.0])), model(x, torch.tensor([0]), torch.tensor([6400.0]))
+        )
 
 
 # -- noise-aware conditioning ----------------------------------------------------------------------
@@ -222,8 +230,9 @@ def test_unseen_camera_runs_from_its_profile(tmp_path: Path) -> None:
     guess, the noise parameters come from the profile, and they change the pixels."""
     from rawadapt.eval.denoise_file import denoise_file
 
-    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["NikonD850", "GP"],
-                     "use_noise": True})
+    m = build_model(
+        {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["NikonD850", "GP"], "use_noise": True}
+    )
     for mlp in (m.modulation.mlp_gamma, m.modulation.mlp_beta):
         torch.nn.init.normal_(mlp[-1].weight, std=0.5)
     save_model(tmp_path / "run", m)
@@ -231,8 +240,15 @@ def test_unseen_camera_runs_from_its_profile(tmp_path: Path) -> None:
     np.save(tmp_path / "in.npy", planes)
     outs = []
     for iso in (400, 6400):
-        res = denoise_file(tmp_path / "run", tmp_path / "in.npy", tmp_path / f"o{iso}.npy", sensor="SonyA7S2",
-                           iso=iso, profile="SonyA7S2", tile=0)
+        res = denoise_file(
+            tmp_path / "run",
+            tmp_path / "in.npy",
+            tmp_path / f"o{iso}.npy",
+            sensor="SonyA7S2",
+            iso=iso,
+            profile="SonyA7S2",
+            tile=0,
+        )
         assert res["noise_source"] == "--profile SonyA7S2" and res["noise"] is not None
         outs.append(np.load(tmp_path / f"o{iso}.npy"))
     assert not np.allclose(outs[0], outs[1])
@@ -260,19 +276,34 @@ def test_bench_method_passes_noise_to_noise_conditioned_model() -> None:
     from rawadapt.baselines.base import Budget, make_method
     from rawadapt.data.sample import Sample
 
-    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2"],
-                     "use_noise": True})
+    m = build_model(
+        {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2"], "use_noise": True}
+    )
     for mlp in (m.modulation.mlp_gamma, m.modulation.mlp_beta):
         torch.nn.init.normal_(mlp[-1].weight, std=0.5)
     method = make_method("adl-noise", budget=Budget())
     method.model = m
     rng = np.random.default_rng(0)
-    sample = Sample(sample_id="x", noisy=rng.random((4, 16, 16), dtype=np.float32), clean=None, sensor="SonyA7S2",
-                    iso=3200, ratio=10, space="raw", cfa="RGGB")
+    sample = Sample(
+        sample_id="x",
+        noisy=rng.random((4, 16, 16), dtype=np.float32),
+        clean=None,
+        sensor="SonyA7S2",
+        iso=3200,
+        ratio=10,
+        space="raw",
+        cfa="RGGB",
+    )
     blind = denoise_image(m, sample.noisy, sensor="SonyA7S2", iso=sample.effective_iso, cfa="RGGB")
     seen = method.denoise(sample)
-    line = denoise_image(m, sample.noisy, sensor="SonyA7S2", iso=sample.effective_iso, cfa="RGGB",
-                         noise=sample_noise_line("SonyA7S2", 3200, 10))
+    line = denoise_image(
+        m,
+        sample.noisy,
+        sensor="SonyA7S2",
+        iso=sample.effective_iso,
+        cfa="RGGB",
+        noise=sample_noise_line("SonyA7S2", 3200, 10),
+    )
     assert np.array_equal(seen, line) and not np.allclose(seen, blind)
 
 
@@ -282,14 +313,35 @@ def test_training_batches_give_each_patch_its_noise_line() -> None:
     from rawadapt.train.step import model_kwargs
 
     rng = np.random.default_rng(0)
-    samples = [Sample(sample_id=f"s{i}", noisy=rng.random((4, 20, 20), dtype=np.float32),
-                      clean=rng.random((4, 20, 20), dtype=np.float32), sensor=sensor, iso=iso, ratio=ratio,
-                      space="raw", cfa="RGGB")
-               for i, (sensor, iso, ratio) in enumerate([("SonyA7S2", 800, 100), ("NikonD850", 3200, 1)])]
-    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["SonyA7S2", "NikonD850"],
-                     "use_noise": True})
-    batch = Batch.cat([PatchSampler(samples, patch=8, batch=1).draw(indices=[0]),
-                       PatchSampler(samples, patch=8, batch=1).draw(indices=[1])])
+    samples = [
+        Sample(
+            sample_id=f"s{i}",
+            noisy=rng.random((4, 20, 20), dtype=np.float32),
+            clean=rng.random((4, 20, 20), dtype=np.float32),
+            sensor=sensor,
+            iso=iso,
+            ratio=ratio,
+            space="raw",
+            cfa="RGGB",
+        )
+        for i, (sensor, iso, ratio) in enumerate([("SonyA7S2", 800, 100), ("NikonD850", 3200, 1)])
+    ]
+    m = build_model(
+        {
+            "arch": "unet",
+            "in_channels": 4,
+            "width": 4,
+            "depth": 2,
+            "sensors": ["SonyA7S2", "NikonD850"],
+            "use_noise": True,
+        }
+    )
+    batch = Batch.cat(
+        [
+            PatchSampler(samples, patch=8, batch=1).draw(indices=[0]),
+            PatchSampler(samples, patch=8, batch=1).draw(indices=[1]),
+        ]
+    )
     noise = model_kwargs(m, batch)["noise"]
     assert torch.allclose(noise[0], torch.tensor(sample_noise_line("SonyA7S2", 800, 100)))
     assert torch.allclose(noise[1], torch.tensor(sample_noise_line("NikonD850", 3200, 1)))

@@ -45,8 +45,18 @@ def _model_dir(tmp_path: Path, cfg: dict, name: str, identity: bool = False) -> 
 def _dng(tmp_path: Path, cfa: str = "GRBG", name: str = "in.dng", make: str = "Acme", model: str = "Cam1") -> Path:
     rng = np.random.default_rng(0)
     m = rng.integers(70, 4000, (38, 54)).astype(np.uint16)  # within [black, white]: no clipping
-    return write_dng(tmp_path / name, m, cfa, black_level=BLACK, white_level=WHITE, make=make, model=model,
-                     iso=1600, exposure_time=0.02, as_shot_neutral=[0.5, 1.0, 0.8])
+    return write_dng(
+        tmp_path / name,
+        m,
+        cfa,
+        black_level=BLACK,
+        white_level=WHITE,
+        make=make,
+        model=model,
+        iso=1600,
+        exposure_time=0.02,
+        as_shot_neutral=[0.5, 1.0, 0.8],
+    )
 
 
 def _cfa_of(r: rawpy.RawPy) -> str:
@@ -62,8 +72,9 @@ def test_raw_to_dng_reads_back_with_libraw(tmp_path: Path, capsys: pytest.Captur
     run = _model_dir(tmp_path, DNCNN_RAW, "run")
     src = _dng(tmp_path)
     out = tmp_path / "out" / "den.dng"
-    code, stdout, err = run_cli(["denoise", str(run), str(src), "-o", str(out), "--json", "--tile", "8",
-                                 "--overlap", "4"], capsys)
+    code, stdout, err = run_cli(
+        ["denoise", str(run), str(src), "-o", str(out), "--json", "--tile", "8", "--overlap", "4"], capsys
+    )
     assert code == 0, err
     res = json.loads(stdout.strip().splitlines()[-1])
     assert res["output"] == str(out) and res["space"] == "raw" and res["shape"] == [4, 19, 27]
@@ -87,8 +98,9 @@ def test_raw_to_dng_reads_back_with_libraw(tmp_path: Path, capsys: pytest.Captur
 
 
 @pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GBRG"])
-def test_identity_model_round_trips_mosaic_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   cfa: str) -> None:
+def test_identity_model_round_trips_mosaic_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cfa: str
+) -> None:
     """With an identity network the written mosaic equals the input DN for DN, whatever the CFA:
     levels, CFA phase and packing are all undone exactly (tiling included)."""
     run = _model_dir(tmp_path, DNCNN_RAW, "ident", identity=True)
@@ -107,8 +119,9 @@ def test_raw_to_tiff_and_npy_and_preview(tmp_path: Path, capsys: pytest.CaptureF
 
     run = _model_dir(tmp_path, DNCNN_RAW, "ident", identity=True)
     src = _dng(tmp_path)
-    code, _, err = run_cli(["denoise", str(run), str(src), "-o", str(tmp_path / "m.tif"), "--preview",
-                            str(tmp_path / "p.png")], capsys)
+    code, _, err = run_cli(
+        ["denoise", str(run), str(src), "-o", str(tmp_path / "m.tif"), "--preview", str(tmp_path / "p.png")], capsys
+    )
     assert code == 0, err
     with rawpy.imread(str(src)) as a:
         np.testing.assert_array_equal(tifffile.imread(tmp_path / "m.tif"), a.raw_image_visible)
@@ -131,16 +144,18 @@ def test_srgb_png_in_png_out(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     run = _model_dir(tmp_path, DNCNN_SRGB, "srgb")
     arr = np.random.default_rng(1).integers(0, 256, (21, 33, 3)).astype(np.uint8)
     Image.fromarray(arr).save(tmp_path / "in.png")
-    code, stdout, err = run_cli(["denoise", str(run), str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
-                                 "--json"], capsys)
+    code, stdout, err = run_cli(
+        ["denoise", str(run), str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"), "--json"], capsys
+    )
     assert code == 0, err
     res = json.loads(stdout.strip().splitlines()[-1])
     assert res["space"] == "srgb" and res["sensor_source"].startswith("not used")
     with Image.open(tmp_path / "o.png") as im:
         assert im.size == (33, 21) and im.mode == "RGB"
         assert not np.array_equal(np.asarray(im), arr)
-    code, _, err = run_cli(["denoise", str(run), str(tmp_path / "in.png"), "-o", str(tmp_path / "o16.png"),
-                            "--bits", "16"], capsys)
+    code, _, err = run_cli(
+        ["denoise", str(run), str(tmp_path / "in.png"), "-o", str(tmp_path / "o16.png"), "--bits", "16"], capsys
+    )
     assert code == 0, err
     from rawadapt.io.images import load_pixels
 
@@ -156,18 +171,37 @@ def test_sensor_from_metadata_and_unknown_sensor_policy(tmp_path: Path, capsys: 
     res = json.loads(stdout.strip().splitlines()[-1])
     assert res["sensor"] == "AcmeCam1" and res["sensor_source"] == "file metadata"
     # flags override the file
-    code, stdout, err = run_cli(["denoise", str(run), str(src), "-o", str(tmp_path / "b.dng"), "--json",
-                                 "--sensor", "SonyA7S2", "--iso", "400"], capsys)
+    code, stdout, err = run_cli(
+        [
+            "denoise",
+            str(run),
+            str(src),
+            "-o",
+            str(tmp_path / "b.dng"),
+            "--json",
+            "--sensor",
+            "SonyA7S2",
+            "--iso",
+            "400",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads(stdout.strip().splitlines()[-1])
-    assert (res["sensor"], res["sensor_source"], res["iso"], res["iso_source"]) == ("SonyA7S2", "--sensor", 400.0,
-                                                                                  "--iso")
+    assert (res["sensor"], res["sensor_source"], res["iso"], res["iso_source"]) == (
+        "SonyA7S2",
+        "--sensor",
+        400.0,
+        "--iso",
+    )
     other = _dng(tmp_path, name="other.dng", make="Zeta", model="Z9")
     code, _, err = run_cli(["denoise", str(run), str(other), "-o", str(tmp_path / "c.dng")], capsys)
     assert code == 2 and "'Zeta Z9' is not in the model's vocabulary" in err and "--unknown-sensor" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "c.dng").exists()
-    code, stdout, err = run_cli(["denoise", str(run), str(other), "-o", str(tmp_path / "c.dng"), "--json",
-                                 "--unknown-sensor", "average"], capsys)
+    code, stdout, err = run_cli(
+        ["denoise", str(run), str(other), "-o", str(tmp_path / "c.dng"), "--json", "--unknown-sensor", "average"],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads(stdout.strip().splitlines()[-1])["sensor_source"] == "unknown (average)"
 
@@ -179,8 +213,9 @@ def test_refuses_to_overwrite_input(tmp_path: Path, capsys: pytest.CaptureFixtur
     for target in (str(src), str(tmp_path / "." / "in.dng")):
         code, _, err = run_cli(["denoise", str(run), str(src), "-o", target], capsys)
         assert code == 2 and "refusing to overwrite the input" in err
-    code, _, err = run_cli(["denoise", str(run), str(src), "-o", str(tmp_path / "o.dng"), "--preview", str(src)],
-                           capsys)
+    code, _, err = run_cli(
+        ["denoise", str(run), str(src), "-o", str(tmp_path / "o.dng"), "--preview", str(src)], capsys
+    )
     assert code == 2 and "refusing" in err
     assert src.read_bytes() == before
 
@@ -197,8 +232,7 @@ def test_bad_checkpoint_and_wrong_space_exit_2(tmp_path: Path, capsys: pytest.Ca
     srgb = _model_dir(tmp_path, DNCNN_SRGB, "srgb")
     code, _, err = run_cli(["denoise", str(srgb), str(src), "-o", str(tmp_path / "o.dng")], capsys)
     assert code == 2 and "denoises srgb images" in err
-    code, _, err = run_cli(["denoise", str(srgb), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")],
-                           capsys)
+    code, _, err = run_cli(["denoise", str(srgb), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")], capsys)
     assert code == 2 and "missing.png" in err
     assert not (tmp_path / "o.dng").exists() and not (tmp_path / "o.png").exists()
 
@@ -213,8 +247,15 @@ def test_color_matrix_derived_from_camera_to_srgb_survives_libraw(tmp_path: Path
     assert gains == pytest.approx((1 / 0.4037, 1.0, 0.684 / 0.4037))
     cm = xyz_to_camera(None, rgb_cam, gains)
     m = np.random.default_rng(0).integers(100, 4000, (38, 54)).astype(np.uint16)
-    write_dng(tmp_path / "c.dng", m, "RGGB", black_level=0, white_level=4095, color_matrix=cm,
-              as_shot_neutral=[1 / g for g in gains])
+    write_dng(
+        tmp_path / "c.dng",
+        m,
+        "RGGB",
+        black_level=0,
+        white_level=4095,
+        color_matrix=cm,
+        as_shot_neutral=[1 / g for g in gains],
+    )
     with rawpy.imread(str(tmp_path / "c.dng")) as r:
         np.testing.assert_allclose(r.color_matrix[:, :3], rgb_cam, atol=2e-3)
     assert xyz_to_camera(None, None, gains) is None and wb_gains(None) is None

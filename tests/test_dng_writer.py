@@ -16,8 +16,18 @@ def test_round_trip_through_libraw(tmp_path, cfa: str) -> None:
     rng = np.random.default_rng(3)
     m = rng.integers(600, 15000, (34, 50)).astype(np.uint16)
     black = [600, 601, 602, 603]  # canonical R, G1, G2, B
-    out = write_dng(tmp_path / "x.dng", m, cfa, black_level=black, white_level=15520, make="Acme",
-                    model="Cam1", iso=1600, exposure_time=0.01, as_shot_neutral=[0.5, 1.0, 0.8])
+    out = write_dng(
+        tmp_path / "x.dng",
+        m,
+        cfa,
+        black_level=black,
+        white_level=15520,
+        make="Acme",
+        model="Cam1",
+        iso=1600,
+        exposure_time=0.01,
+        as_shot_neutral=[0.5, 1.0, 0.8],
+    )
     with rawpy.imread(str(out)) as r:
         np.testing.assert_array_equal(r.raw_image_visible, m)
         pattern = r.raw_pattern

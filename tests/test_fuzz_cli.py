@@ -41,6 +41,7 @@ def sha(p: Path) -> str:
 # Mutations (each takes the bytes and a seeded Random)
 # --------------------------------------------------------------------------------------------
 
+
 def truncate(data: bytes, rng: random.Random) -> bytes:
     cut = rng.choice([rng.randrange(0, min(len(data), 4096)), rng.randrange(0, len(data))])
     return data[:cut]
@@ -63,10 +64,17 @@ def header_flip(data: bytes, rng: random.Random) -> bytes:
 def header_edit(data: bytes, rng: random.Random) -> bytes:
     b = bytearray(data)
     at = rng.randrange(min(len(b), 512))
-    value = rng.choice([b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x00\x01\x00",
-                        bytes(rng.randrange(256) for _ in range(4))])
-    b[at:at + len(value)] = value
-    return bytes(b[:len(data)])
+    value = rng.choice(
+        [
+            b"\x00\x00\x00\x00",
+            b"\xff\xff\xff\xff",
+            b"\x7f\xff\xff\xff",
+            b"\x00\x00\x01\x00",
+            bytes(rng.randrange(256) for _ in range(4)),
+        ]
+    )
+    b[at : at + len(value)] = value
+    return bytes(b[: len(data)])
 
 
 def keep(data: bytes, rng: random.Random) -> bytes:
@@ -74,7 +82,10 @@ def keep(data: bytes, rng: random.Random) -> bytes:
 
 
 MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
-    "truncate": truncate, "bitflip": bitflip, "header-flip": header_flip, "header-edit": header_edit,
+    "truncate": truncate,
+    "bitflip": bitflip,
+    "header-flip": header_flip,
+    "header-edit": header_edit,
     "rename": keep,
 }
 
@@ -82,6 +93,7 @@ MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
 # --------------------------------------------------------------------------------------------
 # Seeds: real files and arrays made from them
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def seeds(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
@@ -142,8 +154,9 @@ def run_cli(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int | s
     return code, out + err if code not in (0, 2) else err
 
 
-def test_fuzzed_files_exit_0_or_2_with_one_line(seeds: dict[str, tuple[Path, int]], tmp_path: Path,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
+def test_fuzzed_files_exit_0_or_2_with_one_line(
+    seeds: dict[str, tuple[Path, int]], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     torch.manual_seed(0)
     save_model(tmp_path / "model_raw", build_model(RAW_MODEL))
     save_model(tmp_path / "model_srgb", build_model(SRGB_MODEL))
@@ -162,19 +175,25 @@ def test_fuzzed_files_exit_0_or_2_with_one_line(seeds: dict[str, tuple[Path, int
         inp.write_bytes(data)
         digest = sha(inp)
         kind = file_kind(inp)
-        model = tmp_path / ("model_srgb" if kind == "image" or (name == "npy_srgb" and kind == "array")
-                            else "model_raw")
+        model = tmp_path / (
+            "model_srgb" if kind == "image" or (name == "npy_srgb" and kind == "array") else "model_raw"
+        )
         out = case_dir / f"out{OUTPUT.get(kind, '.npy')}"
-        runs = [["info", str(inp)],
-                ["denoise", str(model), str(inp), "-o", str(out), "--unknown-sensor", "iso-only", "--precision",
-                 "fp32"]]
+        runs = [
+            ["info", str(inp)],
+            ["denoise", str(model), str(inp), "-o", str(out), "--unknown-sensor", "iso-only", "--precision", "fp32"],
+        ]
         for argv in runs:
             code, err = run_cli(argv, capfd)
             lines = err.strip().splitlines()
             ok = code in (0, 2) and "Traceback" not in err
             if code == 2:
-                ok = ok and len(lines) == 1 and lines[0].startswith("error: ") and (
-                    inp.name in lines[0] or out.name in lines[0])
+                ok = (
+                    ok
+                    and len(lines) == 1
+                    and lines[0].startswith("error: ")
+                    and (inp.name in lines[0] or out.name in lines[0])
+                )
             if not ok:
                 failures.append(f"case {k} ({name}, {mutation}, {ext}) {argv[0]}: exit {code}: {err.strip()[:300]}")
         if sha(inp) != digest:

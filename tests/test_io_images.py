@@ -44,8 +44,12 @@ def _encode_png16_with_filters(a: np.ndarray, filters: np.ndarray) -> bytes:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[ch], 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows.tobytes()))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("channels", [3, 4])
@@ -79,8 +83,15 @@ def test_pillow_would_truncate_16bit_rgb_but_we_do_not(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_pixels(p), a)
 
 
-@pytest.mark.parametrize("ext,bits,tol", [("png", 8, 0.5 / 255 + 1e-6), ("png", 16, 0.5 / 65535 + 1e-7),
-                                          ("tif", 16, 0.5 / 65535 + 1e-7), ("tif", 8, 0.5 / 255 + 1e-6)])
+@pytest.mark.parametrize(
+    "ext,bits,tol",
+    [
+        ("png", 8, 0.5 / 255 + 1e-6),
+        ("png", 16, 0.5 / 65535 + 1e-7),
+        ("tif", 16, 0.5 / 65535 + 1e-7),
+        ("tif", 8, 0.5 / 255 + 1e-6),
+    ],
+)
 def test_write_read_round_trip(tmp_path: Path, ext: str, bits: int, tol: float) -> None:
     x = np.random.default_rng(bits).random((3, 17, 29)).astype(np.float32)
     out = write_image(tmp_path / f"o.{ext}", x, bits=bits)

@@ -52,6 +52,7 @@ HALIDE = ("raw/halide_N900_bayer_2592x304_GRBG.png", "raw/halide_N900_bayer_smal
 # Real files
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def canon(shared_data: Path):
     """The Canon DNG decoded ONCE for the module (clip=False, so the inverse can be checked)."""
@@ -145,6 +146,7 @@ def test_halide_png_mosaics(shared_data: Path, name: str) -> None:
 # Stubs and errors
 # --------------------------------------------------------------------------------------------
 
+
 def test_stub_dng_all_zeros_is_refused(shared_data: Path, canon) -> None:
     # Decode a real file first: LibRaw then "decodes" the stripped stub into leftovers of its
     # buffers, which is why the size check runs before any pixel is looked at.
@@ -195,13 +197,23 @@ def test_truncated_dng(tmp_path: Path) -> None:
 # Synthetic DNGs: every CFA, odd sizes, non-Bayer sensors
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cfa", BAYER_PATTERNS)
 def test_every_cfa_round_trips_exactly(tmp_path: Path, cfa: str) -> None:
     rng = np.random.default_rng(7)
     black = [600.0, 601.0, 602.0, 603.0]
     m = rng.integers(600, 15520, (34, 50)).astype(np.uint16)
-    p = write_dng(tmp_path / f"{cfa}.dng", m, cfa, black_level=black, white_level=15520, make="NIKON CORPORATION",
-                  model="NIKON D850", iso=1600, exposure_time=0.01)
+    p = write_dng(
+        tmp_path / f"{cfa}.dng",
+        m,
+        cfa,
+        black_level=black,
+        white_level=15520,
+        make="NIKON CORPORATION",
+        model="NIKON D850",
+        iso=1600,
+        exposure_time=0.01,
+    )
     img = read_raw(p)
     assert img.cfa == cfa and img.black_level == black and img.white_level == 15520
     for k, (dy, dx) in enumerate(plane_offsets(cfa)):
@@ -210,7 +222,7 @@ def test_every_cfa_round_trips_exactly(tmp_path: Path, cfa: str) -> None:
     assert img.meta.camera == "Nikon D850" and img.meta.iso == 1600
     assert img.meta.exposure_time == pytest.approx(0.01)
     # the same scene in another CFA gives the same colours in the same planes
-    np.testing.assert_array_equal(pack(m, cfa)[0], m[plane_offsets(cfa)[0][0]::2, plane_offsets(cfa)[0][1]::2])
+    np.testing.assert_array_equal(pack(m, cfa)[0], m[plane_offsets(cfa)[0][0] :: 2, plane_offsets(cfa)[0][1] :: 2])
 
 
 def test_clip_and_level_overrides(tmp_path: Path) -> None:
@@ -224,19 +236,37 @@ def test_clip_and_level_overrides(tmp_path: Path) -> None:
     assert over.planes.max() == pytest.approx(1.0)
 
 
-def _tiny_tiff(path: Path, data: np.ndarray, *, photometric: int = 32803, spp: int = 1,
-               cfa_dim: tuple[int, int] = (2, 2), cfa_pattern: tuple[int, ...] = (0, 1, 1, 2),
-               width: int | None = None) -> Path:
+def _tiny_tiff(
+    path: Path,
+    data: np.ndarray,
+    *,
+    photometric: int = 32803,
+    spp: int = 1,
+    cfa_dim: tuple[int, int] = (2, 2),
+    cfa_pattern: tuple[int, ...] = (0, 1, 1, 2),
+    width: int | None = None,
+) -> Path:
     """A DNG with free photometric / CFA geometry (X-Trans, linear) or a lying width."""
     h, w = data.shape[:2]
     raw = np.ascontiguousarray(data.astype("<u2")).tobytes()
     ifd = _Ifd()
-    for tag, typ, val in [(254, _LONG, [0]), (256, _LONG, [width or w]), (257, _LONG, [h]),
-                          (258, _SHORT, [16] * spp), (259, _SHORT, [1]), (262, _SHORT, [photometric]),
-                          (273, _LONG, [0]), (277, _SHORT, [spp]), (278, _LONG, [h]), (279, _LONG, [len(raw)]),
-                          (284, _SHORT, [1]), (50717, _LONG, [4095]), (50778, _SHORT, [21]),
-                          (50721, _SRATIONAL, np.linalg.inv(SRGB_TO_XYZ).reshape(-1).tolist()),
-                          (50728, _RATIONAL, [1, 1, 1])]:
+    for tag, typ, val in [
+        (254, _LONG, [0]),
+        (256, _LONG, [width or w]),
+        (257, _LONG, [h]),
+        (258, _SHORT, [16] * spp),
+        (259, _SHORT, [1]),
+        (262, _SHORT, [photometric]),
+        (273, _LONG, [0]),
+        (277, _SHORT, [spp]),
+        (278, _LONG, [h]),
+        (279, _LONG, [len(raw)]),
+        (284, _SHORT, [1]),
+        (50717, _LONG, [4095]),
+        (50778, _SHORT, [21]),
+        (50721, _SRATIONAL, np.linalg.inv(SRGB_TO_XYZ).reshape(-1).tolist()),
+        (50728, _RATIONAL, [1, 1, 1]),
+    ]:
         ifd.add(tag, typ, val)
     ifd.add(271, _ASCII, "Acme")
     ifd.add(272, _ASCII, "Test")
@@ -304,8 +334,17 @@ def test_camera_names_and_tiff_fallback(tmp_path: Path, monkeypatch: pytest.Monk
     assert camera_name("Eastman Kodak Company", "Kodak DC50") == "Kodak DC50"
     assert camera_name("Acme Imaging Corp.", "X1") == "Acme X1"
     assert camera_name("", "") == "unknown"
-    p = write_dng(tmp_path / "a.dng", np.full((32, 48), 700, np.uint16), "BGGR", black_level=512, white_level=16383,
-                  make="SONY", model="ILCE-7SM2", iso=3200, exposure_time=1 / 30)
+    p = write_dng(
+        tmp_path / "a.dng",
+        np.full((32, 48), 700, np.uint16),
+        "BGGR",
+        black_level=512,
+        white_level=16383,
+        make="SONY",
+        model="ILCE-7SM2",
+        iso=3200,
+        exposure_time=1 / 30,
+    )
     with_exifread = exif_tags(p)
     import builtins
 
@@ -324,8 +363,10 @@ def test_camera_names_and_tiff_fallback(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_import_rawadapt_does_not_load_decoders() -> None:
-    code = ("import sys, rawadapt, rawadapt.data, rawadapt.data.splits, rawadapt.data.registry; "
-            "bad = [m for m in ('rawpy', 'h5py', 'PIL', 'torch', 'scipy.io') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, rawadapt, rawadapt.data, rawadapt.data.splits, rawadapt.data.registry; "
+        "bad = [m for m in ('rawpy', 'h5py', 'PIL', 'torch', 'scipy.io') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

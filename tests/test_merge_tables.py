@@ -16,6 +16,7 @@ def mt():
 
 def results(targets: list[str], rows: dict[str, list[str]], ssim: dict[str, list[str]] | None = None) -> str:
     """A results.md text in the crossval protocol's layout (times columns included)."""
+
     def table(values: dict[str, list[str]], times: bool) -> str:
         extra = ["fit s", "denoise s/img"] if times else []
         head = ["method", *targets, "average", *extra]
@@ -25,8 +26,10 @@ def results(targets: list[str], rows: dict[str, list[str]], ssim: dict[str, list
         return "\n".join(lines)
 
     ssim = ssim or {m: ["0.9000"] * len(targets) for m in rows}
-    return (f"# Protocol\n\nintro\n\n## PSNR (dB) per target\n\n{table(rows, True)}\n\n"
-            f"## SSIM per target\n\n{table(ssim, False)}\n\n## ADL: acceptance\n\n| variant | x |\n|---|---|\n| - | 1 |\n")
+    return (
+        f"# Protocol\n\nintro\n\n## PSNR (dB) per target\n\n{table(rows, True)}\n\n"
+        f"## SSIM per target\n\n{table(ssim, False)}\n\n## ADL: acceptance\n\n| variant | x |\n|---|---|\n| - | 1 |\n"
+    )
 
 
 def test_merge_joins_targets_by_method_and_recomputes_the_average(mt, tmp_path: Path) -> None:
@@ -57,9 +60,11 @@ def test_merge_accepts_agreeing_overlap_and_refuses_a_conflict(mt, tmp_path: Pat
 
 def test_merge_reads_a_filled_document_block(mt, tmp_path: Path) -> None:
     doc = tmp_path / "DOC.md"
-    doc.write_text("text\n<!-- BEGIN run/results-x.md#PSNR -->\n| method | S | average | fit s |\n|---|---|---|---|\n"
-                   "| noisy | 40.00 | 40.00 | 0.1 |\n<!-- END -->\n\n<!-- BEGIN run/results-x.md#SSIM -->\n"
-                   "| method | S | average |\n|---|---|---|\n| noisy | 0.9000 | 0.9000 |\n<!-- END -->\n")
+    doc.write_text(
+        "text\n<!-- BEGIN run/results-x.md#PSNR -->\n| method | S | average | fit s |\n|---|---|---|---|\n"
+        "| noisy | 40.00 | 40.00 | 0.1 |\n<!-- END -->\n\n<!-- BEGIN run/results-x.md#SSIM -->\n"
+        "| method | S | average |\n|---|---|---|\n| noisy | 0.9000 | 0.9000 |\n<!-- END -->\n"
+    )
     b = tmp_path / "b.md"
     b.write_text(results(["N"], {"noisy": ["38.00"]}, {"noisy": ["0.8000"]}))
     names, rows = mt.load(f"{doc}::run/results-x.md#PSNR", "SSIM")

@@ -16,8 +16,9 @@ def test_against_skimage(channels: int, size: tuple[int, int]) -> None:
     rng = np.random.default_rng(channels)
     a = rng.random((channels, *size))
     b = np.clip(a + 0.05 * rng.standard_normal(a.shape), 0, 1)
-    ref_ssim = structural_similarity(b, a, data_range=1.0, channel_axis=0, gaussian_weights=True,
-                                     sigma=1.5, use_sample_covariance=False)
+    ref_ssim = structural_similarity(
+        b, a, data_range=1.0, channel_axis=0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert ssim(b, a) == pytest.approx(ref_ssim, abs=1e-10)
     assert psnr(b, a) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), abs=1e-10)
 

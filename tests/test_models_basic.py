@@ -50,7 +50,9 @@ def test_modulation_reacts_to_metadata_and_switches() -> None:
         assert not torch.allclose(base, m(x, torch.tensor([1]), torch.tensor([100.0])))
     for flags, changes in [({"use_iso": False}, "iso"), ({"use_sensor": False}, "sensor")]:
         torch.manual_seed(0)
-        m2 = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["a", "b"], **flags}).eval()
+        m2 = build_model(
+            {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["a", "b"], **flags}
+        ).eval()
         _perturb_modulation(m2)
         with torch.no_grad():
             a = m2(x, torch.tensor([0]), torch.tensor([100.0]))
@@ -60,7 +62,9 @@ def test_modulation_reacts_to_metadata_and_switches() -> None:
             else:
                 assert torch.equal(a, m2(x, torch.tensor([1]), torch.tensor([100.0])))
                 assert not torch.allclose(a, m2(x, torch.tensor([0]), torch.tensor([1600.0])))
-    plain = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "use_iso": False, "use_sensor": False})
+    plain = build_model(
+        {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "use_iso": False, "use_sensor": False}
+    )
     assert plain.modulation is None and not plain.uses_metadata
 
 

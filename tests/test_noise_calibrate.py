@@ -31,8 +31,9 @@ def _sensor():
 
 
 def _sim(clean: np.ndarray, params: NoiseParams, seed: int, fixed_pattern: bool = False) -> np.ndarray:
-    return add_noise(clean, _sensor(), params, seed=seed, quantization="none", output="dn",
-                     fixed_pattern=fixed_pattern).astype(np.float64)
+    return add_noise(
+        clean, _sensor(), params, seed=seed, quantization="none", output="dn", fixed_pattern=fixed_pattern
+    ).astype(np.float64)
 
 
 def _check(res, K: float, sigma: float) -> None:
@@ -70,7 +71,7 @@ def _chart(rng: np.random.Generator) -> np.ndarray:
     gains = np.array([0.5, 1.0, 1.0, 0.7], np.float32)[:, None, None]
     for k in range(24):
         i, j = divmod(k, 6)
-        chart[:, i * 48:(i + 1) * 48, j * 42:(j + 1) * 42] = levels[k] * gains
+        chart[:, i * 48 : (i + 1) * 48, j * 42 : (j + 1) * 42] = levels[k] * gains
     chart[:, 96:144, 0:48] = dead_leaves(96, 1)[0, :48, :48] * 0.5  # texture must be rejected
     chart[:, :, 252:] = rng.random((4, 192, 4))
     return chart
@@ -86,8 +87,11 @@ def test_dark_flat_recover_parameters_despite_fixed_pattern() -> None:
     p = replace(NoiseParams.poisson_gaussian(1.8, 10.0), dsnu=4.0, prnu=0.01)
     zero = np.zeros((4, 96, 96), np.float32)
     darks = [_sim(zero, p, seed=10 + i, fixed_pattern=True) for i in range(3)]
-    flats = [_sim(np.full((4, 96, 96), lv, np.float32), p, seed=100 + 7 * i + j, fixed_pattern=True)
-             for i, lv in enumerate((0.02, 0.1, 0.3, 0.6, 0.85)) for j in range(2)]
+    flats = [
+        _sim(np.full((4, 96, 96), lv, np.float32), p, seed=100 + 7 * i + j, fixed_pattern=True)
+        for i, lv in enumerate((0.02, 0.1, 0.3, 0.6, 0.85))
+        for j in range(2)
+    ]
     res = calibrate_dark_flat(darks, flats, black_level=BLACK, white_level=WHITE)
     _check(res, 1.8, 10.0)
     # the spatial (single-frame) method cannot separate PRNU: it overestimates K here
@@ -99,8 +103,9 @@ def test_calibrated_profile_simulates_the_fit(tmp_path: Path) -> None:
     ramp = (np.linspace(0, 0.97, 192 * 192).reshape(192, 192) ** 2).astype(np.float32)
     clean = np.stack([ramp] * 4)
     noisy = _sim(clean, NoiseParams.poisson_gaussian(2.0, 6.0), seed=9)
-    res = calibrate_pairs(noisy, clean * (WHITE - BLACK) + BLACK, black_level=BLACK, white_level=WHITE,
-                          cfa="RGGB", iso=400)
+    res = calibrate_pairs(
+        noisy, clean * (WHITE - BLACK) + BLACK, black_level=BLACK, white_level=WHITE, cfa="RGGB", iso=400
+    )
     prof_dict = calibration_profile(res, name="MyCam", iso=400)
     save_profile(prof_dict, tmp_path / "mycam.yaml")
     prof = load_profile(tmp_path / "mycam.yaml")
@@ -108,9 +113,14 @@ def test_calibrated_profile_simulates_the_fit(tmp_path: Path) -> None:
     params = sample_noise_params(prof, iso=400, rng=0)
     assert abs(params.K / 2.0 - 1) < TOL
     assert abs(params.read_std / 6.0 - 1) < 0.35  # read_jitter is 0 here; 5 % fit + channel mix
-    again = calibrate_pairs(add_noise(clean, prof, replace(params, sigma_row=0.0), seed=1, quantization="none",
-                                      output="dn", fixed_pattern=False).astype(np.float64),
-                            clean * (WHITE - BLACK) + BLACK, black_level=BLACK, white_level=WHITE)
+    again = calibrate_pairs(
+        add_noise(
+            clean, prof, replace(params, sigma_row=0.0), seed=1, quantization="none", output="dn", fixed_pattern=False
+        ).astype(np.float64),
+        clean * (WHITE - BLACK) + BLACK,
+        black_level=BLACK,
+        white_level=WHITE,
+    )
     assert abs(again.K_mean / res.K_mean - 1) < TOL
     assert profile_from_dict(prof.to_dict()).nlf == prof.nlf
 
@@ -131,8 +141,23 @@ def test_cli_calibrate_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     np.save(tmp_path / "chart.npy", frame.astype(np.uint16))
     out = tmp_path / "cal.yaml"
     with pytest.raises(SystemExit) as ex:
-        main(["calibrate", str(tmp_path / "chart.npy"), "-o", str(out), "--black", str(BLACK),
-              "--white", str(WHITE), "--cfa", "RGGB", "--name", "Chart", "--json"])
+        main(
+            [
+                "calibrate",
+                str(tmp_path / "chart.npy"),
+                "-o",
+                str(out),
+                "--black",
+                str(BLACK),
+                "--white",
+                str(WHITE),
+                "--cfa",
+                "RGGB",
+                "--name",
+                "Chart",
+                "--json",
+            ]
+        )
     assert ex.value.code in (0, None)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["method"] == "flat-regions" and abs(summary["K_mean"] / 1.8 - 1) < TOL

@@ -33,8 +33,9 @@ def test_variance_follows_profile_per_channel() -> None:
     6 standard errors of a variance estimated from 16384 samples)."""
     prof = load_profile("CanonEOS70D")
     base = sample_noise_params(prof, iso=1600, rng=0, read_model="gaussian")
-    params = replace(base, sigma_row=0.0, bias=(0.0,) * 4, k_scale=(1.0, 1.1, 0.9, 1.2),
-                     read_scale=(1.0, 1.2, 0.8, 1.0))
+    params = replace(
+        base, sigma_row=0.0, bias=(0.0,) * 4, k_scale=(1.0, 1.1, 0.9, 1.2), read_scale=(1.0, 1.2, 0.8, 1.0)
+    )
     span = prof.span
     for level in (0.002, 0.02, 0.2, 0.6):
         clean = np.full((4, 128, 128), level, np.float32)
@@ -57,8 +58,9 @@ def test_shot_noise_exact_and_approximation_agree() -> None:
     for lam in (20.0, 400.0):  # both above the default exact threshold (10 e-)
         clean = np.full((4, 160, 160), lam * 2.0 / prof.span[0], np.float32)
         a = add_noise(clean, prof, p, seed=1, output="dn", quantization="none", fixed_pattern=False)
-        b = add_noise(clean, prof, p, seed=1, output="dn", quantization="none", fixed_pattern=False,
-                      shot_exact_below=math.inf)
+        b = add_noise(
+            clean, prof, p, seed=1, output="dn", quantization="none", fixed_pattern=False, shot_exact_below=math.inf
+        )
         for arr in (a, b):
             e = ((arr - 512) / 2.0).ravel()
             assert np.allclose(e, np.round(e), atol=1e-2)  # integer electrons in both modes
@@ -75,8 +77,9 @@ def test_tukey_lambda_quantiles_match_formula() -> None:
     scipy_stats = pytest.importorskip("scipy.stats")
     u = np.array([0.001, 0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 0.999])
     for lam in (-0.2429, -0.1, 0.0, 0.0571, 0.2):
-        np.testing.assert_allclose(tukey_lambda_quantile(u, lam), scipy_stats.tukeylambda.ppf(u, lam),
-                                   rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(
+            tukey_lambda_quantile(u, lam), scipy_stats.tukeylambda.ppf(u, lam), rtol=1e-9, atol=1e-9
+        )
         assert math.isclose(tukey_lambda_variance(lam), scipy_stats.tukeylambda.var(lam), rel_tol=1e-6)
         draws = tukey_lambda_sample((400_000,), lam, torch.Generator().manual_seed(3)).numpy()
         probs = np.array([0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99])
@@ -123,8 +126,9 @@ def test_fixed_pattern_same_within_sensor_different_across() -> None:
     assert np.abs(a - c).mean() > 1.0
     # the pattern is tied to sensor positions: a crop at an even origin sees the same values
     big = add_noise(np.full((4, 40, 40), 0.3, np.float32), prof, det, seed=1, output="dn", quantization="none")
-    crop = add_noise(np.full((4, 20, 20), 0.3, np.float32), prof, det, seed=1, output="dn", quantization="none",
-                     origin=(10, 16))
+    crop = add_noise(
+        np.full((4, 20, 20), 0.3, np.float32), prof, det, seed=1, output="dn", quantization="none", origin=(10, 16)
+    )
     np.testing.assert_allclose(crop, big[:, 5:25, 8:28], atol=0.05)
 
 
@@ -162,8 +166,7 @@ def test_exposure_ratio_and_clipping() -> None:
     assert bright.max() <= 16383  # saturates at white
     dark = add_noise(np.zeros((4, 8, 8), np.float32), prof, NoiseParams.poisson_gaussian(1.0, 50.0), seed=0)
     assert dark.min() >= 0.0 and (dark == 0).any()  # clipped at 0 after black subtraction
-    raw = add_noise(np.zeros((4, 8, 8), np.float32), prof, NoiseParams.poisson_gaussian(1.0, 50.0), seed=0,
-                    clip=False)
+    raw = add_noise(np.zeros((4, 8, 8), np.float32), prof, NoiseParams.poisson_gaussian(1.0, 50.0), seed=0, clip=False)
     assert raw.min() < 0.0
 
 

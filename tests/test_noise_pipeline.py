@@ -42,7 +42,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 def _astronaut(n: int = 256) -> np.ndarray:
     if "astronaut.png" not in available_images():
         pytest.skip("scikit-image's bundled images are not installed")
-    return np.ascontiguousarray(load_bundled("astronaut.png")[:, 100:100 + n, 150:150 + n])
+    return np.ascontiguousarray(load_bundled("astronaut.png")[:, 100 : 100 + n, 150 : 150 + n])
 
 
 def test_point_operations_invert() -> None:

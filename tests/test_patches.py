@@ -27,8 +27,17 @@ def _samples(space: str, n: int = 3, h: int = 21, w: int = 33, seed: int = 0) ->
     out = []
     for i in range(n):
         clean = rng.random((c, h + i, w + 2 * i)).astype(np.float32)
-        out.append(Sample(noisy=clean + 0.01, clean=clean, sensor=f"s{i % 2}", iso=100.0 * (i + 1), space=space,
-                          cfa="GRBG" if space == "raw" else None, sample_id=f"id{i}"))
+        out.append(
+            Sample(
+                noisy=clean + 0.01,
+                clean=clean,
+                sensor=f"s{i % 2}",
+                iso=100.0 * (i + 1),
+                space=space,
+                cfa="GRBG" if space == "raw" else None,
+                sample_id=f"id{i}",
+            )
+        )
     return out
 
 
@@ -59,7 +68,7 @@ def test_raw_patches_are_contiguous_rggb_windows(cfa: str) -> None:
     """Every augmented RAW patch, unpacked as RGGB, is a contiguous (flipped/transposed) window
     of the original mosaic with a RED pixel at its origin: one phase whatever CFA or augmentation."""
     h, w = 12, 16
-    yy, xx = np.mgrid[0:2 * h, 0:2 * w]
+    yy, xx = np.mgrid[0 : 2 * h, 0 : 2 * w]
     mosaic = (yy * 1000 + xx).astype(np.float32)
     colour = np.zeros((2 * h, 2 * w), dtype="<U1")
     for (dy, dx), ch in zip([(0, 0), (0, 1), (1, 0), (1, 1)], cfa):

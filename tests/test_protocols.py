@@ -59,8 +59,10 @@ def check_tables(out: Path) -> dict[str, Any]:
         assert crow["method"] == row["method"] and crow["target"] == row["target"]
         assert float(crow["psnr"]) == pytest.approx(row["psnr"], abs=1e-6)
         if row["target"] == "average":
-            parts = [np.mean([cells[(row["variant"], t, s, row["method"])]["psnr"] for t in row["targets"]])
-                     for s in row["seeds"]]
+            parts = [
+                np.mean([cells[(row["variant"], t, s, row["method"])]["psnr"] for t in row["targets"]])
+                for s in row["seeds"]
+            ]
         else:
             parts = []
             for s in row["seeds"]:
@@ -96,8 +98,24 @@ def check_metrics_files(out: Path) -> int:
 
 def test_crossval_cli_tables_match_cells_and_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cv"
-    code, stdout, err = cli(["bench", "crossval", *TINY, "--targets", "a,b", "--seeds", "0,1", "--out", str(out),
-                             "--methods", "noisy,finetune,adl", "--json", "--no-report"], capsys)
+    code, stdout, err = cli(
+        [
+            "bench",
+            "crossval",
+            *TINY,
+            "--targets",
+            "a,b",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(out),
+            "--methods",
+            "noisy,finetune,adl",
+            "--json",
+            "--no-report",
+        ],
+        capsys,
+    )
     assert code == 0, err
     summary = last_json(stdout)
     assert summary["computed"] == 2 * 2 * 3 and summary["skipped"] == 0 and summary["failed"] == 0
@@ -151,8 +169,17 @@ def test_resume_skips_finished_cells_and_refuses_changed_settings(tmp_path: Path
         return m
 
     out = tmp_path / "r"
-    base = {"protocol": "crossval", "data": "multisensor", "out": str(out), "targets": ["a", "b"],
-            "methods": ["noisy", "finetune"], "budget": "tiny", "threads": 1, "report": False, "plots": False}
+    base = {
+        "protocol": "crossval",
+        "data": "multisensor",
+        "out": str(out),
+        "targets": ["a", "b"],
+        "methods": ["noisy", "finetune"],
+        "budget": "tiny",
+        "threads": 1,
+        "report": False,
+        "plots": False,
+    }
     r1 = run_protocol(BenchSettings(**base), progress=False, dataset=ds, method_factory=factory)
     assert r1["computed"] == 4 and sorted(fits) == ["a/finetune", "a/noisy", "b/finetune", "b/noisy"]
     first = (out / "results.json").read_text()
@@ -166,28 +193,36 @@ def test_resume_skips_finished_cells_and_refuses_changed_settings(tmp_path: Path
     assert r3["computed"] == 1 and fits == ["b/finetune"]
     # extending the run (another method) computes only the new cells
     fits.clear()
-    r4 = run_protocol(BenchSettings(**{**base, "methods": ["noisy", "finetune", "target-only"]}), progress=False,
-                      dataset=ds, method_factory=factory)
+    r4 = run_protocol(
+        BenchSettings(**{**base, "methods": ["noisy", "finetune", "target-only"]}),
+        progress=False,
+        dataset=ds,
+        method_factory=factory,
+    )
     assert r4["computed"] == 2 and sorted(fits) == ["a/target-only", "b/target-only"]
     # other settings for finished cells: refused (nothing computed), or recomputed on request
     fits.clear()
     with pytest.raises(ConfigError, match=r"4 finished cell\(s\) were computed with other settings.*target_pairs"):
-        run_protocol(BenchSettings(**{**base, "target_pairs": 2}), progress=False, dataset=ds,
-                     method_factory=factory)
+        run_protocol(BenchSettings(**{**base, "target_pairs": 2}), progress=False, dataset=ds, method_factory=factory)
     assert fits == []
-    r5 = run_protocol(BenchSettings(**{**base, "target_pairs": 2, "on_change": "recompute"}), progress=False,
-                      dataset=ds, method_factory=factory)
+    r5 = run_protocol(
+        BenchSettings(**{**base, "target_pairs": 2, "on_change": "recompute"}),
+        progress=False,
+        dataset=ds,
+        method_factory=factory,
+    )
     assert r5["computed"] == 4 and len(fits) == 4
     cell = json.loads((out / "cells/default/a/seed0/finetune/result.json").read_text())
     assert cell["settings"]["target_pairs"] == 2 and len(cell["split"]["target_pool"]) == 2
 
 
-def test_unknown_protocol_method_target_are_one_line_errors(tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_protocol_method_target_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv, msg in (
         (["bench", "nope", "--out", str(tmp_path / "x")], "unknown protocol 'nope'"),
-        (["bench", "crossval", *TINY, "--out", str(tmp_path / "x"), "--methods", "noisy,magic"],
-         "unknown method 'magic'"),
+        (
+            ["bench", "crossval", *TINY, "--out", str(tmp_path / "x"), "--methods", "noisy,magic"],
+            "unknown method 'magic'",
+        ),
         (["bench", "crossval", *TINY, "--out", str(tmp_path / "x"), "--targets", "zz"], "unknown target sensor"),
         (["bench", "crossval", *TINY, "--out", str(tmp_path / "x"), "--budget", "huge"], "unknown budget"),
         (["bench", "crossval", *TINY, "--out", str(tmp_path / "x"), "--seeds", "0,x"], "--seeds"),
@@ -210,13 +245,23 @@ def test_keep_going_records_a_failing_cell(tmp_path: Path) -> None:
     def factory(name: str, budget: Any) -> Any:
         m = make_method(name, budget=budget)
         if name == "target-only":
+
             def boom(task: Any) -> None:
                 raise NonFiniteError("diverged")
+
             m.fit = boom  # type: ignore[method-assign]
         return m
 
-    s = {"protocol": "crossval", "data": "multisensor", "out": str(tmp_path / "k"), "targets": ["a"],
-         "methods": ["noisy", "target-only"], "budget": "tiny", "report": False, "plots": False}
+    s = {
+        "protocol": "crossval",
+        "data": "multisensor",
+        "out": str(tmp_path / "k"),
+        "targets": ["a"],
+        "methods": ["noisy", "target-only"],
+        "budget": "tiny",
+        "report": False,
+        "plots": False,
+    }
     ds = make_multisensor_dataset()
     with pytest.raises(NonFiniteError):
         run_protocol(BenchSettings(**s), progress=False, dataset=ds, method_factory=factory)
@@ -228,13 +273,17 @@ def test_keep_going_records_a_failing_cell(tmp_path: Path) -> None:
     assert "Failed cells" in (tmp_path / "k" / "results.md").read_text()
 
 
-@pytest.mark.parametrize("protocol,methods,extra", [
-    ("ablation", None, ["--targets", "b"]),
-    ("harmful", "noisy,finetune,adl", ["--targets", "b", "--harmful-count", "4", "--test-pairs", "2"]),
-    ("target-size", "noisy,finetune,adl", ["--targets", "a", "--sizes", "2,3,50"]),
-])
-def test_protocols_end_to_end(protocol: str, methods: str | None, extra: list[str], tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "protocol,methods,extra",
+    [
+        ("ablation", None, ["--targets", "b"]),
+        ("harmful", "noisy,finetune,adl", ["--targets", "b", "--harmful-count", "4", "--test-pairs", "2"]),
+        ("target-size", "noisy,finetune,adl", ["--targets", "a", "--sizes", "2,3,50"]),
+    ],
+)
+def test_protocols_end_to_end(
+    protocol: str, methods: str | None, extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / protocol
     argv = ["bench", protocol, *TINY, "--out", str(out), "--json", "--no-report", *extra]
     if protocol != "target-size":  # target_size.png is checked; the other plots are the crossval test's
@@ -247,8 +296,18 @@ def test_protocols_end_to_end(protocol: str, methods: str | None, extra: list[st
     assert check_metrics_files(out) > 0
     variants = [v["label"] for v in res["variants"]]
     if protocol == "ablation":
-        assert res["methods"] == ["noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain",
-                                  "adl-fixed-val", "adl-noise", "adl-ksigma", "adl-no-mod"]
+        assert res["methods"] == [
+            "noisy",
+            "adl",
+            "adl-no-adl",
+            "adl-no-iso",
+            "adl-no-type",
+            "adl-no-pretrain",
+            "adl-fixed-val",
+            "adl-noise",
+            "adl-ksigma",
+            "adl-no-mod",
+        ]
         cells = read_cells(out)
         assert cells[("default", "b", 0, "adl-no-pretrain")]["info"]["iterations"]["pretrain_iters"] == 0
         assert cells[("default", "b", 0, "adl-no-adl")]["acceptance"]  # logged, every step accepted
@@ -288,8 +347,21 @@ def test_calibration_protocol_methods(tmp_path: Path, capsys: pytest.CaptureFixt
         resolve_methods(BenchSettings("calibration", data="x", out="y", methods=["calib-nope"]), spec, "raw")
     out = tmp_path / "cal"
     calib = [m for m in spec.optional_methods if m in avail]  # calib-ft, calib-adl, led: Table 2(a)
-    code, _, err = cli(["bench", "calibration", *TINY, "--out", str(out), "--targets", "a", "--no-report",
-                        "--methods", ",".join(["noisy", *calib])], capsys)
+    code, _, err = cli(
+        [
+            "bench",
+            "calibration",
+            *TINY,
+            "--out",
+            str(out),
+            "--targets",
+            "a",
+            "--no-report",
+            "--methods",
+            ",".join(["noisy", *calib]),
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = check_tables(out)
     assert [r["method"] for r in res["rows"] if r["target"] == "a"] == ["noisy", *calib]
@@ -299,16 +371,40 @@ def test_calibration_protocol_methods(tmp_path: Path, capsys: pytest.CaptureFixt
         assert {"b", "c"} <= set(cells[("default", "a", 0, "calib-adl")]["acceptance"])
 
 
-def test_crossval_on_polyu_real_srgb_noise(shared_data: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_crossval_on_polyu_real_srgb_noise(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The sRGB side of Table 1 on real noise: a PolyU camera held out, the others as sources."""
     polyu = shared_data / "polyu"
     if not polyu.is_dir():
         pytest.skip(f"{polyu} not found")
     out = tmp_path / "polyu"
-    code, stdout, err = cli(["bench", "crossval", "--data", f"polyu:{polyu}", "--budget", "tiny", "--threads", "1",
-                             "--crops", "1", "--targets", "Sony", "--target-pairs", "3", "--test-pairs", "2",
-                             "--methods", "noisy,wavelet,finetune,adl", "--out", str(out), "--json"], capsys)
+    code, stdout, err = cli(
+        [
+            "bench",
+            "crossval",
+            "--data",
+            f"polyu:{polyu}",
+            "--budget",
+            "tiny",
+            "--threads",
+            "1",
+            "--crops",
+            "1",
+            "--targets",
+            "Sony",
+            "--target-pairs",
+            "3",
+            "--test-pairs",
+            "2",
+            "--methods",
+            "noisy,wavelet,finetune,adl",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = check_tables(out)
     assert check_metrics_files(out) == 2
@@ -387,8 +483,8 @@ def test_concat_datasets_and_combined_spec(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(both) == len(a) + len(b) and both.name == "one+two" and both.sensors == ["a", "b", "c"]
     ids = [r.sample_id for r in both.records]
     assert len(set(ids)) == len(ids)
-    assert ids[:len(a)] == [r.sample_id for r in a.records]  # the first part keeps its ids
-    clash = [i for i in ids[len(a):] if i.startswith("two/")]
+    assert ids[: len(a)] == [r.sample_id for r in a.records]  # the first part keeps its ids
+    clash = [i for i in ids[len(a) :] if i.startswith("two/")]
     assert clash and all(i.split("/", 1)[1].startswith("b-") for i in clash)  # only colliding ids renamed
     assert "c-source-000" in ids  # unique ids stay as they are
     # loader dispatch: each record decoded by its own part, under the new id

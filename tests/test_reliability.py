@@ -90,14 +90,19 @@ def rgb_png(path: Path, h: int = 40, w: int = 48) -> Path:
 # 1. no input is overwritten: one shared guard in every writer
 # --------------------------------------------------------------------------------------------
 
+
 def test_same_file_spellings_and_links(tmp_path: Path) -> None:
     a = tmp_path / "a.dng"
     a.write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     os.symlink(a, tmp_path / "sym.dng")
     os.link(a, tmp_path / "hard.dng")
-    for other in (tmp_path / "." / "a.dng", tmp_path / "sub" / ".." / "a.dng", tmp_path / "sym.dng",
-                  tmp_path / "hard.dng"):
+    for other in (
+        tmp_path / "." / "a.dng",
+        tmp_path / "sub" / ".." / "a.dng",
+        tmp_path / "sym.dng",
+        tmp_path / "hard.dng",
+    ):
         assert same_file(a, other), other
     assert not same_file(a, tmp_path / "b.dng")
     assert same_file(tmp_path / "new.png", tmp_path / "sub" / ".." / "new.png")  # neither exists
@@ -120,8 +125,7 @@ def test_calibrate_refuses_to_overwrite_its_input(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.parametrize("kind", ["dng", "npy", "jpg"])
-def test_simulate_refuses_to_overwrite_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  kind: str) -> None:
+def test_simulate_refuses_to_overwrite_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str) -> None:
     if kind == "dng":
         src = small_dng(tmp_path / "in.dng")
     elif kind == "npy":
@@ -162,8 +166,9 @@ def test_denoise_refuses_links_to_the_input(tmp_path: Path, capsys: pytest.Captu
     for out in ("hard.dng", "sym.dng"):
         code, _, err = run_cli(["denoise", str(run), str(src), "-o", str(tmp_path / out)], capsys)
         assert code == 2 and "refusing to overwrite the input" in one_error_line(err, out)
-    code, _, err = run_cli(["denoise", str(run), str(src), "-o", str(tmp_path / "o.dng"), "--preview",
-                            str(tmp_path / "hard.dng")], capsys)
+    code, _, err = run_cli(
+        ["denoise", str(run), str(src), "-o", str(tmp_path / "o.dng"), "--preview", str(tmp_path / "hard.dng")], capsys
+    )
     assert code == 2 and "refusing" in one_error_line(err, "hard.dng")
     assert sha(src) == before
 
@@ -189,6 +194,7 @@ def test_meta_init_and_report_refuse_their_inputs(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # 2. non-finite input and weights
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e300])
 def test_denoise_refuses_non_finite_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: float) -> None:
@@ -216,6 +222,7 @@ def test_model_with_non_finite_weights_is_refused(tmp_path: Path) -> None:
 # 3. run folder lock
 # --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ds():  # type: ignore[no-untyped-def]
     return make_multisensor_dataset(sensors=("a", "b", "c"), per_sensor=12, size=24)
@@ -231,9 +238,12 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_second_training_in_a_locked_folder_is_refused(ds, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                       capsys: pytest.CaptureFixture[str],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_training_in_a_locked_folder_is_refused(
+    ds,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
     try:
@@ -244,8 +254,10 @@ def test_second_training_in_a_locked_folder_is_refused(ds, tmp_path: Path,  # ty
                 run_training(cfg, run, dataset=ds, progress=False, resume=resume)
             assert f"PID {holder.pid}" in str(err.value) and str(run) in str(err.value)
         monkeypatch.setitem(registry.NAMED, "multisensor", "fixtures_data:make_multisensor_dataset")
-        code, _, err_text = run_cli(["train", "target-only", "--data", "multisensor", "--target", "a",
-                                     "--out", str(run), "--no-progress"], capsys)
+        code, _, err_text = run_cli(
+            ["train", "target-only", "--data", "multisensor", "--target", "a", "--out", str(run), "--no-progress"],
+            capsys,
+        )
         assert code == 2 and f"PID {holder.pid}" in one_error_line(err_text, str(run))
         assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]  # nothing written by the refused runs
     finally:
@@ -270,12 +282,16 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
 # 4. a run killed before its first checkpoint can be resumed; stale temporaries are removed
 # --------------------------------------------------------------------------------------------
 
+
 class _Killed(BaseException):
     """Stands for kill -9: not an Exception, so nothing catches it on the way out."""
 
 
-def test_run_killed_before_first_state_resumes_from_step_0(ds, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_killed_before_first_state_resumes_from_step_0(
+    ds,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     cfg = tiny_train_config("target-only", iters=3)
     run = tmp_path / "run"
 
@@ -313,6 +329,7 @@ def test_folder_with_only_stale_temporaries_is_fresh(ds, tmp_path: Path) -> None
 # 5. DNG rationals for large black levels; outputs checked before computing; full disk
 # --------------------------------------------------------------------------------------------
 
+
 def test_dng_with_black_level_above_4295(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rational(5000.0) == (5000, 1) and rational(2056.5) == (4113, 2)
     num, den = rational(-0.7654321, signed=True)
@@ -328,8 +345,9 @@ def test_dng_with_black_level_above_4295(tmp_path: Path, capsys: pytest.CaptureF
         assert sorted(r.black_level_per_channel) == [5000, 5001, 5002, 5003] and r.white_level == 65535
 
 
-def test_unwritable_outputs_are_refused_before_computing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_outputs_are_refused_before_computing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rawadapt.eval import inference
 
     def no_compute(*a, **k):  # type: ignore[no-untyped-def]
@@ -340,11 +358,13 @@ def test_unwritable_outputs_are_refused_before_computing(tmp_path: Path, capsys:
     src = small_dng(tmp_path / "in.dng")
     (tmp_path / "folder.dng").mkdir()
     (tmp_path / "afile").write_text("x")
-    cases = [["-o", str(tmp_path / "folder.dng")],
-             ["-o", str(tmp_path / "afile" / "o.dng")],
-             ["-o", str(tmp_path / "afile" / "deeper" / "o.dng")],
-             ["-o", str(tmp_path / "ok.dng"), "--preview", str(tmp_path / "afile" / "p.png")],
-             ["-o", str(tmp_path / "ok.dng"), "--preview", str(tmp_path / "folder.dng")]]
+    cases = [
+        ["-o", str(tmp_path / "folder.dng")],
+        ["-o", str(tmp_path / "afile" / "o.dng")],
+        ["-o", str(tmp_path / "afile" / "deeper" / "o.dng")],
+        ["-o", str(tmp_path / "ok.dng"), "--preview", str(tmp_path / "afile" / "p.png")],
+        ["-o", str(tmp_path / "ok.dng"), "--preview", str(tmp_path / "folder.dng")],
+    ]
     if os.geteuid() != 0:  # root writes into read-only folders
         ro = tmp_path / "ro"
         ro.mkdir()
@@ -358,8 +378,9 @@ def test_unwritable_outputs_are_refused_before_computing(tmp_path: Path, capsys:
     assert not (tmp_path / "ok.dng").exists() and not list(tmp_path.glob(".*.tmp-*"))
 
 
-def test_full_disk_names_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = model_dir(tmp_path, DNCNN_RAW, "run")
     src = tmp_path / "in.npy"
     np.save(src, np.random.default_rng(0).random((4, 8, 8)).astype(np.float32))
@@ -377,6 +398,7 @@ def test_full_disk_names_the_output(tmp_path: Path, capsys: pytest.CaptureFixtur
 # --------------------------------------------------------------------------------------------
 # 6. memory bounds: model files and large images
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def no_real_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -396,8 +418,9 @@ def no_real_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.parametrize("change", [{"width": 512}, {"depth": 60}, {"width": 100000}, {"depth": 6}])
-def test_oversized_model_config_is_refused_before_building(tmp_path: Path, no_real_build: list[str],
-                                                           change: dict) -> None:
+def test_oversized_model_config_is_refused_before_building(
+    tmp_path: Path, no_real_build: list[str], change: dict
+) -> None:
     run = model_dir(tmp_path, {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2}, "run")
     js = run / "model.json"
     meta = json.loads(js.read_text())
@@ -441,7 +464,7 @@ def test_weights_file_is_checked_from_its_header(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_model(run)
     with open(w, "wb") as fh:  # a sparse 6 GB file is refused from its size, never read
-        fh.write(blob[:8 + n])
+        fh.write(blob[: 8 + n])
         fh.truncate(6 * 2**30)
     with pytest.raises(CheckpointError, match="exceeds the limit"):
         load_model(run)
@@ -452,20 +475,22 @@ def _png_header_only(path: Path, w: int, h: int) -> Path:
         return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    )
     return path
 
 
-def test_huge_declared_images_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_declared_images_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = model_dir(tmp_path, DNCNN_SRGB, "run")
     bomb = _png_header_only(tmp_path / "bomb.png", 12000, 12000)
     jpg = tmp_path / "huge.jpg"
     write_image(jpg, np.zeros((3, 16, 16), np.float32))
     data = bytearray(jpg.read_bytes())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)  # height, width of the frame
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)  # height, width of the frame
     jpg.write_bytes(bytes(data))
     for src in (bomb, jpg):
         for argv in (["info", str(src)], ["denoise", str(run), str(src), "-o", str(tmp_path / "o.png")]):
@@ -501,6 +526,7 @@ def test_srgb_read_and_write_make_no_full_size_float_copies(tmp_path: Path) -> N
 # --------------------------------------------------------------------------------------------
 # 7. exit 1 "internal error" -> exit 2 naming the file
 # --------------------------------------------------------------------------------------------
+
 
 def _npy_variants(tmp_path: Path) -> dict[str, Path]:
     good = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
@@ -556,8 +582,10 @@ def test_dng_renamed_tif_exits_2(shared_data: Path, tmp_path: Path, capsys: pyte
 # 8. garbage LibRaw would only guess at, corrupt DNG headers, non-finite levels
 # --------------------------------------------------------------------------------------------
 
-def test_headerless_dump_renamed_dng_is_refused(shared_data: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_headerless_dump_renamed_dng_is_refused(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for ext in (".dng", ".nef", ".cr2"):
         src = tmp_path / f"dump{ext}"
         shutil.copyfile(shared_data / NIKON_RAW, src)
@@ -570,17 +598,18 @@ def _set_bps(src: Path, dst: Path, bps: int) -> Path:
     data = bytearray(src.read_bytes())
     e = "<" if data[:2] == b"II" else ">"
     off = struct.unpack(e + "I", data[4:8])[0]
-    for i in range(struct.unpack(e + "H", data[off:off + 2])[0]):
+    for i in range(struct.unpack(e + "H", data[off : off + 2])[0]):
         q = off + 2 + 12 * i
-        if struct.unpack(e + "H", data[q:q + 2])[0] == 258:
-            data[q + 8:q + 10] = struct.pack(e + "H", bps)
+        if struct.unpack(e + "H", data[q : q + 2])[0] == 258:
+            data[q + 8 : q + 10] = struct.pack(e + "H", bps)
     dst.write_bytes(bytes(data))
     return dst
 
 
 @pytest.mark.parametrize("bps", [0, 1, 8, 12])
-def test_dng_with_wrong_bits_per_sample_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                   bps: int) -> None:
+def test_dng_with_wrong_bits_per_sample_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bps: int
+) -> None:
     src = _set_bps(small_dng(tmp_path / "ok.dng"), tmp_path / f"bps{bps}.dng", bps)
     code, _, err = run_cli(["info", str(src)], capsys)
     assert code == 2 and "corrupt DNG header" in one_error_line(err, src.name)
@@ -596,10 +625,19 @@ def test_real_dng_with_wrong_bits_per_sample(shared_data: Path, tmp_path: Path) 
             read_raw(_set_bps(shared_data / CANON, tmp_path / f"c{bps}.dng", bps))
 
 
-@pytest.mark.parametrize("levels", [["--white", "nan"], ["--white", "inf"], ["--white", "70000"],
-                                    ["--white", "15520", "--black", "nan"], ["--white", "15520", "--black", "-5"]])
-def test_info_refuses_non_finite_or_out_of_range_levels(shared_data: Path, capsys: pytest.CaptureFixture[str],
-                                                        levels: list[str]) -> None:
+@pytest.mark.parametrize(
+    "levels",
+    [
+        ["--white", "nan"],
+        ["--white", "inf"],
+        ["--white", "70000"],
+        ["--white", "15520", "--black", "nan"],
+        ["--white", "15520", "--black", "-5"],
+    ],
+)
+def test_info_refuses_non_finite_or_out_of_range_levels(
+    shared_data: Path, capsys: pytest.CaptureFixture[str], levels: list[str]
+) -> None:
     src = shared_data / NIKON_RAW
     code, _, err = run_cli(["info", str(src), "--width", "768", "--height", "512", "--cfa", "RGGB", *levels], capsys)
     assert code == 2 and "level" in one_error_line(err, src.name)

@@ -28,8 +28,10 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("headless Chromium not installed (`make browser` installs Debian's chromium; apt-get "
-                "install -y chromium as root)")
+    pytest.skip(
+        "headless Chromium not installed (`make browser` installs Debian's chromium; apt-get "
+        "install -y chromium as root)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +42,20 @@ def bench_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from rawadapt.eval.protocols import BenchSettings, run_protocol
 
     out = tmp_path_factory.mktemp("report") / "bench"
-    run_protocol(BenchSettings("crossval", data="multisensor", out=str(out), targets=["a", "b"],
-                               methods=["noisy", "finetune", "adl"], budget="tiny", threads=1, crops=2),
-                 progress=False, dataset=make_multisensor_dataset())
+    run_protocol(
+        BenchSettings(
+            "crossval",
+            data="multisensor",
+            out=str(out),
+            targets=["a", "b"],
+            methods=["noisy", "finetune", "adl"],
+            budget="tiny",
+            threads=1,
+            crops=2,
+        ),
+        progress=False,
+        dataset=make_multisensor_dataset(),
+    )
     return out
 
 
@@ -110,20 +123,40 @@ def test_report_renders_in_headless_chromium(bench_dir: Path, tmp_path: Path) ->
     exe = chromium()
     report = (bench_dir / "report.html").resolve()
     shot = tmp_path / "shot.png"
-    common = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
-              "--v=0"]
-    run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    common = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    run = subprocess.run(
+        [*common, f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.is_file(), run.stderr[-2000:]
     dom = subprocess.run([*common, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     # no JavaScript/console errors and no failed resource loads
     logs = run.stderr + dom.stderr
-    bad = [ln for ln in logs.splitlines()
-           if ("CONSOLE" in ln and ("error" in ln.lower() or "uncaught" in ln.lower()))
-           or "Uncaught" in ln or "Failed to load resource" in ln or "ERR_FILE_NOT_FOUND" in ln]
+    bad = [
+        ln
+        for ln in logs.splitlines()
+        if ("CONSOLE" in ln and ("error" in ln.lower() or "uncaught" in ln.lower()))
+        or "Uncaught" in ln
+        or "Failed to load resource" in ln
+        or "ERR_FILE_NOT_FOUND" in ln
+    ]
     assert not bad, bad
     # the DOM the browser built shows the tables with results.json's numbers and decodable images
     p = _Collector()
@@ -153,8 +186,10 @@ def test_report_of_another_benchmark_is_generic(tmp_path: Path) -> None:
 
     (tmp_path / "figures").mkdir()
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "figures" / "fig5.png")
-    rows = [{"method": "lan", "loss": "zsn2n", "psnr": 39.2812, "iters": 20},
-            {"method": "full", "loss": "zsn2n", "psnr": float("nan"), "iters": 20}]
+    rows = [
+        {"method": "lan", "loss": "zsn2n", "psnr": 39.2812, "iters": 20},
+        {"method": "full", "loss": "zsn2n", "psnr": float("nan"), "iters": 20},
+    ]
     (tmp_path / "results.json").write_text(json.dumps({"settings": {}, "rows": rows}))
     page = write_report(tmp_path).read_text()
     p = _Collector()

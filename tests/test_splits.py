@@ -20,9 +20,20 @@ def _loader(rec: SampleRecord) -> Sample:
 
 def _dataset(spec: dict[str, list[tuple[str, str | None]]]) -> PairDataset:
     """sensor -> [(scene, split)] records."""
-    recs = [SampleRecord(sample_id=f"{s}-{i}", sensor=s, iso=100.0, scene=scene, noisy_path=f"/x/{s}{i}",
-                         clean_path=f"/y/{s}{i}", space="srgb", split=split)
-            for s, items in spec.items() for i, (scene, split) in enumerate(items)]
+    recs = [
+        SampleRecord(
+            sample_id=f"{s}-{i}",
+            sensor=s,
+            iso=100.0,
+            scene=scene,
+            noisy_path=f"/x/{s}{i}",
+            clean_path=f"/y/{s}{i}",
+            space="srgb",
+            split=split,
+        )
+        for s, items in spec.items()
+        for i, (scene, split) in enumerate(items)
+    ]
     return PairDataset(recs, _loader, name="t", space="srgb")
 
 
@@ -62,8 +73,12 @@ def test_determinism_and_seed_dependence(polyu_ds: PairDataset) -> None:
     b = leave_one_sensor_out(polyu_ds, "Canon5D2", target_pairs=10, seed=0)
     assert [r.sample_id for r in a.target_pool.records] == [r.sample_id for r in b.target_pool.records]
     assert [r.sample_id for r in a.target_test.records] == [r.sample_id for r in b.target_test.records]
-    pools = {tuple(r.sample_id for r in leave_one_sensor_out(polyu_ds, "Canon5D2", target_pairs=10, seed=s)
-                   .target_pool.records) for s in range(5)}
+    pools = {
+        tuple(
+            r.sample_id for r in leave_one_sensor_out(polyu_ds, "Canon5D2", target_pairs=10, seed=s).target_pool.records
+        )
+        for s in range(5)
+    }
     assert len(pools) > 1  # another seed, another pool
 
 
@@ -96,9 +111,11 @@ def test_fallback_keeps_a_test_scene() -> None:
 
 def test_roles_like_the_synth_benchmark() -> None:
     spec = {
-        "A": [(f"a{i}", "source") for i in range(4)] + [(f"at{i}", "target") for i in range(6)]
+        "A": [(f"a{i}", "source") for i in range(4)]
+        + [(f"at{i}", "target") for i in range(6)]
         + [(f"ae{i}", "test") for i in range(3)],
-        "B": [(f"b{i}", "source") for i in range(5)] + [(f"bt{i}", "target") for i in range(2)]
+        "B": [(f"b{i}", "source") for i in range(5)]
+        + [(f"bt{i}", "target") for i in range(2)]
         + [(f"be{i}", "test") for i in range(2)],
     }
     ds = _dataset(spec)

@@ -77,8 +77,9 @@ def test_receptive_field_beyond_guard_shows_seams() -> None:
 
 def _unet(gain: float = 1.0, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    m = build_model({"arch": "unet", "in_channels": 3, "width": 8, "depth": 2, "use_sensor": False,
-                     "use_iso": False}).eval()
+    m = build_model(
+        {"arch": "unet", "in_channels": 3, "width": 8, "depth": 2, "use_sensor": False, "use_iso": False}
+    ).eval()
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):

@@ -10,8 +10,21 @@ import pytest
 from rawadapt.cli.main import main
 from rawadapt.data import registry
 
-TINY = ["--data", "multisensor", "--model", "unet", "--width", "4", "--patch", "16", "--batch", "4",
-        "--target-pairs", "3", "--no-progress"]
+TINY = [
+    "--data",
+    "multisensor",
+    "--model",
+    "unet",
+    "--width",
+    "4",
+    "--patch",
+    "16",
+    "--batch",
+    "4",
+    "--target-pairs",
+    "3",
+    "--no-progress",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +44,25 @@ def test_train_json_last_line_and_evaluate(tmp_path: Path, capsys: pytest.Captur
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text("model: {kwargs: {depth: 2}}\nlog_every: 2\ntensorboard: false\n")
     run = tmp_path / "run"
-    code, out, err = cli(["train", "finetune", "--target", "b", "--iters", "3", "--finetune-iters", "2",
-                          "--config", str(cfg), "--out", str(run), "--json", *TINY], capsys)
+    code, out, err = cli(
+        [
+            "train",
+            "finetune",
+            "--target",
+            "b",
+            "--iters",
+            "3",
+            "--finetune-iters",
+            "2",
+            "--config",
+            str(cfg),
+            "--out",
+            str(run),
+            "--json",
+            *TINY,
+        ],
+        capsys,
+    )
     assert code == 0, err
     m = json.loads(out.strip().splitlines()[-1])
     assert m["strategy"] == "finetune" and m["target"] == "b" and m["iterations"]["total"] == 5
@@ -58,8 +88,9 @@ def test_train_json_last_line_and_evaluate(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_train_resume_errors_and_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(["train", "finetune", "--target", "a", "--out", str(tmp_path / "none"), "--resume", *TINY],
-                       capsys)
+    code, _, err = cli(
+        ["train", "finetune", "--target", "a", "--out", str(tmp_path / "none"), "--resume", *TINY], capsys
+    )
     assert code == 2 and "nothing to resume" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {patchh: 3}\n")

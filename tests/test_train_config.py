@@ -34,17 +34,20 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert load_config(p) == TrainConfig()
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("strategy: finetune\ndata: {patchh: 32}\n", "data.patchh: unknown setting"),
-    ("iters: -3\n", "iters:"),
-    ("data: {batch: many}\n", "data.batch:"),
-    ("strategy: magic\n", "unknown strategy 'magic'"),
-    ("optim: {schedule: linear}\n", "optim.schedule:"),
-    ("model: {arch: unet, kwargs: {in_channels: 3}}\n", "set from the data by the engine"),
-    ("data: {sources: []}\n", "data.sources:"),
-    ("optim: {betas: [0.9, 1.5]}\n", "betas must lie in [0, 1)"),
-    ("adl: {anything: 1}\n", "adl.anything: unknown setting"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("strategy: finetune\ndata: {patchh: 32}\n", "data.patchh: unknown setting"),
+        ("iters: -3\n", "iters:"),
+        ("data: {batch: many}\n", "data.batch:"),
+        ("strategy: magic\n", "unknown strategy 'magic'"),
+        ("optim: {schedule: linear}\n", "optim.schedule:"),
+        ("model: {arch: unet, kwargs: {in_channels: 3}}\n", "set from the data by the engine"),
+        ("data: {sources: []}\n", "data.sources:"),
+        ("optim: {betas: [0.9, 1.5]}\n", "betas must lie in [0, 1)"),
+        ("adl: {anything: 1}\n", "adl.anything: unknown setting"),
+    ],
+)
 def test_invalid_settings(tmp_path: Path, text: str, needle: str) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -70,8 +73,9 @@ def test_overrides_and_resolved_values() -> None:
     cfg = config_from_dict({"strategy": "finetune", "iters": 100, "optim": {"lr": 2e-3}})
     assert cfg.stage_iters("pretrain") == 100 and cfg.stage_iters("finetune") == 100
     assert cfg.resolved_finetune_lr() == pytest.approx(2e-3 * cfg.finetune_lr_factor)
-    cfg2 = with_overrides(cfg, {"data": {"patch": 32}, "finetune_iters": 7, "finetune_lr": 1e-4,
-                                "model": {"kwargs": {"width": 8}}})
+    cfg2 = with_overrides(
+        cfg, {"data": {"patch": 32}, "finetune_iters": 7, "finetune_lr": 1e-4, "model": {"kwargs": {"width": 8}}}
+    )
     assert cfg2.data.patch == 32 and cfg2.data.batch == cfg.data.batch  # nested merge keeps siblings
     assert cfg2.stage_iters("finetune") == 7 and cfg2.resolved_finetune_lr() == 1e-4
     assert set(config_diff(cfg, cfg2)) == {"data.patch", "finetune_iters", "finetune_lr", "model.kwargs"}

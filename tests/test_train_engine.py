@@ -153,8 +153,9 @@ def test_resume_of_pooled_pretrain_and_second_interrupt(ds, tmp_path: Path) -> N
     assert_same_weights(weights(tmp_path / "full"), weights(run))
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signal handlers need the main thread")
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signal handlers need the main thread"
+)
 def test_ctrl_c_saves_state_and_resumes_exactly(ds, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = tiny_train_config("target-only", iters=8)
     run_training(cfg, tmp_path / "full", dataset=ds, progress=False)
@@ -199,8 +200,15 @@ def test_run_folder_contents(ds, tmp_path: Path) -> None:  # type: ignore[no-unt
     cfg = tiny_train_config("finetune", iters=3, eval_every=2, eval_images=2)
     run = tmp_path / "run"
     metrics = run_training(cfg, run, dataset=ds, progress=False)
-    for name in ("config.yaml", "model.safetensors", "model.json", "metrics.json", "log.csv", "eval.csv",
-                 "training_state.pt"):
+    for name in (
+        "config.yaml",
+        "model.safetensors",
+        "model.json",
+        "metrics.json",
+        "log.csv",
+        "eval.csv",
+        "training_state.pt",
+    ):
         assert (run / name).is_file(), name
     assert load_config(run / "config.yaml") == cfg
     on_disk = json.loads((run / "metrics.json").read_text())
@@ -235,8 +243,18 @@ def test_custom_stage_extra_log_keys(ds, tmp_path: Path, monkeypatch: pytest.Mon
             return {"custom": True}
 
     def build(config, data):  # type: ignore[no-untyped-def]
-        return [Counting("count", {data.target: data.target_pool}, 4, lr=config.optim.lr, optim=config.optim,
-                         patch=16, batch=2, seed=config.seed)]
+        return [
+            Counting(
+                "count",
+                {data.target: data.target_pool},
+                4,
+                lr=config.optim.lr,
+                optim=config.optim,
+                patch=16,
+                batch=2,
+                seed=config.seed,
+            )
+        ]
 
     register_strategy("custom", build, description="test")
     try:

@@ -27,16 +27,36 @@ tensorboard: false
 """
 
 
-def test_tiny_finetune_on_synth_beats_noisy_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_finetune_on_synth_beats_noisy_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("RAWADAPT_SYNTH_SIZE", "tiny")  # built once per test session in its cache
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(CONFIG)
     run = tmp_path / "ft"
     with pytest.raises(SystemExit) as exc:
-        main(["train", "finetune", "--data", "synth", "--target", "G4", "--target-pairs", "6",
-              "--pretrain-iters", "400", "--finetune-iters", "100", "--config", str(cfg), "--out", str(run),
-              "--json", "--no-progress"])
+        main(
+            [
+                "train",
+                "finetune",
+                "--data",
+                "synth",
+                "--target",
+                "G4",
+                "--target-pairs",
+                "6",
+                "--pretrain-iters",
+                "400",
+                "--finetune-iters",
+                "100",
+                "--config",
+                str(cfg),
+                "--out",
+                str(run),
+                "--json",
+                "--no-progress",
+            ]
+        )
     out = capsys.readouterr()
     assert exc.value.code == 0, out.err[-2000:]
     m = json.loads(out.out.strip().splitlines()[-1])

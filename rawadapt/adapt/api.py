@@ -38,11 +38,24 @@ from rawadapt.errors import ConfigError
 from rawadapt.models.base import Denoiser
 from rawadapt.utils.registry import Registry
 
-DEFAULT_LR: dict[str, float] = {"lan": LAN_LR, "full": FINETUNE_LR, "first-layer": FINETUNE_LR,
-                                "last-layer": FINETUNE_LR, "meta": FINETUNE_LR}
+DEFAULT_LR: dict[str, float] = {
+    "lan": LAN_LR,
+    "full": FINETUNE_LR,
+    "first-layer": FINETUNE_LR,
+    "last-layer": FINETUNE_LR,
+    "meta": FINETUNE_LR,
+}
 
-__all__ = ["AdaptResult", "Adapter", "ADAPT_METHODS", "LOSSES", "DEFAULT_LR", "make_adapter", "adapt_image",
-           "adapt_images"]
+__all__ = [
+    "AdaptResult",
+    "Adapter",
+    "ADAPT_METHODS",
+    "LOSSES",
+    "DEFAULT_LR",
+    "make_adapter",
+    "adapt_image",
+    "adapt_images",
+]
 
 
 class Adapter(Protocol):
@@ -50,9 +63,17 @@ class Adapter(Protocol):
 
     method: str
 
-    def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
-              callback: Callable[[int, float], None] | None = None) -> AdaptResult: ...
+    def adapt(
+        self,
+        noisy: np.ndarray | torch.Tensor,
+        *,
+        clean: np.ndarray | torch.Tensor | None = None,
+        sensor: str | None = None,
+        iso: float | None = None,
+        cfa: str | None = None,
+        seed: int = 0,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> AdaptResult: ...
 
 
 #: test-time method name -> ``factory(model, *, method, loss, iters, lr, bound, track_ssim, loss_options)``
@@ -60,29 +81,75 @@ ADAPT_METHODS: Registry[Callable[..., Adapter]] = Registry("adaptation method")
 
 
 @ADAPT_METHODS.register("lan")
-def _lan(model: Denoiser, *, method: str, loss: Any, iters: int, lr: float, bound: str, track_ssim: bool,
-         loss_options: dict[str, Any] | None) -> Adapter:
-    return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound,  # type: ignore[arg-type]
-                      track_ssim=track_ssim, loss_options=loss_options)
+def _lan(
+    model: Denoiser,
+    *,
+    method: str,
+    loss: Any,
+    iters: int,
+    lr: float,
+    bound: str,
+    track_ssim: bool,
+    loss_options: dict[str, Any] | None,
+) -> Adapter:
+    return LANAdapter(
+        model,
+        loss=loss,
+        iters=iters,
+        lr=lr,
+        bound=bound,  # type: ignore[arg-type]
+        track_ssim=track_ssim,
+        loss_options=loss_options,
+    )
 
 
 def _finetune(scope: str) -> Callable[..., Adapter]:
-    def factory(model: Denoiser, *, method: str, loss: Any, iters: int, lr: float, bound: str, track_ssim: bool,
-                loss_options: dict[str, Any] | None) -> Adapter:
-        return FineTuneAdapter(model, scope=scope, loss=loss, iters=iters, lr=lr,  # type: ignore[arg-type]
-                               track_ssim=track_ssim, loss_options=loss_options, method=method)
+    def factory(
+        model: Denoiser,
+        *,
+        method: str,
+        loss: Any,
+        iters: int,
+        lr: float,
+        bound: str,
+        track_ssim: bool,
+        loss_options: dict[str, Any] | None,
+    ) -> Adapter:
+        return FineTuneAdapter(
+            model,
+            scope=scope,
+            loss=loss,
+            iters=iters,
+            lr=lr,  # type: ignore[arg-type]
+            track_ssim=track_ssim,
+            loss_options=loss_options,
+            method=method,
+        )
 
     return factory
 
 
-for _method, _scope in (("full", "full"), ("first-layer", "first-layer"), ("last-layer", "last-layer"),
-                        ("meta", "full")):  # meta = full fine-tuning from a meta-initialised model
+for _method, _scope in (
+    ("full", "full"),
+    ("first-layer", "first-layer"),
+    ("last-layer", "last-layer"),
+    ("meta", "full"),
+):  # meta = full fine-tuning from a meta-initialised model
     ADAPT_METHODS.register(_method, _finetune(_scope))
 
 
-def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSupervisedLoss = "zsn2n",
-                 iters: int = 20, lr: float | None = None, bound: str = "tanh", track_ssim: bool = True,
-                 loss_options: dict[str, Any] | None = None, meta_info: dict[str, Any] | None = None) -> Adapter:
+def make_adapter(
+    model: Denoiser,
+    method: str = "lan",
+    *,
+    loss: str | SelfSupervisedLoss = "zsn2n",
+    iters: int = 20,
+    lr: float | None = None,
+    bound: str = "tanh",
+    track_ssim: bool = True,
+    loss_options: dict[str, Any] | None = None,
+    meta_info: dict[str, Any] | None = None,
+) -> Adapter:
     """Build the adapter of one method.
 
     Parameters
@@ -118,29 +185,57 @@ def make_adapter(model: Denoiser, method: str = "lan", *, loss: str | SelfSuperv
         lr = DEFAULT_LR.get(method, FINETUNE_LR)
         if method == "meta" and meta_info and meta_info.get("inner_lr"):
             lr = float(meta_info["inner_lr"])
-    return factory(model, method=method, loss=loss, iters=iters, lr=lr, bound=bound, track_ssim=track_ssim,
-                   loss_options=loss_options)
+    return factory(
+        model,
+        method=method,
+        loss=loss,
+        iters=iters,
+        lr=lr,
+        bound=bound,
+        track_ssim=track_ssim,
+        loss_options=loss_options,
+    )
 
 
-def adapt_image(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, method: str = "lan",
-                loss: str | SelfSupervisedLoss = "zsn2n", iters: int = 20, lr: float | None = None,
-                clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
-                iso: float | None = None, cfa: str | None = None, seed: int = 0, bound: str = "tanh",
-                loss_options: dict[str, Any] | None = None) -> AdaptResult:
+def adapt_image(
+    model: Denoiser,
+    noisy: np.ndarray | torch.Tensor,
+    *,
+    method: str = "lan",
+    loss: str | SelfSupervisedLoss = "zsn2n",
+    iters: int = 20,
+    lr: float | None = None,
+    clean: np.ndarray | torch.Tensor | None = None,
+    sensor: str | None = None,
+    iso: float | None = None,
+    cfa: str | None = None,
+    seed: int = 0,
+    bound: str = "tanh",
+    loss_options: dict[str, Any] | None = None,
+) -> AdaptResult:
     """Adapt to ONE noisy image ``(C, H, W)`` (3 sRGB planes or 4 packed RAW planes) and denoise it.
 
     See :func:`make_adapter` for the parameters; ``clean`` adds per-iteration PSNR/SSIM; ``cfa``
     is the Bayer phase of packed RAW input (see :func:`rawadapt.adapt.common.model_fn`); the
     model is left exactly as it was.
     """
-    return make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound,
-                        loss_options=loss_options).adapt(noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)
+    return make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound, loss_options=loss_options).adapt(
+        noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed
+    )
 
 
-def adapt_images(model: Denoiser, images: Iterable[np.ndarray | torch.Tensor], *, method: str = "lan",
-                 loss: str = "zsn2n", iters: int = 20, lr: float | None = None,
-                 cleans: Iterable[np.ndarray | torch.Tensor | None] | None = None, seed: int = 0,
-                 **kwargs: Any) -> list[AdaptResult]:
+def adapt_images(
+    model: Denoiser,
+    images: Iterable[np.ndarray | torch.Tensor],
+    *,
+    method: str = "lan",
+    loss: str = "zsn2n",
+    iters: int = 20,
+    lr: float | None = None,
+    cleans: Iterable[np.ndarray | torch.Tensor | None] | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> list[AdaptResult]:
     """Adapt to each image independently (a fresh offset / restored weights per image)."""
     adapter = make_adapter(model, method, loss=loss, iters=iters, lr=lr, **kwargs)
     imgs = list(images)

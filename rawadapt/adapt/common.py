@@ -30,6 +30,7 @@ Denoise = Callable[[torch.Tensor], torch.Tensor]
 # Inputs
 # --------------------------------------------------------------------------------------------
 
+
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a parameter-less module)."""
     for p in model.parameters():
@@ -64,8 +65,9 @@ def to_batch(image: np.ndarray | torch.Tensor, model: Denoiser, *, what: str = "
         raise ShapeError(f"{what} must be (C, H, W), got shape {tuple(t.shape)}")
     if t.shape[0] != model.in_channels:
         kind = "packed RAW (4 planes R, G1, G2, B)" if model.in_channels == 4 else "sRGB (3 planes)"
-        raise ShapeError(f"{what} has {t.shape[0]} channels but the {model.arch} model expects "
-                         f"{model.in_channels}: {kind}")
+        raise ShapeError(
+            f"{what} has {t.shape[0]} channels but the {model.arch} model expects {model.in_channels}: {kind}"
+        )
     t = t.detach().to(device=model_device(model), dtype=torch.float32)[None]
     check_input(t, min_size=min_input_size(model), what=what)
     if not torch.isfinite(t).all():
@@ -73,8 +75,14 @@ def to_batch(image: np.ndarray | torch.Tensor, model: Denoiser, *, what: str = "
     return t
 
 
-def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = None,
-             cfa: str | None = None, noise: tuple[float, float] | None = None) -> Denoise:
+def model_fn(
+    model: Denoiser,
+    *,
+    sensor: str | None = None,
+    iso: float | None = None,
+    cfa: str | None = None,
+    noise: tuple[float, float] | None = None,
+) -> Denoise:
     """``f(x) = model(x, sensor, iso)`` for any batch size (metadata repeated per item).
 
     For a RAW model and an input of Bayer phase ``cfa`` other than the model's ``raw_phase``,
@@ -85,10 +93,17 @@ def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = 
     dev = model_device(model)
     sid = model.sensor_ids([sensor], device=dev) if model.uses_metadata else None
     iso_t = None if iso is None else torch.tensor([float(iso)], dtype=torch.float32, device=dev)
-    noise_t = (torch.tensor([list(noise)], dtype=torch.float32, device=dev)
-               if noise is not None and getattr(model, "uses_noise", False) else None)
-    unify = (cfa is not None and model.in_channels == 4 and getattr(model, "raw_phase", None) == "RGGB"
-             and cfa.upper() != "RGGB")
+    noise_t = (
+        torch.tensor([list(noise)], dtype=torch.float32, device=dev)
+        if noise is not None and getattr(model, "uses_noise", False)
+        else None
+    )
+    unify = (
+        cfa is not None
+        and model.in_channels == 4
+        and getattr(model, "raw_phase", None) == "RGGB"
+        and cfa.upper() != "RGGB"
+    )
 
     def f(x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -107,6 +122,7 @@ def model_fn(model: Denoiser, *, sensor: str | None = None, iso: float | None = 
 # --------------------------------------------------------------------------------------------
 # Result
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class AdaptResult:
@@ -175,13 +191,23 @@ class AdaptResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (no image arrays)."""
         return {
-            "method": self.method, "loss_name": self.loss_name, "iters": self.iters, "lr": self.lr,
-            "seed": self.seed, "trainable": self.trainable, "seconds": self.seconds,
+            "method": self.method,
+            "loss_name": self.loss_name,
+            "iters": self.iters,
+            "lr": self.lr,
+            "seed": self.seed,
+            "trainable": self.trainable,
+            "seconds": self.seconds,
             "seconds_per_iter": self.seconds_per_iter,
-            "psnr_noisy": self.psnr_noisy, "ssim_noisy": self.ssim_noisy,
-            "psnr_before": self.psnr_before, "psnr_after": self.psnr_after,
-            "ssim_before": self.ssim_before, "ssim_after": self.ssim_after,
-            "loss": list(self.loss), "psnr": list(self.psnr), "ssim": list(self.ssim),
+            "psnr_noisy": self.psnr_noisy,
+            "ssim_noisy": self.ssim_noisy,
+            "psnr_before": self.psnr_before,
+            "psnr_after": self.psnr_after,
+            "ssim_before": self.ssim_before,
+            "ssim_after": self.ssim_after,
+            "loss": list(self.loss),
+            "psnr": list(self.psnr),
+            "ssim": list(self.ssim),
         }
 
 
@@ -196,10 +222,22 @@ def _metrics(pred: torch.Tensor, clean: torch.Tensor, with_ssim: bool) -> tuple[
 # The optimisation loop
 # --------------------------------------------------------------------------------------------
 
-def run_adaptation(*, f: Denoise, make_input: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
-                   lr: float, iters: int, loss: SelfSupervisedLoss, clean: torch.Tensor | None,
-                   noisy: torch.Tensor, method: str, seed: int, track_ssim: bool = True,
-                   callback: Callable[[int, float], None] | None = None) -> AdaptResult:
+
+def run_adaptation(
+    *,
+    f: Denoise,
+    make_input: Callable[[], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    lr: float,
+    iters: int,
+    loss: SelfSupervisedLoss,
+    clean: torch.Tensor | None,
+    noisy: torch.Tensor,
+    method: str,
+    seed: int,
+    track_ssim: bool = True,
+    callback: Callable[[int, float], None] | None = None,
+) -> AdaptResult:
     """Adam on ``params`` for ``iters`` steps of ``loss(f, make_input(), step, iters)``.
 
     Parameters
@@ -253,8 +291,9 @@ def run_adaptation(*, f: Denoise, make_input: Callable[[], torch.Tensor], params
         value = loss(f, make_input(), step, iters)
         v = float(value.detach())
         if not math.isfinite(v):
-            raise NonFiniteError(f"{method}: self-supervised loss became {v} at iteration {step + 1}; "
-                                 "lower the learning rate")
+            raise NonFiniteError(
+                f"{method}: self-supervised loss became {v} at iteration {step + 1}; lower the learning rate"
+            )
         value.backward()
         opt.step()
         seconds += time.perf_counter() - t0
@@ -269,16 +308,28 @@ def run_adaptation(*, f: Denoise, make_input: Callable[[], torch.Tensor], params
         psnrs.append(p)
         ssims.append(s)
     n_train = sum(int(t.numel()) for t in params)
-    return AdaptResult(method=method, loss_name=getattr(loss, "name", type(loss).__name__), iters=int(iters),
-                       lr=float(lr), seed=int(seed), denoised=out[0].detach().float().cpu().numpy(),
-                       adapted_input=x_in[0].detach().float().cpu().numpy(), loss=losses, psnr=psnrs,
-                       ssim=ssims if track_ssim else [], psnr_noisy=psnr_noisy,
-                       ssim_noisy=ssim_noisy if track_ssim else None, seconds=seconds, trainable=n_train)
+    return AdaptResult(
+        method=method,
+        loss_name=getattr(loss, "name", type(loss).__name__),
+        iters=int(iters),
+        lr=float(lr),
+        seed=int(seed),
+        denoised=out[0].detach().float().cpu().numpy(),
+        adapted_input=x_in[0].detach().float().cpu().numpy(),
+        loss=losses,
+        psnr=psnrs,
+        ssim=ssims if track_ssim else [],
+        psnr_noisy=psnr_noisy,
+        ssim_noisy=ssim_noisy if track_ssim else None,
+        seconds=seconds,
+        trainable=n_train,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Restoring weights between images
 # --------------------------------------------------------------------------------------------
+
 
 class WeightSnapshot:
     """A preallocated copy of some tensors, restored in place (no reallocation, no reload).

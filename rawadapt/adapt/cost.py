@@ -65,6 +65,7 @@ COST_METHODS = ("lan", "full")
 # Memory probes
 # --------------------------------------------------------------------------------------------
 
+
 def _status_kb(field: str) -> int | None:
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -128,10 +129,24 @@ def _profiler_peak(adapter: Any, y: Any, seed: int) -> float:
 # One measurement (in this process)
 # --------------------------------------------------------------------------------------------
 
-def measure(*, backbone: str, method: str, loss: str, size: int = 256, iters: int = 5, warmup: int = 2,
-            quick: bool = False, model_path: str | None = None, channels: int = 3, device: str = "cpu",
-            threads: int | None = None, seed: int = 0, profile_memory: bool = True,
-            tune_malloc: bool = True) -> dict[str, Any]:
+
+def measure(
+    *,
+    backbone: str,
+    method: str,
+    loss: str,
+    size: int = 256,
+    iters: int = 5,
+    warmup: int = 2,
+    quick: bool = False,
+    model_path: str | None = None,
+    channels: int = 3,
+    device: str = "cpu",
+    threads: int | None = None,
+    seed: int = 0,
+    profile_memory: bool = True,
+    tune_malloc: bool = True,
+) -> dict[str, Any]:
     """Time and memory of ``iters`` adaptation iterations of one method (see module docstring).
 
     ``tune_malloc=False`` leaves glibc's allocator settings alone (for in-process use: the
@@ -153,8 +168,13 @@ def measure(*, backbone: str, method: str, loss: str, size: int = 256, iters: in
         from rawadapt.adapt.protocol import MODEL_KWARGS
         from rawadapt.models.registry import build_model
 
-        model = build_model({"arch": backbone, "in_channels": channels,
-                             **MODEL_KWARGS[backbone]["quick" if quick else "full"]}).to(device).eval()
+        model = (
+            build_model(
+                {"arch": backbone, "in_channels": channels, **MODEL_KWARGS[backbone]["quick" if quick else "full"]}
+            )
+            .to(device)
+            .eval()
+        )
     gen = torch.Generator().manual_seed(seed)
     y = torch.rand(channels, size, size, generator=gen).to(device)
     adapter = make_adapter(model, method, loss=loss, iters=iters, track_ssim=False)
@@ -206,20 +226,34 @@ def measure(*, backbone: str, method: str, loss: str, size: int = 256, iters: in
     # 3) torch's profiler view of the live tensor memory (CPU)
     prof_peak = _profiler_peak(adapter, y, seed) if profile_memory and not cuda else None
     return {
-        "backbone": backbone if not model_path else getattr(model, "arch", backbone), "method": method,
-        "loss": loss, "size": size, "channels": channels, "iters": iters, "warmup": warmup, "quick": quick,
-        "model": model_path, "parameters": int(sum(p.numel() for p in model.parameters())),
-        "device": str(device), "threads": torch.get_num_threads(),
-        "time_per_iter_s": statistics.median(times) if times else float("nan"), "times_s": times,
-        "memory_measure": measure_name, "baseline_mb": base / 2**20, "peak_mb": peak / 2**20,
-        "memory_mb": max(peak - base, 0) / 2**20, "profiler_peak_mb": prof_peak,
-        "torch": torch.__version__, "python": platform.python_version(),
+        "backbone": backbone if not model_path else getattr(model, "arch", backbone),
+        "method": method,
+        "loss": loss,
+        "size": size,
+        "channels": channels,
+        "iters": iters,
+        "warmup": warmup,
+        "quick": quick,
+        "model": model_path,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "time_per_iter_s": statistics.median(times) if times else float("nan"),
+        "times_s": times,
+        "memory_measure": measure_name,
+        "baseline_mb": base / 2**20,
+        "peak_mb": peak / 2**20,
+        "memory_mb": max(peak - base, 0) / 2**20,
+        "profiler_peak_mb": prof_peak,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
     }
 
 
 # --------------------------------------------------------------------------------------------
 # The benchmark: one subprocess per measurement
 # --------------------------------------------------------------------------------------------
+
 
 def _run_one(args: list[str], timeout: float) -> dict[str, Any]:
     from rawadapt.errors import RawAdaptError
@@ -237,10 +271,22 @@ def _run_one(args: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "restormer"),
-                   losses: Sequence[str] = ("zsn2n", "nbr2nbr"), size: int = 256, iters: int = 5, warmup: int = 2,
-                   repeats: int = 3, quick: bool = False, device: str = "cpu", threads: int | None = None,
-                   timeout: float = 900.0, progress: bool = True, recompute: bool = False) -> dict[str, Any]:
+def run_cost_bench(
+    out: str | Path,
+    *,
+    backbones: Sequence[str] = ("dncnn", "restormer"),
+    losses: Sequence[str] = ("zsn2n", "nbr2nbr"),
+    size: int = 256,
+    iters: int = 5,
+    warmup: int = 2,
+    repeats: int = 3,
+    quick: bool = False,
+    device: str = "cpu",
+    threads: int | None = None,
+    timeout: float = 900.0,
+    progress: bool = True,
+    recompute: bool = False,
+) -> dict[str, Any]:
     """Measure LAN vs full fine-tuning, each in its own process; write ``results.csv/md/json``.
 
     Repeats are interleaved (all combinations once, then again) so slow drifts of a shared
@@ -267,8 +313,24 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
     combos = [(b, lo, m) for b in backbones for lo in losses for m in COST_METHODS]
     for r in range(repeats):
         for b, lo, m in combos:
-            args = ["--backbone", b, "--method", m, "--loss", lo, "--size", str(size), "--iters", str(iters),
-                    "--warmup", str(warmup), "--device", device, "--seed", str(r)]
+            args = [
+                "--backbone",
+                b,
+                "--method",
+                m,
+                "--loss",
+                lo,
+                "--size",
+                str(size),
+                "--iters",
+                str(iters),
+                "--warmup",
+                str(warmup),
+                "--device",
+                device,
+                "--seed",
+                str(r),
+            ]
             if quick:
                 args.append("--quick")
             if threads:
@@ -301,36 +363,79 @@ def run_cost_bench(out: str | Path, *, backbones: Sequence[str] = ("dncnn", "res
                 sel = [x for x in runs if (x["backbone"], x["loss"], x["method"]) == (b, lo, m)]
                 times = [x["time_per_iter_s"] for x in sel]
                 prof = [x["profiler_peak_mb"] for x in sel if x.get("profiler_peak_mb") is not None]
-                med[m] = {"time": statistics.median(times), "time_spread": max(times) - min(times),
-                          "memory": statistics.median(x["memory_mb"] for x in sel),
-                          "profiler": statistics.median(prof) if prof else float("nan")}
-            rows.append({
-                "backbone": b, "loss": lo, "size": size,
-                "lan_time_s": med["lan"]["time"], "full_time_s": med["full"]["time"],
-                "time_ratio": med["lan"]["time"] / med["full"]["time"] if med["full"]["time"] else float("nan"),
-                "lan_memory_mb": med["lan"]["memory"], "full_memory_mb": med["full"]["memory"],
-                "memory_ratio": med["lan"]["memory"] / med["full"]["memory"] if med["full"]["memory"] else float("nan"),
-                "lan_profiler_mb": med["lan"]["profiler"], "full_profiler_mb": med["full"]["profiler"],
-                "profiler_ratio": (med["lan"]["profiler"] / med["full"]["profiler"]
-                                   if med["full"]["profiler"] else float("nan")),
-                "lan_time_spread_s": med["lan"]["time_spread"], "full_time_spread_s": med["full"]["time_spread"],
-                "repeats": repeats,
-            })
+                med[m] = {
+                    "time": statistics.median(times),
+                    "time_spread": max(times) - min(times),
+                    "memory": statistics.median(x["memory_mb"] for x in sel),
+                    "profiler": statistics.median(prof) if prof else float("nan"),
+                }
+            rows.append(
+                {
+                    "backbone": b,
+                    "loss": lo,
+                    "size": size,
+                    "lan_time_s": med["lan"]["time"],
+                    "full_time_s": med["full"]["time"],
+                    "time_ratio": med["lan"]["time"] / med["full"]["time"] if med["full"]["time"] else float("nan"),
+                    "lan_memory_mb": med["lan"]["memory"],
+                    "full_memory_mb": med["full"]["memory"],
+                    "memory_ratio": med["lan"]["memory"] / med["full"]["memory"]
+                    if med["full"]["memory"]
+                    else float("nan"),
+                    "lan_profiler_mb": med["lan"]["profiler"],
+                    "full_profiler_mb": med["full"]["profiler"],
+                    "profiler_ratio": (
+                        med["lan"]["profiler"] / med["full"]["profiler"] if med["full"]["profiler"] else float("nan")
+                    ),
+                    "lan_time_spread_s": med["lan"]["time_spread"],
+                    "full_time_spread_s": med["full"]["time_spread"],
+                    "repeats": repeats,
+                }
+            )
     measure_name = runs[0]["memory_measure"] if runs else "-"
-    settings = {"backbones": list(backbones), "losses": list(losses), "size": size, "iters": iters, "warmup": warmup,
-                "repeats": repeats, "quick": quick, "device": device, "threads": threads,
-                "memory_measure": measure_name}
+    settings = {
+        "backbones": list(backbones),
+        "losses": list(losses),
+        "size": size,
+        "iters": iters,
+        "warmup": warmup,
+        "repeats": repeats,
+        "quick": quick,
+        "device": device,
+        "threads": threads,
+        "memory_measure": measure_name,
+    }
     _write_cost(outdir, rows, runs, settings)
-    return {"out": str(outdir), "rows": rows, "settings": settings, "computed": computed, "reused": reused,
-            "files": [str(outdir / n) for n in RESULT_FILES]}
+    return {
+        "out": str(outdir),
+        "rows": rows,
+        "settings": settings,
+        "computed": computed,
+        "reused": reused,
+        "files": [str(outdir / n) for n in RESULT_FILES],
+    }
 
 
 RESULT_FILES = ("results.csv", "results.md", "results.json")
 
 
-COST_COLUMNS = ("backbone", "loss", "size", "lan_time_s", "full_time_s", "time_ratio", "lan_memory_mb",
-                "full_memory_mb", "memory_ratio", "lan_profiler_mb", "full_profiler_mb", "profiler_ratio",
-                "lan_time_spread_s", "full_time_spread_s", "repeats")
+COST_COLUMNS = (
+    "backbone",
+    "loss",
+    "size",
+    "lan_time_s",
+    "full_time_s",
+    "time_ratio",
+    "lan_memory_mb",
+    "full_memory_mb",
+    "memory_ratio",
+    "lan_profiler_mb",
+    "full_profiler_mb",
+    "profiler_ratio",
+    "lan_time_spread_s",
+    "full_time_spread_s",
+    "repeats",
+)
 
 
 def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]], settings: dict[str, Any]) -> None:
@@ -345,27 +450,36 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
     for r in rows:
         w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in COST_COLUMNS})
     write_text(out / "results.csv", buf.getvalue())
-    md = ["# LAN vs full fine-tuning: cost per adaptation iteration (LAN paper Table 2)", "",
-          f"Image {settings['size']}x{settings['size']}, {settings['iters']} timed iterations after "
-          f"{settings['warmup']} warm-up, median of {settings['repeats']} processes per cell, device "
-          f"{settings['device']}, threads {settings['threads'] or 'default'}, "
-          f"{'quick (tiny) networks' if settings['quick'] else 'default networks'}. Memory = extra memory of "
-          f"adaptation over the post-load baseline ({settings['memory_measure']}).", "",
-          f"Machine: {machine_line(threads=settings['threads'])}.", "",
-          "Paper (Restormer / Uformer, GPU): LAN / full-trainable time 74-93 %, memory 74-93 %.", "",
-          "Profiler = peak live tensor memory from torch's profiler (CPU only; see rawadapt.adapt.cost).", "",
-          "| backbone | loss | LAN s/iter | full s/iter | time LAN/full | LAN MB | full MB | memory LAN/full "
-          "| profiler LAN MB | profiler full MB | profiler LAN/full |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        "# LAN vs full fine-tuning: cost per adaptation iteration (LAN paper Table 2)",
+        "",
+        f"Image {settings['size']}x{settings['size']}, {settings['iters']} timed iterations after "
+        f"{settings['warmup']} warm-up, median of {settings['repeats']} processes per cell, device "
+        f"{settings['device']}, threads {settings['threads'] or 'default'}, "
+        f"{'quick (tiny) networks' if settings['quick'] else 'default networks'}. Memory = extra memory of "
+        f"adaptation over the post-load baseline ({settings['memory_measure']}).",
+        "",
+        f"Machine: {machine_line(threads=settings['threads'])}.",
+        "",
+        "Paper (Restormer / Uformer, GPU): LAN / full-trainable time 74-93 %, memory 74-93 %.",
+        "",
+        "Profiler = peak live tensor memory from torch's profiler (CPU only; see rawadapt.adapt.cost).",
+        "",
+        "| backbone | loss | LAN s/iter | full s/iter | time LAN/full | LAN MB | full MB | memory LAN/full "
+        "| profiler LAN MB | profiler full MB | profiler LAN/full |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def pct(v: float) -> str:
         return f"{100 * v:.1f} %" if v == v else "-"
 
     for r in rows:
-        md.append(f"| {r['backbone']} | {r['loss']} | {r['lan_time_s']:.4f} | {r['full_time_s']:.4f} | "
-                  f"{pct(r['time_ratio'])} | {r['lan_memory_mb']:.1f} | {r['full_memory_mb']:.1f} | "
-                  f"{pct(r['memory_ratio'])} | {r['lan_profiler_mb']:.1f} | {r['full_profiler_mb']:.1f} | "
-                  f"{pct(r['profiler_ratio'])} |")
+        md.append(
+            f"| {r['backbone']} | {r['loss']} | {r['lan_time_s']:.4f} | {r['full_time_s']:.4f} | "
+            f"{pct(r['time_ratio'])} | {r['lan_memory_mb']:.1f} | {r['full_memory_mb']:.1f} | "
+            f"{pct(r['memory_ratio'])} | {r['lan_profiler_mb']:.1f} | {r['full_profiler_mb']:.1f} | "
+            f"{pct(r['profiler_ratio'])} |"
+        )
     write_text(out / "results.md", "\n".join(md) + "\n")
     write_json(out / "results.json", {"protocol": "lan-cost", "settings": settings, "rows": rows, "runs": runs})
 
@@ -374,9 +488,12 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
 # Entry point of the per-measurement process
 # --------------------------------------------------------------------------------------------
 
+
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m rawadapt.adapt.cost",
-                                description="One LAN / fine-tuning cost measurement (prints one JSON line).")
+    p = argparse.ArgumentParser(
+        prog="python -m rawadapt.adapt.cost",
+        description="One LAN / fine-tuning cost measurement (prints one JSON line).",
+    )
     p.add_argument("--backbone", default="dncnn")
     p.add_argument("--method", default="lan", choices=["lan", "full", "first-layer", "last-layer", "meta"])
     p.add_argument("--loss", default="zsn2n", choices=["zsn2n", "nbr2nbr"])
@@ -390,9 +507,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    res = measure(backbone=a.backbone, method=a.method, loss=a.loss, size=a.size, iters=a.iters, warmup=a.warmup,
-                  quick=a.quick, model_path=a.model, channels=a.channels, device=a.device, threads=a.threads,
-                  seed=a.seed)
+    res = measure(
+        backbone=a.backbone,
+        method=a.method,
+        loss=a.loss,
+        size=a.size,
+        iters=a.iters,
+        warmup=a.warmup,
+        quick=a.quick,
+        model_path=a.model,
+        channels=a.channels,
+        device=a.device,
+        threads=a.threads,
+        seed=a.seed,
+    )
     sys.stdout.write(json.dumps(res) + "\n")
 
 

@@ -55,9 +55,17 @@ def preview(image: np.ndarray) -> np.ndarray:
     return np.moveaxis(rgb, 0, -1)
 
 
-def plot_adaptation(path: str | os.PathLike[str], noisy: np.ndarray, adapted: np.ndarray, denoised: np.ndarray, *,
-                    clean: np.ndarray | None = None, titles: Sequence[str] | None = None,
-                    metrics: Mapping[str, float] | None = None, dpi: int = 110) -> Path:
+def plot_adaptation(
+    path: str | os.PathLike[str],
+    noisy: np.ndarray,
+    adapted: np.ndarray,
+    denoised: np.ndarray,
+    *,
+    clean: np.ndarray | None = None,
+    titles: Sequence[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    dpi: int = 110,
+) -> Path:
     """Noisy | adapted input (LAN) | denoised [| clean], side by side (paper Fig. 4).
 
     Parameters
@@ -89,9 +97,17 @@ def plot_adaptation(path: str | os.PathLike[str], noisy: np.ndarray, adapted: np
     return _save(fig, path, dpi)
 
 
-def plot_noise_histograms(path: str | os.PathLike[str], *, pretrain_noise: np.ndarray | None,
-                          new_noise: np.ndarray, adapted_noise: np.ndarray, bins: int = 101,
-                          limit: float | None = None, quantum: float | None = None, dpi: int = 110) -> Path:
+def plot_noise_histograms(
+    path: str | os.PathLike[str],
+    *,
+    pretrain_noise: np.ndarray | None,
+    new_noise: np.ndarray,
+    adapted_noise: np.ndarray,
+    bins: int = 101,
+    limit: float | None = None,
+    quantum: float | None = None,
+    dpi: int = 110,
+) -> Path:
     """Histograms of the pretraining noise, the new noise and the adapted noise (paper Fig. 6).
 
     Parameters
@@ -120,14 +136,24 @@ def plot_noise_histograms(path: str | os.PathLike[str], *, pretrain_noise: np.nd
     else:
         edges = np.linspace(-lim, lim, bins + 1)
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    series = [("pretraining noise", pretrain_noise, "tab:blue"), ("new noise", new_noise, "tab:orange"),
-              ("adapted noise (LAN)", adapted_noise, "tab:green")]
+    series = [
+        ("pretraining noise", pretrain_noise, "tab:blue"),
+        ("new noise", new_noise, "tab:orange"),
+        ("adapted noise (LAN)", adapted_noise, "tab:green"),
+    ]
     for name, data, colour in series:
         if data is None:
             continue
         d = np.asarray(data, dtype=np.float64).ravel()
-        ax.hist(np.clip(d, -lim, lim), bins=edges, density=True, histtype="step", linewidth=1.6,
-                color=colour, label=f"{name} (std {d.std():.4f})")
+        ax.hist(
+            np.clip(d, -lim, lim),
+            bins=edges,
+            density=True,
+            histtype="step",
+            linewidth=1.6,
+            color=colour,
+            label=f"{name} (std {d.std():.4f})",
+        )
     ax.set_xlabel("noise value (data range 1)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
@@ -135,9 +161,15 @@ def plot_noise_histograms(path: str | os.PathLike[str], *, pretrain_noise: np.nd
     return _save(fig, path, dpi)
 
 
-def plot_iteration_curves(path: str | os.PathLike[str], curves: Mapping[str, Sequence[float]], *,
-                          baseline: float | None = None, ylabel: str = "PSNR (dB)", title: str | None = None,
-                          dpi: int = 110) -> Path:
+def plot_iteration_curves(
+    path: str | os.PathLike[str],
+    curves: Mapping[str, Sequence[float]],
+    *,
+    baseline: float | None = None,
+    ylabel: str = "PSNR (dB)",
+    title: str | None = None,
+    dpi: int = 110,
+) -> Path:
     """Mean PSNR after each adaptation iteration, one line per method (paper Fig. 5).
 
     ``curves[name][k]`` is the value after ``k`` updates (entry 0 = pretrained).

@@ -73,10 +73,18 @@ class FineTuneAdapter:
         Name recorded in results (``"meta"`` for the meta-initialised baseline).
     """
 
-    def __init__(self, model: Denoiser, *, scope: Literal["full", "first-layer", "last-layer"] = "full",
-                 loss: str | SelfSupervisedLoss = "zsn2n", iters: int = 20, lr: float = FINETUNE_LR,
-                 track_ssim: bool = True, loss_options: dict[str, Any] | None = None,
-                 method: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Denoiser,
+        *,
+        scope: Literal["full", "first-layer", "last-layer"] = "full",
+        loss: str | SelfSupervisedLoss = "zsn2n",
+        iters: int = 20,
+        lr: float = FINETUNE_LR,
+        track_ssim: bool = True,
+        loss_options: dict[str, Any] | None = None,
+        method: str | None = None,
+    ) -> None:
         if int(iters) < 0:
             raise ConfigError(f"iterations must be >= 0, got {iters}")
         if not float(lr) > 0:
@@ -90,9 +98,17 @@ class FineTuneAdapter:
         # preallocated once; restored in place after every image
         self.snapshot = WeightSnapshot(self.params)
 
-    def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
-              callback: Callable[[int, float], None] | None = None) -> AdaptResult:
+    def adapt(
+        self,
+        noisy: np.ndarray | torch.Tensor,
+        *,
+        clean: np.ndarray | torch.Tensor | None = None,
+        sensor: str | None = None,
+        iso: float | None = None,
+        cfa: str | None = None,
+        seed: int = 0,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> AdaptResult:
         """Fine-tune on ONE image, denoise it, restore the weights.
 
         Raises
@@ -108,9 +124,19 @@ class FineTuneAdapter:
         freeze_all_but(self.model, self.params)
         try:
             return run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa), make_input=lambda: y, params=self.params,
-                lr=self.lr, iters=self.iters, loss=self.loss, clean=c, noisy=y, method=self.method, seed=seed,
-                track_ssim=self.track_ssim, callback=callback)
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa),
+                make_input=lambda: y,
+                params=self.params,
+                lr=self.lr,
+                iters=self.iters,
+                loss=self.loss,
+                clean=c,
+                noisy=y,
+                method=self.method,
+                seed=seed,
+                track_ssim=self.track_ssim,
+                callback=callback,
+            )
         finally:
             self.snapshot.restore()
             state.restore()

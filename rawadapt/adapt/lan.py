@@ -81,9 +81,17 @@ class LANAdapter:
 
     method = "lan"
 
-    def __init__(self, model: Denoiser, *, loss: str | SelfSupervisedLoss = "zsn2n", iters: int = LAN_ITERS,
-                 lr: float = LAN_LR, bound: Literal["tanh", "none"] = "tanh", track_ssim: bool = True,
-                 loss_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: Denoiser,
+        *,
+        loss: str | SelfSupervisedLoss = "zsn2n",
+        iters: int = LAN_ITERS,
+        lr: float = LAN_LR,
+        bound: Literal["tanh", "none"] = "tanh",
+        track_ssim: bool = True,
+        loss_options: dict[str, Any] | None = None,
+    ) -> None:
         if bound not in BOUNDS:
             raise ConfigError(f"LAN offset bound must be one of {BOUNDS}, got {bound!r}")
         if int(iters) < 0:
@@ -98,9 +106,17 @@ class LANAdapter:
         """``phi -> tanh(phi)`` or the identity (``bound="none"``)."""
         return torch.tanh if self.bound == "tanh" else (lambda p: p)
 
-    def adapt(self, noisy: np.ndarray | torch.Tensor, *, clean: np.ndarray | torch.Tensor | None = None,
-              sensor: str | None = None, iso: float | None = None, cfa: str | None = None, seed: int = 0,
-              callback: Callable[[int, float], None] | None = None) -> AdaptResult:
+    def adapt(
+        self,
+        noisy: np.ndarray | torch.Tensor,
+        *,
+        clean: np.ndarray | torch.Tensor | None = None,
+        sensor: str | None = None,
+        iso: float | None = None,
+        cfa: str | None = None,
+        seed: int = 0,
+        callback: Callable[[int, float], None] | None = None,
+    ) -> AdaptResult:
         """Adapt a fresh offset to ONE image ``(C, H, W)`` and denoise it.
 
         Returns
@@ -122,17 +138,38 @@ class LANAdapter:
         bound = self.offset_fn()
         try:
             return run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa), make_input=lambda: y + bound(phi), params=[phi],
-                lr=self.lr, iters=self.iters, loss=self.loss, clean=c, noisy=y, method=self.method, seed=seed,
-                track_ssim=self.track_ssim, callback=callback)
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa),
+                make_input=lambda: y + bound(phi),
+                params=[phi],
+                lr=self.lr,
+                iters=self.iters,
+                loss=self.loss,
+                clean=c,
+                noisy=y,
+                method=self.method,
+                seed=seed,
+                track_ssim=self.track_ssim,
+                callback=callback,
+            )
         finally:
             state.restore()
 
 
-def lan_adapt(model: Denoiser, noisy: np.ndarray | torch.Tensor, *, loss: str = "zsn2n", iters: int = LAN_ITERS,
-              lr: float = LAN_LR, bound: Literal["tanh", "none"] = "tanh",
-              clean: np.ndarray | torch.Tensor | None = None, sensor: str | None = None,
-              iso: float | None = None, cfa: str | None = None, seed: int = 0) -> AdaptResult:
+def lan_adapt(
+    model: Denoiser,
+    noisy: np.ndarray | torch.Tensor,
+    *,
+    loss: str = "zsn2n",
+    iters: int = LAN_ITERS,
+    lr: float = LAN_LR,
+    bound: Literal["tanh", "none"] = "tanh",
+    clean: np.ndarray | torch.Tensor | None = None,
+    sensor: str | None = None,
+    iso: float | None = None,
+    cfa: str | None = None,
+    seed: int = 0,
+) -> AdaptResult:
     """One-call LAN on one image (see :class:`LANAdapter`)."""
     return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound).adapt(
-        noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)
+        noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed
+    )

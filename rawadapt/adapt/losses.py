@@ -69,6 +69,7 @@ MIN_SIZE = 2
 # Input checks
 # --------------------------------------------------------------------------------------------
 
+
 def crop_even(x: torch.Tensor) -> torch.Tensor:
     """Crop the last two axes down to even sizes (drops the last row/column when odd)."""
     h, w = x.shape[-2:]
@@ -91,14 +92,18 @@ def check_input(y: torch.Tensor, *, min_size: int = MIN_SIZE, what: str = "image
     if y.ndim != 4:
         raise ShapeError(f"{what} must be a (B, C, H, W) batch, got shape {tuple(y.shape)}")
     if y.shape[1] not in (3, 4):
-        raise ShapeError(f"{what} must have 3 planes (sRGB) or 4 packed RAW planes (R, G1, G2, B), "
-                         f"got {y.shape[1]} channels; self-supervised losses never act on a Bayer mosaic, "
-                         "pack it first")
+        raise ShapeError(
+            f"{what} must have 3 planes (sRGB) or 4 packed RAW planes (R, G1, G2, B), "
+            f"got {y.shape[1]} channels; self-supervised losses never act on a Bayer mosaic, "
+            "pack it first"
+        )
     need = max(int(min_size), MIN_SIZE)
     h, w = (s - s % 2 for s in y.shape[-2:])
     if h < need or w < need:
-        raise ShapeError(f"{what} of {y.shape[-2]}x{y.shape[-1]} pixels is too small: the 2x2 sub-samplers "
-                         f"need at least {need}x{need} (after cropping odd sizes to even)")
+        raise ShapeError(
+            f"{what} of {y.shape[-2]}x{y.shape[-1]} pixels is too small: the 2x2 sub-samplers "
+            f"need at least {need}x{need} (after cropping odd sizes to even)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,6 +156,7 @@ def zsn2n_loss(f: Denoise, y: torch.Tensor, *, min_size: int = MIN_SIZE) -> torc
 # --------------------------------------------------------------------------------------------
 # Neighbor2Neighbor
 # --------------------------------------------------------------------------------------------
+
 
 def _cells(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` (even) -> ``(B, C, H/2, W/2, 4)``, last axis = cell positions 0..3 row-major."""
@@ -210,8 +216,15 @@ class NeighborSubsampler:
         return cells.gather(-1, pos).squeeze(-1)
 
 
-def nbr2nbr_loss(f: Denoise, y: torch.Tensor, *, gamma: float, subsampler: NeighborSubsampler,
-                 clip: bool = False, min_size: int = MIN_SIZE) -> torch.Tensor:
+def nbr2nbr_loss(
+    f: Denoise,
+    y: torch.Tensor,
+    *,
+    gamma: float,
+    subsampler: NeighborSubsampler,
+    clip: bool = False,
+    min_size: int = MIN_SIZE,
+) -> torch.Tensor:
     """Neighbor2Neighbor loss for one step (see the module docstring).
 
     Parameters
@@ -251,6 +264,7 @@ def nbr2nbr_loss(f: Denoise, y: torch.Tensor, *, gamma: float, subsampler: Neigh
 # --------------------------------------------------------------------------------------------
 # Loss objects: one call signature for every adaptation method
 # --------------------------------------------------------------------------------------------
+
 
 class SelfSupervisedLoss(Protocol):
     """What adaptation loops call: ``loss(f, y, step, total_steps) -> scalar tensor``."""
@@ -316,8 +330,14 @@ class Nbr2NbrLoss:
         return self.gamma_max * float(step) / float(max(int(total_steps), 1))
 
     def __call__(self, f: Denoise, y: torch.Tensor, step: int = 0, total_steps: int = 1) -> torch.Tensor:
-        return nbr2nbr_loss(f, y, gamma=self.gamma_at(step, total_steps), subsampler=self.subsampler,
-                            clip=self.clip, min_size=self.min_size)
+        return nbr2nbr_loss(
+            f,
+            y,
+            gamma=self.gamma_at(step, total_steps),
+            subsampler=self.subsampler,
+            clip=self.clip,
+            min_size=self.min_size,
+        )
 
     def reset(self, seed: int | None = None) -> None:
         """Re-seed the sub-sampler (a fresh, reproducible sequence per image)."""

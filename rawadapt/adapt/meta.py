@@ -111,8 +111,9 @@ class MetaConfig:
         return self
 
 
-def _draw_task(samples: Sequence[Sample], patch: int, rng: np.random.Generator,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw_task(
+    samples: Sequence[Sample], patch: int, rng: np.random.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     s = samples[int(rng.integers(len(samples)))]
     p = min(patch, s.height, s.width)
     p -= p % 2
@@ -125,8 +126,13 @@ def _draw_task(samples: Sequence[Sample], patch: int, rng: np.random.Generator,
     return noisy, clean
 
 
-def meta_train(model: Denoiser, samples: Sequence[Sample], config: MetaConfig | None = None, *,
-               callback: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+def meta_train(
+    model: Denoiser,
+    samples: Sequence[Sample],
+    config: MetaConfig | None = None,
+    *,
+    callback: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
     """Meta-train ``model`` in place on tasks drawn from ``samples``.
 
     Parameters
@@ -230,8 +236,14 @@ def meta_train(model: Denoiser, samples: Sequence[Sample], config: MetaConfig | 
     return log
 
 
-def meta_pretrain(pretrained: str | Path, samples: Sequence[Sample], out_dir: str | Path,
-                  config: MetaConfig | None = None, *, progress: bool = False) -> Path:
+def meta_pretrain(
+    pretrained: str | Path,
+    samples: Sequence[Sample],
+    out_dir: str | Path,
+    config: MetaConfig | None = None,
+    *,
+    progress: bool = False,
+) -> Path:
     """Load a pretrained run, meta-train it and save the meta-initialised model in ``out_dir``.
 
     ``model.json`` gets ``"meta_init": {**asdict(config), "from": str(pretrained), "log": ...}``.

@@ -54,15 +54,19 @@ from rawadapt.utils.log import logger
 
 SPACES = ("srgb", "raw")
 BACKBONES = ("dncnn", "restormer", "unet")
-PAPER_NOTE = ("Paper (SIDD -> PolyU, 20 it., ZS-N2N): Restormer pretrained 39.03 dB, LAN 39.28, "
-              "full-trainable 39.14; DnCNN pretrained 38.10, LAN 38.29, full 37.99.")
+PAPER_NOTE = (
+    "Paper (SIDD -> PolyU, 20 it., ZS-N2N): Restormer pretrained 39.03 dB, LAN 39.28, "
+    "full-trainable 39.14; DnCNN pretrained 38.10, LAN 38.29, full 37.99."
+)
 
 #: model constructor arguments per backbone: quick (tiny, seconds) and full (the library defaults)
 MODEL_KWARGS: dict[str, dict[str, dict[str, Any]]] = {
     "dncnn": {"quick": {"depth": 5, "width": 16}, "full": {}},
     "restormer": {"quick": {"dim": 8, "num_blocks": [1, 1], "heads": [1, 2], "num_refinement": 0}, "full": {}},
-    "unet": {"quick": {"width": 8, "depth": 2, "use_sensor": False, "use_iso": False},
-             "full": {"use_sensor": False, "use_iso": False}},
+    "unet": {
+        "quick": {"width": 8, "depth": 2, "use_sensor": False, "use_iso": False},
+        "full": {"use_sensor": False, "use_iso": False},
+    },
 }
 
 
@@ -139,9 +143,12 @@ class LanProtocolSettings:
         from rawadapt.adapt.api import ADAPT_METHODS
         from rawadapt.adapt.losses import LOSSES
 
-        for name, values, known in (("backbones", self.backbones, ("dncnn", "restormer")),
-                                    ("raw_backbones", self.raw_backbones, BACKBONES),
-                                    ("losses", self.losses, LOSSES), ("methods", self.methods, ADAPT_METHODS)):
+        for name, values, known in (
+            ("backbones", self.backbones, ("dncnn", "restormer")),
+            ("raw_backbones", self.raw_backbones, BACKBONES),
+            ("losses", self.losses, LOSSES),
+            ("methods", self.methods, ADAPT_METHODS),
+        ):
             bad = [v for v in values if v not in known]
             if bad or not values:
                 raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {', '.join(known)}")
@@ -172,11 +179,20 @@ class LanProtocolSettings:
 
     def fixed(self) -> dict[str, Any]:
         """Settings every cached result depends on (a re-run must match them)."""
-        return {"quick": self.quick, "seed": self.seed, "images": self.images, "crop": self.resolved_crop(),
-                "pretrain_iters": self.resolved_pretrain_iters(), "meta_iters": self.resolved_meta_iters(),
-                "raw_target": self.raw_target, "raw_sources": self.raw_sources, "srgb_data": self.srgb_data,
-                "raw_data": self.raw_data, "synth_size": self.resolved_synth_size(),
-                "polyu": str(self.polyu) if self.polyu else None}
+        return {
+            "quick": self.quick,
+            "seed": self.seed,
+            "images": self.images,
+            "crop": self.resolved_crop(),
+            "pretrain_iters": self.resolved_pretrain_iters(),
+            "meta_iters": self.resolved_meta_iters(),
+            "raw_target": self.raw_target,
+            "raw_sources": self.raw_sources,
+            "srgb_data": self.srgb_data,
+            "raw_data": self.raw_data,
+            "synth_size": self.resolved_synth_size(),
+            "polyu": str(self.polyu) if self.polyu else None,
+        }
 
     def resolved_crop(self) -> int:
         return self.crop if self.crop is not None else (128 if self.quick else 256)
@@ -203,6 +219,7 @@ class ProtocolData:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
+
 
 def _spaced(n_total: int, n: int | None) -> list[int]:
     """``n`` indices evenly spaced over ``range(n_total)`` (all when None or n >= n_total)."""
@@ -277,6 +294,7 @@ def pretraining_samples(ds: Any, n: int, *, exclude: str | None = None) -> list[
 # Pretraining and meta-initialisation (cached)
 # --------------------------------------------------------------------------------------------
 
+
 def _is_complete(run: Path) -> bool:
     try:
         return bool(json.loads((run / "model.json").read_text()).get("complete"))
@@ -284,8 +302,16 @@ def _is_complete(run: Path) -> bool:
         return False
 
 
-def pretrain(settings: LanProtocolSettings, space: str, backbone: str, dataset: Any, *,
-             sources: list[str] | None = None, target: str | None = None, progress: bool = True) -> Path:
+def pretrain(
+    settings: LanProtocolSettings,
+    space: str,
+    backbone: str,
+    dataset: Any,
+    *,
+    sources: list[str] | None = None,
+    target: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Pretrain (or reuse / resume) ``DIR/pretrain/{space}-{backbone}``; returns the run folder."""
     from rawadapt.train.api import run_training
     from rawadapt.train.config import config_from_dict
@@ -295,17 +321,29 @@ def pretrain(settings: LanProtocolSettings, space: str, backbone: str, dataset: 
     if _is_complete(run):
         return run
     quick = settings.quick
-    cfg = config_from_dict({
-        "strategy": "pretrain", "seed": settings.seed, "device": settings.device, "threads": settings.threads,
-        "iters": settings.resolved_pretrain_iters(),
-        "data": {"data": getattr(dataset, "name", settings.srgb_data if space == "srgb" else settings.raw_data),
-                 "patch": 32 if quick else 64, "batch": 4 if quick else 8, "target": target, "sources": sources},
-        "model": {"arch": backbone, "kwargs": MODEL_KWARGS[backbone][settings.size]},
-        "optim": {"lr": 2e-3 if quick else 1e-3},
-        "eval_every": 0, "eval_images": 2 if quick else 8, "tensorboard": False,
-        "log_every": max(1, settings.resolved_pretrain_iters() // 10),
-        "checkpoint_every": max(1, settings.resolved_pretrain_iters() // 4),
-    })
+    cfg = config_from_dict(
+        {
+            "strategy": "pretrain",
+            "seed": settings.seed,
+            "device": settings.device,
+            "threads": settings.threads,
+            "iters": settings.resolved_pretrain_iters(),
+            "data": {
+                "data": getattr(dataset, "name", settings.srgb_data if space == "srgb" else settings.raw_data),
+                "patch": 32 if quick else 64,
+                "batch": 4 if quick else 8,
+                "target": target,
+                "sources": sources,
+            },
+            "model": {"arch": backbone, "kwargs": MODEL_KWARGS[backbone][settings.size]},
+            "optim": {"lr": 2e-3 if quick else 1e-3},
+            "eval_every": 0,
+            "eval_images": 2 if quick else 8,
+            "tensorboard": False,
+            "log_every": max(1, settings.resolved_pretrain_iters() // 10),
+            "checkpoint_every": max(1, settings.resolved_pretrain_iters() // 4),
+        }
+    )
     resume = (run / STATE_NAME).is_file()
     if run.exists() and not resume:
         shutil.rmtree(run)  # our own cache folder, left without a resumable state
@@ -314,16 +352,23 @@ def pretrain(settings: LanProtocolSettings, space: str, backbone: str, dataset: 
     return run
 
 
-def meta_init(settings: LanProtocolSettings, space: str, backbone: str, loss: str, pretrained: Path,
-              samples: Sequence[Any]) -> Path:
+def meta_init(
+    settings: LanProtocolSettings, space: str, backbone: str, loss: str, pretrained: Path, samples: Sequence[Any]
+) -> Path:
     """Meta-initialised model of ``DIR/meta/{space}-{backbone}-{loss}`` (made once)."""
     from rawadapt.adapt.meta import MetaConfig, meta_pretrain
 
     out = Path(settings.out) / "meta" / f"{space}-{backbone}-{loss}"
     if (out / "model.json").is_file() and (out / "model.safetensors").is_file():
         return out
-    cfg = MetaConfig(loss=loss, meta_iters=settings.resolved_meta_iters(), inner_steps=min(5, max(settings.iters)),
-                     patch=32 if settings.quick else 64, tasks_per_batch=2 if settings.quick else 4, seed=settings.seed)
+    cfg = MetaConfig(
+        loss=loss,
+        meta_iters=settings.resolved_meta_iters(),
+        inner_steps=min(5, max(settings.iters)),
+        patch=32 if settings.quick else 64,
+        tasks_per_batch=2 if settings.quick else 4,
+        seed=settings.seed,
+    )
     logger.info(f"[lan protocol] meta-training {space}/{backbone} with {loss} ({cfg.meta_iters} outer updates)")
     return meta_pretrain(pretrained, samples, out, cfg)
 
@@ -332,12 +377,20 @@ def meta_init(settings: LanProtocolSettings, space: str, backbone: str, loss: st
 # Cells
 # --------------------------------------------------------------------------------------------
 
+
 def cell_path(settings: LanProtocolSettings, space: str, backbone: str, method: str, loss: str) -> Path:
     return Path(settings.out) / "cells" / f"{space}-{backbone}-{method}-{loss}-it{max(settings.iters)}.json"
 
 
-def run_cell(settings: LanProtocolSettings, space: str, backbone: str, method: str, loss: str, model_dir: Path,
-             samples: Sequence[Any]) -> dict[str, Any]:
+def run_cell(
+    settings: LanProtocolSettings,
+    space: str,
+    backbone: str,
+    method: str,
+    loss: str,
+    model_dir: Path,
+    samples: Sequence[Any],
+) -> dict[str, Any]:
     """Adapt every image with one method/loss; write and return the cell record."""
     import torch
 
@@ -350,12 +403,27 @@ def run_cell(settings: LanProtocolSettings, space: str, backbone: str, method: s
     images = []
     t0 = time.perf_counter()
     for k, s in enumerate(samples):
-        r = adapter.adapt(torch.from_numpy(s.noisy), clean=torch.from_numpy(s.clean), sensor=None,
-                          iso=s.effective_iso, cfa=s.cfa, seed=settings.seed + k)
+        r = adapter.adapt(
+            torch.from_numpy(s.noisy),
+            clean=torch.from_numpy(s.clean),
+            sensor=None,
+            iso=s.effective_iso,
+            cfa=s.cfa,
+            seed=settings.seed + k,
+        )
         images.append({"sample_id": s.sample_id, "sensor": s.sensor, "iso": s.iso, **r.to_dict()})
-    cell = {"space": space, "backbone": backbone, "method": method, "loss": loss, "iters": max(settings.iters),
-            "lr": images[0]["lr"] if images else None, "model": str(model_dir), "n_images": len(images),
-            "seconds": time.perf_counter() - t0, "images": images}
+    cell = {
+        "space": space,
+        "backbone": backbone,
+        "method": method,
+        "loss": loss,
+        "iters": max(settings.iters),
+        "lr": images[0]["lr"] if images else None,
+        "model": str(model_dir),
+        "n_images": len(images),
+        "seconds": time.perf_counter() - t0,
+        "images": images,
+    }
     write_json(cell_path(settings, space, backbone, method, loss), cell)
     return cell
 
@@ -370,8 +438,9 @@ def _std(values: Sequence[float | None]) -> float:
     return float(np.std(v)) if v else math.nan
 
 
-def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: str, model_dir: Path,
-                         samples: Sequence[Any]) -> dict[str, Any]:
+def pretrained_reference(
+    settings: LanProtocolSettings, space: str, backbone: str, model_dir: Path, samples: Sequence[Any]
+) -> dict[str, Any]:
     """Per-image metrics of the frozen pretrained network (the ``pretrained`` row), cached."""
 
     from rawadapt.metrics import evaluate_pair
@@ -389,15 +458,23 @@ def pretrained_reference(settings: LanProtocolSettings, space: str, backbone: st
         out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, device=settings.device)
         m = evaluate_pair(out, s.clean)
         n = evaluate_pair(s.noisy, s.clean)
-        images.append({"sample_id": s.sample_id, "psnr": m["psnr"], "ssim": m["ssim"],
-                       "psnr_noisy": n["psnr"], "ssim_noisy": n["ssim"]})
+        images.append(
+            {
+                "sample_id": s.sample_id,
+                "psnr": m["psnr"],
+                "ssim": m["ssim"],
+                "psnr_noisy": n["psnr"],
+                "ssim_noisy": n["ssim"],
+            }
+        )
     ref = {"space": space, "backbone": backbone, "method": "pretrained", "model": str(model_dir), "images": images}
     write_json(path, ref)
     return ref
 
 
-def cell_rows(cell: dict[str, Any], iters: Sequence[int], dataset: str,
-              reference: dict[str, Any]) -> list[dict[str, Any]]:
+def cell_rows(
+    cell: dict[str, Any], iters: Sequence[int], dataset: str, reference: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Table rows of a cell: one per requested iteration count (mean over images).
 
     ``delta_psnr`` and ``improved_images`` compare with the frozen pretrained network on the
@@ -411,14 +488,25 @@ def cell_rows(cell: dict[str, Any], iters: Sequence[int], dataset: str,
         pairs = [(i["psnr"][n], ref.get(i["sample_id"], math.nan)) for i in imgs if len(i["psnr"]) > n]
         psnr = [p for p, _ in pairs]
         ssim = [i["ssim"][n] for i in imgs if len(i["ssim"]) > n]
-        rows.append({
-            "space": cell["space"], "dataset": dataset, "backbone": cell["backbone"], "method": cell["method"],
-            "loss": cell["loss"], "iters": n, "n_images": len(psnr), "psnr": _mean(psnr), "ssim": _mean(ssim),
-            "psnr_std": _std(psnr), "delta_psnr": _mean([p - b for p, b in pairs]),
-            "improved_images": int(sum(p > b for p, b in pairs)),
-            "psnr_noisy": _mean([i["psnr_noisy"] for i in imgs]),
-            "seconds_per_iter": _mean([i["seconds_per_iter"] for i in imgs]), "lr": cell["lr"],
-        })
+        rows.append(
+            {
+                "space": cell["space"],
+                "dataset": dataset,
+                "backbone": cell["backbone"],
+                "method": cell["method"],
+                "loss": cell["loss"],
+                "iters": n,
+                "n_images": len(psnr),
+                "psnr": _mean(psnr),
+                "ssim": _mean(ssim),
+                "psnr_std": _std(psnr),
+                "delta_psnr": _mean([p - b for p, b in pairs]),
+                "improved_images": int(sum(p > b for p, b in pairs)),
+                "psnr_noisy": _mean([i["psnr_noisy"] for i in imgs]),
+                "seconds_per_iter": _mean([i["seconds_per_iter"] for i in imgs]),
+                "lr": cell["lr"],
+            }
+        )
     return rows
 
 
@@ -426,19 +514,45 @@ def pretrained_row(reference: dict[str, Any], dataset: str) -> dict[str, Any]:
     """The ``pretrained`` row: the frozen pretrained network's output."""
     imgs = reference["images"]
     p0 = [i["psnr"] for i in imgs]
-    return {"space": reference["space"], "dataset": dataset, "backbone": reference["backbone"],
-            "method": "pretrained", "loss": "-", "iters": 0, "n_images": len(p0), "psnr": _mean(p0),
-            "ssim": _mean([i["ssim"] for i in imgs]), "psnr_std": _std(p0), "delta_psnr": 0.0,
-            "improved_images": 0, "psnr_noisy": _mean([i["psnr_noisy"] for i in imgs]),
-            "seconds_per_iter": 0.0, "lr": None}
+    return {
+        "space": reference["space"],
+        "dataset": dataset,
+        "backbone": reference["backbone"],
+        "method": "pretrained",
+        "loss": "-",
+        "iters": 0,
+        "n_images": len(p0),
+        "psnr": _mean(p0),
+        "ssim": _mean([i["ssim"] for i in imgs]),
+        "psnr_std": _std(p0),
+        "delta_psnr": 0.0,
+        "improved_images": 0,
+        "psnr_noisy": _mean([i["psnr_noisy"] for i in imgs]),
+        "seconds_per_iter": 0.0,
+        "lr": None,
+    }
 
 
-CSV_COLUMNS = ("space", "dataset", "backbone", "method", "loss", "iters", "n_images", "psnr", "ssim", "psnr_std",
-               "delta_psnr", "improved_images", "psnr_noisy", "seconds_per_iter", "lr")
+CSV_COLUMNS = (
+    "space",
+    "dataset",
+    "backbone",
+    "method",
+    "loss",
+    "iters",
+    "n_images",
+    "psnr",
+    "ssim",
+    "psnr_std",
+    "delta_psnr",
+    "improved_images",
+    "psnr_noisy",
+    "seconds_per_iter",
+    "lr",
+)
 
 
-def write_tables(out: Path, rows: list[dict[str, Any]], settings: LanProtocolSettings,
-                 notes: dict[str, str]) -> None:
+def write_tables(out: Path, rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: dict[str, str]) -> None:
     """``results.csv``, ``results.md`` and ``results.json`` (atomic)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -460,12 +574,19 @@ def _fmt(r: dict[str, Any] | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: dict[str, str]) -> str:
     """The paper-like table: per space and backbone, methods x iterations, one column per loss."""
-    lines = ["# LAN protocol (LAN paper Table 1 on data we have)", "",
-             f"Settings: {'quick' if settings.quick else 'full'} size, seed {settings.seed}, "
-             f"crop {settings.resolved_crop() or 'whole image'}, iterations {settings.iters}; "
-             "per-image PSNR (dB, data range 1) / SSIM averaged over images; "
-             "(+x.xx) = PSNR change vs the pretrained network on the same images.", "",
-             f"Machine: {machine_line(threads=settings.threads)}.", "", PAPER_NOTE, ""]
+    lines = [
+        "# LAN protocol (LAN paper Table 1 on data we have)",
+        "",
+        f"Settings: {'quick' if settings.quick else 'full'} size, seed {settings.seed}, "
+        f"crop {settings.resolved_crop() or 'whole image'}, iterations {settings.iters}; "
+        "per-image PSNR (dB, data range 1) / SSIM averaged over images; "
+        "(+x.xx) = PSNR change vs the pretrained network on the same images.",
+        "",
+        f"Machine: {machine_line(threads=settings.threads)}.",
+        "",
+        PAPER_NOTE,
+        "",
+    ]
     losses = list(settings.losses)
     keys = sorted({(r["space"], r["dataset"], r["backbone"]) for r in rows}, key=lambda k: (SPACES.index(k[0]), k[2]))
     for space, dataset, backbone in keys:
@@ -487,8 +608,9 @@ def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: d
                 if not cells:
                     continue
                 spi = _mean([c["seconds_per_iter"] for c in cells.values()])
-                lines.append(f"| {method} | {it} | " + " | ".join(_fmt(cells.get(lo)) for lo in losses)
-                             + f" | {spi:.3f} |")
+                lines.append(
+                    f"| {method} | {it} | " + " | ".join(_fmt(cells.get(lo)) for lo in losses) + f" | {spi:.3f} |"
+                )
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -497,9 +619,17 @@ def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: d
 # Figures
 # --------------------------------------------------------------------------------------------
 
-def make_figures(settings: LanProtocolSettings, space: str, backbone: str, model_dir: Path, sample: Any,
-                 pretrain_sample: Any | None, cells: list[dict[str, Any]],
-                 reference: dict[str, Any] | None = None) -> list[Path]:
+
+def make_figures(
+    settings: LanProtocolSettings,
+    space: str,
+    backbone: str,
+    model_dir: Path,
+    sample: Any,
+    pretrain_sample: Any | None,
+    cells: list[dict[str, Any]],
+    reference: dict[str, Any] | None = None,
+) -> list[Path]:
     """Fig. 4 and 6 for one test image (LAN, first loss), Fig. 5 from the cells' mean curves."""
     import torch
 
@@ -515,14 +645,32 @@ def make_figures(settings: LanProtocolSettings, space: str, backbone: str, model
     model, _ = load_model(model_dir, device=settings.device)
     loss = settings.losses[0]
     r = make_adapter(model, "lan", loss=loss, iters=max(settings.iters)).adapt(
-        torch.from_numpy(sample.noisy), clean=torch.from_numpy(sample.clean), iso=sample.effective_iso, cfa=sample.cfa, seed=settings.seed)
-    out = [plot_adaptation(figs / f"fig4_{space}_{backbone}.png", sample.noisy, r.adapted_input, r.denoised,
-                           clean=sample.clean, metrics={"psnr_before": r.psnr_before, "psnr_after": r.psnr_after})]
+        torch.from_numpy(sample.noisy),
+        clean=torch.from_numpy(sample.clean),
+        iso=sample.effective_iso,
+        cfa=sample.cfa,
+        seed=settings.seed,
+    )
+    out = [
+        plot_adaptation(
+            figs / f"fig4_{space}_{backbone}.png",
+            sample.noisy,
+            r.adapted_input,
+            r.denoised,
+            clean=sample.clean,
+            metrics={"psnr_before": r.psnr_before, "psnr_after": r.psnr_after},
+        )
+    ]
     pre_noise = None if pretrain_sample is None else pretrain_sample.noisy - pretrain_sample.clean
-    out.append(plot_noise_histograms(figs / f"fig6_{space}_{backbone}.png", pretrain_noise=pre_noise,
-                                     new_noise=sample.noisy - sample.clean,
-                                     adapted_noise=r.adapted_input - sample.clean,
-                                     quantum=1 / 255 if space == "srgb" else None))
+    out.append(
+        plot_noise_histograms(
+            figs / f"fig6_{space}_{backbone}.png",
+            pretrain_noise=pre_noise,
+            new_noise=sample.noisy - sample.clean,
+            adapted_noise=r.adapted_input - sample.clean,
+            quantum=1 / 255 if space == "srgb" else None,
+        )
+    )
     for lo in settings.losses:
         curves = {}
         base = None if reference is None else _mean([i["psnr"] for i in reference["images"]])
@@ -532,14 +680,18 @@ def make_figures(settings: LanProtocolSettings, space: str, backbone: str, model
                 if arr.size:
                     curves[c["method"]] = arr.mean(0)
         if curves:
-            out.append(plot_iteration_curves(figs / f"fig5_{space}_{backbone}_{lo}.png", curves, baseline=base,
-                                             title=f"{space} {backbone}, {lo}"))
+            out.append(
+                plot_iteration_curves(
+                    figs / f"fig5_{space}_{backbone}_{lo}.png", curves, baseline=base, title=f"{space} {backbone}, {lo}"
+                )
+            )
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # The whole protocol
 # --------------------------------------------------------------------------------------------
+
 
 def _check_settings(settings: LanProtocolSettings) -> None:
     out = Path(settings.out)
@@ -552,11 +704,20 @@ def _check_settings(settings: LanProtocolSettings) -> None:
             saved = {}
         diff = sorted(k for k in set(saved) | set(fixed) if saved.get(k) != fixed.get(k))
         if diff:
-            raise ConfigError(f"this folder holds a LAN protocol run with different settings ({', '.join(diff)}); "
-                              "use another --out or the same settings", out)
+            raise ConfigError(
+                f"this folder holds a LAN protocol run with different settings ({', '.join(diff)}); "
+                "use another --out or the same settings",
+                out,
+            )
     out.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"fixed": fixed, "settings": asdict(settings),
-                      "fingerprint": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16]})
+    write_json(
+        path,
+        {
+            "fixed": fixed,
+            "settings": asdict(settings),
+            "fingerprint": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16],
+        },
+    )
 
 
 def _load_cell(path: Path) -> dict[str, Any] | None:
@@ -567,9 +728,19 @@ def _load_cell(path: Path) -> dict[str, Any] | None:
     return cell if isinstance(cell, dict) and cell.get("images") is not None else None
 
 
-def _run_space(settings: LanProtocolSettings, space: str, backbones: list[str], pre_ds: Any, tests: list[Any],
-               dataset_name: str, *, sources: list[str] | None, target: str | None, progress: bool,
-               log: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _run_space(
+    settings: LanProtocolSettings,
+    space: str,
+    backbones: list[str],
+    pre_ds: Any,
+    tests: list[Any],
+    dataset_name: str,
+    *,
+    sources: list[str] | None,
+    target: str | None,
+    progress: bool,
+    log: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
     rows: list[dict[str, Any]] = []
     cells: list[dict[str, Any]] = []
@@ -590,8 +761,10 @@ def _run_space(settings: LanProtocolSettings, space: str, backbones: list[str], 
                         if meta_samples is None:
                             meta_samples = pretraining_samples(pre_ds, 4 if settings.quick else 32, exclude=target)
                         model_dir = meta_init(settings, space, backbone, loss, run, meta_samples)
-                    logger.info(f"[lan protocol] {space}/{backbone}: {method} + {loss}, {len(tests)} images x "
-                         f"{max(settings.iters)} iterations")
+                    logger.info(
+                        f"[lan protocol] {space}/{backbone}: {method} + {loss}, {len(tests)} images x "
+                        f"{max(settings.iters)} iterations"
+                    )
                     cell = run_cell(settings, space, backbone, method, loss, model_dir, tests)
                     log["computed"] += 1
                 cells.append(cell)
@@ -604,8 +777,9 @@ def _run_space(settings: LanProtocolSettings, space: str, backbones: list[str], 
     return rows, cells
 
 
-def run_lan_protocol(settings: LanProtocolSettings, *, data: ProtocolData | None = None,
-                     progress: bool = True) -> dict[str, Any]:
+def run_lan_protocol(
+    settings: LanProtocolSettings, *, data: ProtocolData | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Run (or continue) the Table-1 protocol; returns ``{"rows", "computed", "skipped", ...}``.
 
     Raises
@@ -630,25 +804,54 @@ def run_lan_protocol(settings: LanProtocolSettings, *, data: ProtocolData | None
     try:
         pre = data.srgb_pretrain if data.srgb_pretrain is not None else _open(settings.srgb_data, settings)
         tests = data.srgb_test if data.srgb_test is not None else polyu_samples(settings)
-        notes["srgb"] = (f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
-                         f"adapted to real PolyU noise; top-left {settings.resolved_crop() or 'whole'} crops.")
-        r, _ = _run_space(settings, "srgb", settings.backbones, pre, tests,
-                          "polyu" if data.srgb_test is None else "custom", sources=None, target=None,
-                          progress=progress, log=log)
+        notes["srgb"] = (
+            f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
+            f"adapted to real PolyU noise; top-left {settings.resolved_crop() or 'whole'} crops."
+        )
+        r, _ = _run_space(
+            settings,
+            "srgb",
+            settings.backbones,
+            pre,
+            tests,
+            "polyu" if data.srgb_test is None else "custom",
+            sources=None,
+            target=None,
+            progress=progress,
+            log=log,
+        )
         rows += r
         if settings.raw:
             raw_ds = data.raw_pretrain if data.raw_pretrain is not None else _open(settings.raw_data, settings)
             target, sources = _raw_split(settings, raw_ds)
             raw_tests = data.raw_test if data.raw_test is not None else raw_test_samples(settings, raw_ds)
-            notes["raw"] = (f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
-                            f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes).")
-            r, _ = _run_space(settings, "raw", settings.raw_backbones, raw_ds, raw_tests, f"synth:{target}",
-                              sources=sources, target=target, progress=progress, log=log)
+            notes["raw"] = (
+                f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
+                f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes)."
+            )
+            r, _ = _run_space(
+                settings,
+                "raw",
+                settings.raw_backbones,
+                raw_ds,
+                raw_tests,
+                f"synth:{target}",
+                sources=sources,
+                target=target,
+                progress=progress,
+                log=log,
+            )
             rows += r
     finally:
         if settings.threads:
             torch.set_num_threads(prev_threads)
     write_tables(Path(settings.out), rows, settings, notes)
-    return {"out": str(settings.out), "rows": rows, "computed": log["computed"], "skipped": log["skipped"],
-            "figures": log["figures"], "seconds": time.perf_counter() - t0,
-            "files": [str(Path(settings.out) / n) for n in ("results.csv", "results.md", "results.json")]}
+    return {
+        "out": str(settings.out),
+        "rows": rows,
+        "computed": log["computed"],
+        "skipped": log["skipped"],
+        "figures": log["figures"],
+        "seconds": time.perf_counter() - t0,
+        "files": [str(Path(settings.out) / n) for n in ("results.csv", "results.md", "results.json")],
+    }

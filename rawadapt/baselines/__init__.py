@@ -28,19 +28,37 @@ def _lazy(target: str) -> Builder:
 
 #: (name, "module:builder", description) of the baselines' strategies
 BASELINE_STRATEGIES: tuple[tuple[str, str, str], ...] = (
-    ("ain-transfer", "rawadapt.baselines.ain:build_ain_transfer",
-     "AIN U-Net: source pretraining, transfer of the AIN modules + last layer (Kim et al. 2020)"),
-    ("mzsr", "rawadapt.baselines.mzsr:build_mzsr",
-     "MZSR-style meta-transfer: source pretraining, first-order MAML over sources, target fine-tuning"),
-    ("calib-ft", "rawadapt.baselines.calib:build_calib_ft",
-     "pretraining on pairs from a profile calibrated on the target pool, then target fine-tuning "
-     "(ADL paper Table 2(a) 'Single FT')"),
-    ("calib-adl", "rawadapt.baselines.calib:build_calib_adl",
-     "calibration pretraining as theta0, then ADL with the real sources (ADL paper Table 2(a) 'Multiple ADL')"),
-    ("led", "rawadapt.baselines.calib:build_led",
-     "LED: virtual-camera pretraining, alignment + OMNR fine-tuning on the pool (Jin et al. 2023)"),
-    ("pmn", "rawadapt.baselines.calib:build_pmn",
-     "ADL with PMN's shot-noise augmentation of target patches (ADL paper Table 3)"),
+    (
+        "ain-transfer",
+        "rawadapt.baselines.ain:build_ain_transfer",
+        "AIN U-Net: source pretraining, transfer of the AIN modules + last layer (Kim et al. 2020)",
+    ),
+    (
+        "mzsr",
+        "rawadapt.baselines.mzsr:build_mzsr",
+        "MZSR-style meta-transfer: source pretraining, first-order MAML over sources, target fine-tuning",
+    ),
+    (
+        "calib-ft",
+        "rawadapt.baselines.calib:build_calib_ft",
+        "pretraining on pairs from a profile calibrated on the target pool, then target fine-tuning "
+        "(ADL paper Table 2(a) 'Single FT')",
+    ),
+    (
+        "calib-adl",
+        "rawadapt.baselines.calib:build_calib_adl",
+        "calibration pretraining as theta0, then ADL with the real sources (ADL paper Table 2(a) 'Multiple ADL')",
+    ),
+    (
+        "led",
+        "rawadapt.baselines.calib:build_led",
+        "LED: virtual-camera pretraining, alignment + OMNR fine-tuning on the pool (Jin et al. 2023)",
+    ),
+    (
+        "pmn",
+        "rawadapt.baselines.calib:build_pmn",
+        "ADL with PMN's shot-noise augmentation of target patches (ADL paper Table 3)",
+    ),
 )
 
 for _name, _target, _desc in BASELINE_STRATEGIES:

@@ -76,8 +76,14 @@ def noise_level_target(noisy: torch.Tensor, clean: torch.Tensor, cell: int = EST
     return F.avg_pool2d((noisy - clean).pow(2), cell, ceil_mode=True).sqrt()
 
 
-def estimator_loss(est_map: torch.Tensor, target: torch.Tensor, *, alpha: float = ASYM_ALPHA,
-                   tv_weight: float = TV_WEIGHT, cell: int = ESTIMATOR_STRIDE) -> torch.Tensor:
+def estimator_loss(
+    est_map: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float = ASYM_ALPHA,
+    tv_weight: float = TV_WEIGHT,
+    cell: int = ESTIMATOR_STRIDE,
+) -> torch.Tensor:
     """Asymmetric L1 between the estimated map (pooled to ``cell`` blocks) and the measured
     noise level, plus total variation of the pooled map (module docstring)."""
     est = F.avg_pool2d(est_map, cell, ceil_mode=True)
@@ -123,19 +129,25 @@ class AINPretrainStage(SupervisedStage):
         if self.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.optim.grad_clip)
         opt.step()
-        return {"loss": float(rec.detach()), "est_loss": float(est_loss.detach()), "lr": lr,
-                "data_time": data_time, "domain": domain}
+        return {
+            "loss": float(rec.detach()),
+            "est_loss": float(est_loss.detach()),
+            "lr": lr,
+            "data_time": data_time,
+            "domain": domain,
+        }
 
     def finish(self, ctx: TrainContext) -> dict[str, Any]:
-        return {**super().finish(ctx), "estimator_loss": {"weight": EST_WEIGHT, "alpha": ASYM_ALPHA,
-                                                          "tv_weight": TV_WEIGHT}}
+        return {
+            **super().finish(ctx),
+            "estimator_loss": {"weight": EST_WEIGHT, "alpha": ASYM_ALPHA, "tv_weight": TV_WEIGHT},
+        }
 
 
 def is_transfer_parameter(name: str) -> bool:
     """Parameters updated by the transfer stage: every AIN module and the last convolution."""
     parts = name.split(".")
     return any(p.startswith("ain") for p in parts) or parts[0] == "head"
-
 
 
 # -- strategy ---------------------------------------------------------------------------------------
@@ -150,13 +162,31 @@ def build_ain_transfer(config: TrainConfig, data: TrainData) -> list[Stage]:
     pool = target_pool(data)
     d = config.data
     return [
-        AINPretrainStage("source-pretrain", source_domains(data), config.stage_iters("pretrain"), lr=config.optim.lr,
-                         optim=config.optim, patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed,
-                         rule=d.mixing),
-        PartialStage("ain-transfer", pool, config.stage_iters("finetune"), lr=config.resolved_finetune_lr(),
-                     optim=config.optim, patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed,
-                     trainable=is_transfer_parameter,
-                     what="AIN modules + last convolution (Kim et al. transfer learning)"),
+        AINPretrainStage(
+            "source-pretrain",
+            source_domains(data),
+            config.stage_iters("pretrain"),
+            lr=config.optim.lr,
+            optim=config.optim,
+            patch=d.patch,
+            batch=d.batch,
+            augment=d.augment,
+            seed=config.seed,
+            rule=d.mixing,
+        ),
+        PartialStage(
+            "ain-transfer",
+            pool,
+            config.stage_iters("finetune"),
+            lr=config.resolved_finetune_lr(),
+            optim=config.optim,
+            patch=d.patch,
+            batch=d.batch,
+            augment=d.augment,
+            seed=config.seed,
+            trainable=is_transfer_parameter,
+            what="AIN modules + last convolution (Kim et al. transfer learning)",
+        ),
     ]
 
 

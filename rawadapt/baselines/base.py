@@ -73,10 +73,28 @@ class Budget:
     eval_tile: int | None = None
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"iters": 6, "pretrain_iters": 3, "finetune_iters": 3, "patch": 16, "batch": 2, "width": 4,
-                 "depth": 2, "per_image_iters": 5, "selfsup_iters": 6},
-        "quick": {"iters": 300, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8, "width": 8,
-                  "depth": 3, "per_image_iters": 100, "selfsup_iters": 300},
+        "tiny": {
+            "iters": 6,
+            "pretrain_iters": 3,
+            "finetune_iters": 3,
+            "patch": 16,
+            "batch": 2,
+            "width": 4,
+            "depth": 2,
+            "per_image_iters": 5,
+            "selfsup_iters": 6,
+        },
+        "quick": {
+            "iters": 300,
+            "pretrain_iters": 100,
+            "finetune_iters": 100,
+            "patch": 48,
+            "batch": 8,
+            "width": 8,
+            "depth": 3,
+            "per_image_iters": 100,
+            "selfsup_iters": 300,
+        },
         "default": {},
     }
 
@@ -152,21 +170,50 @@ class Task:
         return self.data.test.materialize()
 
 
-def make_task(data_spec: str, target: str, *, target_pairs: int = 20, seed: int = 0, work_dir: str | Path,
-              dataset: PairDataset | None = None, sources: list[str] | None = None, test_pairs: int | None = None,
-              threads: int | None = None, precision: str = "auto") -> Task:
+def make_task(
+    data_spec: str,
+    target: str,
+    *,
+    target_pairs: int = 20,
+    seed: int = 0,
+    work_dir: str | Path,
+    dataset: PairDataset | None = None,
+    sources: list[str] | None = None,
+    test_pairs: int | None = None,
+    threads: int | None = None,
+    precision: str = "auto",
+) -> Task:
     """Open the dataset and build the leave-one-sensor-out split of ``target``."""
     from rawadapt.data.registry import open_dataset
     from rawadapt.train.config import config_from_dict
     from rawadapt.train.datasets import prepare_data
 
     ds = open_dataset(data_spec) if dataset is None else dataset
-    cfg = config_from_dict({"strategy": "finetune", "seed": seed,
-                            "data": {"data": data_spec, "target": target, "target_pairs": target_pairs,
-                                     "sources": sources, "test_pairs": test_pairs}})
+    cfg = config_from_dict(
+        {
+            "strategy": "finetune",
+            "seed": seed,
+            "data": {
+                "data": data_spec,
+                "target": target,
+                "target_pairs": target_pairs,
+                "sources": sources,
+                "test_pairs": test_pairs,
+            },
+        }
+    )
     data = prepare_data(cfg, ds)
-    return Task(data_spec=data_spec, dataset=ds, data=data, target_pairs=target_pairs, seed=seed,
-                work_dir=Path(work_dir), threads=threads, precision=precision, test_pairs=test_pairs)
+    return Task(
+        data_spec=data_spec,
+        dataset=ds,
+        data=data,
+        target_pairs=target_pairs,
+        seed=seed,
+        work_dir=Path(work_dir),
+        threads=threads,
+        precision=precision,
+        test_pairs=test_pairs,
+    )
 
 
 class Method:
@@ -208,8 +255,9 @@ class Method:
 
     def check_task(self, task: Task) -> None:
         if task.space not in self.spaces:
-            raise ConfigError(f"method {self.name!r} does not support space {task.space!r} "
-                              f"(supports {', '.join(self.spaces)})")
+            raise ConfigError(
+                f"method {self.name!r} does not support space {task.space!r} (supports {', '.join(self.spaces)})"
+            )
 
     def fit(self, task: Task) -> None:  # pragma: no cover - default no-op
         """Train on the task's target pool (and sources). Default: nothing to train."""
@@ -236,9 +284,15 @@ class Method:
 
     def info(self) -> dict[str, Any]:
         """What to record next to the results."""
-        return {"method": self.name, "description": self.description, "reference": self.reference,
-                "uses_sources": self.uses_sources, "fit_seconds": self.fit_seconds,
-                "budget": self.budget.name, "options": self.options}
+        return {
+            "method": self.name,
+            "description": self.description,
+            "reference": self.reference,
+            "uses_sources": self.uses_sources,
+            "fit_seconds": self.fit_seconds,
+            "budget": self.budget.name,
+            "options": self.options,
+        }
 
 
 #: benchmark method name -> its Method class (imported on first use)

@@ -73,8 +73,14 @@ def bm3d_available() -> bool:
 
 
 #: the package's parameter profiles by name
-PROFILE_CLASSES = {"np": "BM3DProfile", "refilter": "BM3DProfileRefilter", "vn": "BM3DProfileVN",
-                   "high": "BM3DProfileHigh", "lc": "BM3DProfileLC", "deb": "BM3DProfileDeb"}
+PROFILE_CLASSES = {
+    "np": "BM3DProfile",
+    "refilter": "BM3DProfileRefilter",
+    "vn": "BM3DProfileVN",
+    "high": "BM3DProfileHigh",
+    "lc": "BM3DProfileLC",
+    "deb": "BM3DProfileDeb",
+}
 
 
 def make_profile(name: str = "np", *, threads: int = 1) -> Any:

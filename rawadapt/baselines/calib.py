@@ -62,6 +62,7 @@ LED_OMNR_LR_FACTOR = 0.1
 # Shared pieces
 # --------------------------------------------------------------------------------------------
 
+
 def calibrate_target(data: TrainData) -> PoolCalibration:
     """The noise profile calibrated on the target pool of ``data``."""
     from rawadapt.baselines.pool_calibration import calibrate_pool
@@ -85,14 +86,24 @@ def calib_pretrain_stage(config: TrainConfig, data: TrainData, cal: PoolCalibrat
     assert data.target is not None
     noise = ProfileNoise(cal.profile, label=data.target, info={"calibration": cal.summary()})
     d = config.data
-    return SyntheticStage("calib-pretrain", clean_pool(data), noise, config.stage_iters("pretrain"),
-                          lr=config.optim.lr, optim=config.optim, patch=d.patch, batch=d.batch, augment=d.augment,
-                          seed=config.seed)
+    return SyntheticStage(
+        "calib-pretrain",
+        clean_pool(data),
+        noise,
+        config.stage_iters("pretrain"),
+        lr=config.optim.lr,
+        optim=config.optim,
+        patch=d.patch,
+        batch=d.batch,
+        augment=d.augment,
+        seed=config.seed,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # calib-ft, calib-adl
 # --------------------------------------------------------------------------------------------
+
 
 def build_calib_ft(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Calibration pretraining, then fine-tuning on the target pool."""
@@ -120,6 +131,7 @@ def build_calib_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
 # --------------------------------------------------------------------------------------------
 # LED
 # --------------------------------------------------------------------------------------------
+
 
 def led_split(finetune_iters: int) -> tuple[int, int]:
     """(align, omnr) iterations of LED's fine-tuning."""
@@ -162,21 +174,43 @@ def build_led(config: TrainConfig, data: TrainData) -> list[Stage]:
     def align_or_aux(name: str) -> bool:
         return led_net.is_target_align(name, cameras) or led_net.is_aux(name)
 
-    stages: list[Stage] = [LEDPretrain("led-pretrain", clean_pool(data), noise, config.stage_iters("pretrain"),
-                                       lr=config.optim.lr, **common)]
+    stages: list[Stage] = [
+        LEDPretrain(
+            "led-pretrain", clean_pool(data), noise, config.stage_iters("pretrain"), lr=config.optim.lr, **common
+        )
+    ]
     if align > 0:
-        stages.append(PartialStage("led-align", pool, align, lr=config.optim.lr, trainable=target_align,
-                                   what="target camera-specific alignment (LED)", **common))
+        stages.append(
+            PartialStage(
+                "led-align",
+                pool,
+                align,
+                lr=config.optim.lr,
+                trainable=target_align,
+                what="target camera-specific alignment (LED)",
+                **common,
+            )
+        )
     if omnr > 0:
-        stages.append(PartialStage("led-omnr", pool, omnr, lr=config.optim.lr * LED_OMNR_LR_FACTOR,
-                                   trainable=align_or_aux, on_setup=lambda m: m.enable_aux(True),
-                                   what="target alignment + out-of-model-noise branches (LED)", **common))
+        stages.append(
+            PartialStage(
+                "led-omnr",
+                pool,
+                omnr,
+                lr=config.optim.lr * LED_OMNR_LR_FACTOR,
+                trainable=align_or_aux,
+                on_setup=lambda m: m.enable_aux(True),
+                what="target alignment + out-of-model-noise branches (LED)",
+                **common,
+            )
+        )
     return stages
 
 
 # --------------------------------------------------------------------------------------------
 # PMN (ADL + shot-noise augmentation)
 # --------------------------------------------------------------------------------------------
+
 
 def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
     """``stage`` (an ADL stage) with PMN's shot-noise augmentation on its target-pool sampler(s):
@@ -194,8 +228,10 @@ def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
             learner = stage.learner
             learner.target_sampler = SNAPatchSampler.from_sampler(learner.target_sampler, gain)
         else:
-            stage.samplers = {k: SNAPatchSampler.from_sampler(s, gain)  # type: ignore[attr-defined]
-                              for k, s in stage.samplers.items()}  # type: ignore[attr-defined]
+            stage.samplers = {
+                k: SNAPatchSampler.from_sampler(s, gain)  # type: ignore[attr-defined]
+                for k, s in stage.samplers.items()
+            }  # type: ignore[attr-defined]
 
     def finish_sna(ctx: TrainContext) -> dict[str, Any]:
         return {**finish(ctx), **info}
@@ -225,9 +261,11 @@ class _RawOnly(TrainedMethod):
 
     def check_task(self, task: Task) -> None:
         if task.space != "raw":
-            raise ConfigError(f"method {self.name!r} needs RAW data: its noise model is physical (shot + read noise "
-                              f"in raw digital numbers) and does not describe sRGB images; use it on a RAW "
-                              f"dataset (got space {task.space!r})")
+            raise ConfigError(
+                f"method {self.name!r} needs RAW data: its noise model is physical (shot + read noise "
+                f"in raw digital numbers) and does not describe sRGB images; use it on a RAW "
+                f"dataset (got space {task.space!r})"
+            )
         super().check_task(task)
 
 

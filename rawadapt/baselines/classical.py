@@ -97,8 +97,9 @@ class CalibratedDenoiser(ImageMethod):
         self.noise_source = check_noise_source(str(self.option("noise_source", "auto")))
         self.calibration = str(self.option("calibration", "auto"))
         if self.calibration not in CALIBRATIONS:
-            raise ConfigError(f"{self.name}: unknown calibration {self.calibration!r}; "
-                              f"choose one of {', '.join(CALIBRATIONS)}")
+            raise ConfigError(
+                f"{self.name}: unknown calibration {self.calibration!r}; choose one of {', '.join(CALIBRATIONS)}"
+            )
         self.stride = int(self.option("stride", 4))
         if self.stride < 2:
             raise ConfigError(f"{self.name}: stride must be >= 2, got {self.stride}")
@@ -191,15 +192,19 @@ class CalibratedDenoiser(ImageMethod):
             views = [img[0::2, 0::2], img[1::2, 1::2]] if pd else [img]
             total: np.ndarray | None = None
             for view in views:
-                _, (tested, raw) = calibrate_denoiser(np.ascontiguousarray(view), fn, grid, stride=self.stride,
-                                                      extra_output=True)
+                _, (tested, raw) = calibrate_denoiser(
+                    np.ascontiguousarray(view), fn, grid, stride=self.stride, extra_output=True
+                )
                 total = np.asarray(raw, dtype=np.float64) if total is None else total + np.asarray(raw)
             assert total is not None
             losses = (total / len(views)).tolist()
             best = dict(tested[int(np.argmin(total))])
         out = self._finish(fn(img, **best), sample.space, level)
-        self.last_info = {"noise": level.to_dict(), "losses": losses,
-                          "params": {k: v for k, v in best.items() if k != "channel_axis"}}
+        self.last_info = {
+            "noise": level.to_dict(),
+            "losses": losses,
+            "params": {k: v for k, v in best.items() if k != "channel_axis"},
+        }
         return out
 
     def info(self) -> dict[str, Any]:
@@ -242,8 +247,13 @@ class NLMeans(CalibratedDenoiser):
         return denoise_nl_means
 
     def grid(self, sigma: float, space: str) -> dict[str, list[Any]]:
-        return {"h": [f * sigma for f in H_FACTORS], "sigma": [0.0, sigma],
-                "patch_size": [5], "patch_distance": [6], "fast_mode": [True]}
+        return {
+            "h": [f * sigma for f in H_FACTORS],
+            "sigma": [0.0, sigma],
+            "patch_size": [5],
+            "patch_distance": [6],
+            "fast_mode": [True],
+        }
 
 
 class Wavelet(CalibratedDenoiser):
@@ -271,6 +281,11 @@ class Wavelet(CalibratedDenoiser):
         return denoise_wavelet
 
     def grid(self, sigma: float, space: str) -> dict[str, list[Any]]:
-        return {"sigma": [f * sigma for f in SIGMA_FACTORS], "wavelet": ["db1", "db2"],
-                "mode": ["soft"], "method": ["BayesShrink"], "rescale_sigma": [True],
-                "convert2ycbcr": [space == "srgb"]}
+        return {
+            "sigma": [f * sigma for f in SIGMA_FACTORS],
+            "wavelet": ["db1", "db2"],
+            "mode": ["soft"],
+            "method": ["BayesShrink"],
+            "rescale_sigma": [True],
+            "convert2ycbcr": [space == "srgb"],
+        }

@@ -75,8 +75,9 @@ def _block(c_in: int, c_out: int, k: int, stride: int = 1) -> list[Any]:
     return layers
 
 
-def build_skip_net(in_channels: int, out_channels: int, *, channels: int, scales: int, skip: int = 4,
-                   sigmoid: bool = True) -> nn.Module:
+def build_skip_net(
+    in_channels: int, out_channels: int, *, channels: int, scales: int, skip: int = 4, sigmoid: bool = True
+) -> nn.Module:
     """DIP's "skip" encoder-decoder with ``scales`` levels of ``channels`` channels
     (``skip`` channels on the skip branches). Input sides must be multiples of ``2**scales`` and
     at least ``2**(scales + 1)``."""
@@ -92,8 +93,9 @@ def build_skip_net(in_channels: int, out_channels: int, *, channels: int, scales
             self.deeper = deeper
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
             c_cat = skip + channels
-            self.merge = nn.Sequential(nn.BatchNorm2d(c_cat), *_block(c_cat, channels, 3),
-                                       *_block(channels, channels, 1))
+            self.merge = nn.Sequential(
+                nn.BatchNorm2d(c_cat), *_block(c_cat, channels, 3), *_block(channels, channels, 1)
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             import torch
@@ -125,9 +127,19 @@ class DIPResult:
     target_mse: float
 
 
-def fit_dip(noisy: np.ndarray, *, iters: int, noise_var: float, tau: float = 1.0, channels: int = 32,
-            scales: int = 4, lr: float = LR, seed: int = 0, exp_weight: float | None = None,
-            sigmoid: bool = True) -> DIPResult:
+def fit_dip(
+    noisy: np.ndarray,
+    *,
+    iters: int,
+    noise_var: float,
+    tau: float = 1.0,
+    channels: int = 32,
+    scales: int = 4,
+    lr: float = LR,
+    seed: int = 0,
+    exp_weight: float | None = None,
+    sigmoid: bool = True,
+) -> DIPResult:
     """Fit DIP to one ``(C, H, W)`` image with the discrepancy-principle stop (module docstring).
 
     Parameters
@@ -194,7 +206,7 @@ def fit_dip(noisy: np.ndarray, *, iters: int, noise_var: float, tau: float = 1.0
     # early discrepancy stop (a very noisy image is matched within a few steps) would return an
     # average still dominated by it (measured: a 22 dB NikonD850 test image stopped at step 7
     # came out at 12.5 dB): return then the output that passed the rule itself.
-    if ew ** stopped > EMA_MAX_START_WEIGHT:
+    if ew**stopped > EMA_MAX_START_WEIGHT:
         return DIPResult(o[0].numpy(), stopped, reason, losses, threshold)
     return DIPResult(avg[0].numpy(), stopped, reason, losses, threshold)
 
@@ -225,8 +237,17 @@ class DIP(ImageMethod):
     name = "dip"
     description = "Deep Image Prior per test image, discrepancy-principle early stopping"
     reference = "Ulyanov et al. CVPR 2018; ADL paper Table 1"
-    known_options: ClassVar[tuple[str, ...]] = ("iters", "tau", "noise_source", "channels", "scales", "lr",
-                                                "exp_weight", "sigmoid", "progress")
+    known_options: ClassVar[tuple[str, ...]] = (
+        "iters",
+        "tau",
+        "noise_source",
+        "channels",
+        "scales",
+        "lr",
+        "exp_weight",
+        "sigmoid",
+        "progress",
+    )
 
     def __init__(self, budget: Any = None, **options: Any) -> None:
         super().__init__(budget, **options)
@@ -241,8 +262,10 @@ class DIP(ImageMethod):
         self.exp_weight = None if ew is None else float(ew)
         self.sigmoid = bool(self.option("sigmoid", True))
         if self.iters < 1 or self.channels < 1 or self.scales < 1 or self.lr <= 0 or self.tau < 0:
-            raise ConfigError(f"dip: invalid options iters={self.iters}, channels={self.channels}, "
-                              f"scales={self.scales}, lr={self.lr}, tau={self.tau}")
+            raise ConfigError(
+                f"dip: invalid options iters={self.iters}, channels={self.channels}, "
+                f"scales={self.scales}, lr={self.lr}, tau={self.tau}"
+            )
         self.pool: PoolNoiseModel | None = None
 
     def fit(self, task: Task) -> None:
@@ -255,10 +278,23 @@ class DIP(ImageMethod):
 
     def denoise_array(self, noisy: np.ndarray, sample: Sample) -> np.ndarray:
         level = self.noise_level(sample)
-        res = fit_dip(noisy, iters=self.iters, noise_var=level.mean_variance(noisy), tau=self.tau,
-                      channels=self.channels, scales=self.scales, lr=self.lr,
-                      seed=image_seed(self.seed, self.name, sample), exp_weight=self.exp_weight,
-                      sigmoid=self.sigmoid)
-        self.last_info = {"stopped_at": res.stopped_at, "reason": res.reason, "target_mse": res.target_mse,
-                          "final_mse": res.losses[-1], "noise": level.to_dict()}
+        res = fit_dip(
+            noisy,
+            iters=self.iters,
+            noise_var=level.mean_variance(noisy),
+            tau=self.tau,
+            channels=self.channels,
+            scales=self.scales,
+            lr=self.lr,
+            seed=image_seed(self.seed, self.name, sample),
+            exp_weight=self.exp_weight,
+            sigmoid=self.sigmoid,
+        )
+        self.last_info = {
+            "stopped_at": res.stopped_at,
+            "reason": res.reason,
+            "target_mse": res.target_mse,
+            "final_mse": res.losses[-1],
+            "noise": level.to_dict(),
+        }
         return res.image

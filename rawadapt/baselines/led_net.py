@@ -24,7 +24,7 @@ in LED.
 
 Virtual cameras
 ---------------
-:class:`VirtualFamily` holds the parameter space covering the five ELD DSLRs (ELD, Wei et al. CVPR 2020, and its calibrations:
+:class:`VirtualFamily` holds the parameter space covering the five ELD DSLRs (ELD:
 K in [0.1, 30], Tukey lambda in [-0.243, 0.2], read/row-noise regression slopes, biases and
 residual sigmas within the five cameras' min..max, read from the built-in profiles), and
 :meth:`VirtualFamily.cameras` draws ``m`` virtual cameras with LED's "coverage" strategy: each
@@ -33,7 +33,7 @@ optionally shuffled per parameter). :class:`VirtualCameraNoise` draws one camera
 per image, ``log K ~ U(log 0.1, log 30)`` and the camera's read/row sigmas from its regressions
 (LED's ``VirtualNoisyPairGenerator``, noise type "ptrqc": Poisson, Tukey-lambda read, row,
 quantisation, colour bias). The simulation uses a virtual 14-bit sensor (black 512, white
-16383; ELD, Wei et al. CVPR 2020, and its calibrations "All 14-bit"), whatever the target's bit depth: the family is defined in
+16383; ELD "All 14-bit"), whatever the target's bit depth: the family is defined in
 14-bit DN, and the output is normalised.
 """
 
@@ -55,7 +55,7 @@ from rawadapt.models.led_unet import (  # noqa: F401  (re-exported: the network 
     is_target_align,
 )
 
-#: virtual-camera gain range (ELD, Wei et al. CVPR 2020, and its calibrations; LED's ``param_ranges.K``)
+#: virtual-camera gain range (ELD; LED's ``param_ranges.K``)
 K_RANGE = (0.1, 30.0)
 #: virtual 14-bit sensor of the simulation
 VIRTUAL_BLACK = 512.0
@@ -110,13 +110,17 @@ class VirtualFamily:
 
         tl = [p.sigma_tl for p in profs]
         row = [p.sigma_row for p in profs]
-        return cls(k_range=(float(k_range[0]), float(k_range[1])),
-                   lambda_range=span([lam for p in profs for lam in p.tukey_lambdas]),
-                   read_slope=span([r.a for r in tl]), read_bias=span([r.b for r in tl]),  # type: ignore[union-attr]
-                   read_sigma=span([r.sigma for r in tl]),  # type: ignore[union-attr]
-                   row_slope=span([r.a for r in row]), row_bias=span([r.b for r in row]),  # type: ignore[union-attr]
-                   row_sigma=span([r.sigma for r in row]),  # type: ignore[union-attr]
-                   color_bias=span([v for p in profs for v in (*p.bias_kmin, *p.bias_kmax)]))
+        return cls(
+            k_range=(float(k_range[0]), float(k_range[1])),
+            lambda_range=span([lam for p in profs for lam in p.tukey_lambdas]),
+            read_slope=span([r.a for r in tl]),
+            read_bias=span([r.b for r in tl]),  # type: ignore[union-attr]
+            read_sigma=span([r.sigma for r in tl]),  # type: ignore[union-attr]
+            row_slope=span([r.a for r in row]),
+            row_bias=span([r.b for r in row]),  # type: ignore[union-attr]
+            row_sigma=span([r.sigma for r in row]),  # type: ignore[union-attr]
+            color_bias=span([v for p in profs for v in (*p.bias_kmin, *p.bias_kmax)]),
+        )
 
     def cameras(self, m: int = DEFAULT_CAMERAS, *, shuffle: bool = False, seed: int = 0) -> list[VirtualCamera]:
         """``m`` cameras by LED's "coverage" strategy (evenly spaced values per parameter,
@@ -134,10 +138,16 @@ class VirtualFamily:
         rs, rb, rsg = cover(self.read_slope), cover(self.read_bias), cover(self.read_sigma)
         ws, wb, wsg = cover(self.row_slope), cover(self.row_bias), cover(self.row_sigma)
         bias = rng.uniform(self.color_bias[0], self.color_bias[1], size=(m, 4))
-        return [VirtualCamera(i, float(lam[i]), (float(rs[i]), float(rb[i]), float(rsg[i])),
-                              (float(ws[i]), float(wb[i]), float(wsg[i])),
-                              tuple(float(v) for v in bias[i]))  # type: ignore[arg-type]
-                for i in range(m)]
+        return [
+            VirtualCamera(
+                i,
+                float(lam[i]),
+                (float(rs[i]), float(rb[i]), float(rsg[i])),
+                (float(ws[i]), float(wb[i]), float(wsg[i])),
+                tuple(float(v) for v in bias[i]),
+            )  # type: ignore[arg-type]
+            for i in range(m)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) for k, v in asdict(self).items()}
@@ -148,11 +158,20 @@ def virtual_level_profile(cfa: str = "RGGB") -> Any:
     every noise parameter from :class:`~rawadapt.noise.model.NoiseParams`)."""
     from rawadapt.noise.profiles import profile_from_dict
 
-    return profile_from_dict({
-        "name": "virtual-14bit", "kind": "eld", "cfa": cfa, "black_level": [VIRTUAL_BLACK] * 4,
-        "white_level": VIRTUAL_WHITE, "k_range": list(K_RANGE), "iso_k": [[100.0, 1.0]], "read_model": "gaussian",
-        "regressions": {"sigma_gauss": {"a": 0.5, "b": 0.0, "sigma": 0.0}},
-        "description": "levels of LED's virtual cameras (noise parameters come from the virtual family)"})
+    return profile_from_dict(
+        {
+            "name": "virtual-14bit",
+            "kind": "eld",
+            "cfa": cfa,
+            "black_level": [VIRTUAL_BLACK] * 4,
+            "white_level": VIRTUAL_WHITE,
+            "k_range": list(K_RANGE),
+            "iso_k": [[100.0, 1.0]],
+            "read_model": "gaussian",
+            "regressions": {"sigma_gauss": {"a": 0.5, "b": 0.0, "sigma": 0.0}},
+            "description": "levels of LED's virtual cameras (noise parameters come from the virtual family)",
+        }
+    )
 
 
 class VirtualCameraNoise:
@@ -170,8 +189,14 @@ class VirtualCameraNoise:
         Sensor label of the batches (LED's networks ignore it).
     """
 
-    def __init__(self, cameras: Sequence[VirtualCamera], family: VirtualFamily, *, ratios: Sequence[float] = (1.0,),
-                 label: str = "virtual") -> None:
+    def __init__(
+        self,
+        cameras: Sequence[VirtualCamera],
+        family: VirtualFamily,
+        *,
+        ratios: Sequence[float] = (1.0,),
+        label: str = "virtual",
+    ) -> None:
         if not cameras:
             raise ConfigError("at least one virtual camera")
         self.cameras = list(cameras)
@@ -197,11 +222,23 @@ class VirtualCameraNoise:
             a, b, s = reg
             return math.exp(a * logk + b + rng.normal(0.0, s))
 
-        params = NoiseParams(K=math.exp(logk), iso=None, read_model="tukey", sigma_read=sigma(cam.read),
-                             tukey_lambda=cam.tukey_lambda, sigma_row=sigma(cam.row), bias=cam.bias)
+        params = NoiseParams(
+            K=math.exp(logk),
+            iso=None,
+            read_model="tukey",
+            sigma_read=sigma(cam.read),
+            tukey_lambda=cam.tukey_lambda,
+            sigma_row=sigma(cam.row),
+            bias=cam.bias,
+        )
         ratio = self.ratios[int(rng.integers(0, len(self.ratios)))]
         return NoiseDraw(params=params, ratio=ratio, iso=None)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "led-virtual-cameras", "family": self.family.to_dict(), "ratios": list(self.ratios),
-                "cameras": [asdict(c) for c in self.cameras], "levels": [VIRTUAL_BLACK, VIRTUAL_WHITE]}
+        return {
+            "kind": "led-virtual-cameras",
+            "family": self.family.to_dict(),
+            "ratios": list(self.ratios),
+            "cameras": [asdict(c) for c in self.cameras],
+            "levels": [VIRTUAL_BLACK, VIRTUAL_WHITE],
+        }

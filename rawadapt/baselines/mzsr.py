@@ -76,11 +76,34 @@ class MetaTransferStage(SupervisedStage):
         Tasks per meta-update, inner steps per task and α.
     """
 
-    def __init__(self, name: str, domains: Any, iters: int, *, lr: float, optim: Any, patch: int, batch: int,
-                 augment: bool = True, seed: int = 0, tasks: int = META_TASKS, inner_steps: int = INNER_STEPS,
-                 inner_lr: float = INNER_LR) -> None:
-        super().__init__(name, domains, iters, lr=lr, optim=optim, patch=patch, batch=batch, augment=augment,
-                         seed=seed, rule="domain")
+    def __init__(
+        self,
+        name: str,
+        domains: Any,
+        iters: int,
+        *,
+        lr: float,
+        optim: Any,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int = 0,
+        tasks: int = META_TASKS,
+        inner_steps: int = INNER_STEPS,
+        inner_lr: float = INNER_LR,
+    ) -> None:
+        super().__init__(
+            name,
+            domains,
+            iters,
+            lr=lr,
+            optim=optim,
+            patch=patch,
+            batch=batch,
+            augment=augment,
+            seed=seed,
+            rule="domain",
+        )
         if tasks < 1 or inner_steps < 1 or not inner_lr > 0:
             raise ConfigError("meta-transfer needs tasks >= 1, inner_steps >= 1 and inner_lr > 0")
         self.tasks, self.inner_steps, self.inner_lr = int(tasks), int(inner_steps), float(inner_lr)
@@ -133,13 +156,22 @@ class MetaTransferStage(SupervisedStage):
         if self.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, self.optim.grad_clip)
         ctx.optimizer.step()
-        return {"loss": sum(query_losses) / len(query_losses),
-                "support_loss": sum(support_losses) / max(1, len(support_losses)),
-                "lr": lr, "data_time": t_data, "domain": ",".join(domains)}
+        return {
+            "loss": sum(query_losses) / len(query_losses),
+            "support_loss": sum(support_losses) / max(1, len(support_losses)),
+            "lr": lr,
+            "data_time": t_data,
+            "domain": ",".join(domains),
+        }
 
     def finish(self, ctx: TrainContext) -> dict[str, Any]:
-        return {**super().finish(ctx), "algorithm": "first-order MAML", "tasks": self.tasks,
-                "inner_steps": self.inner_steps, "inner_lr": self.inner_lr}
+        return {
+            **super().finish(ctx),
+            "algorithm": "first-order MAML",
+            "tasks": self.tasks,
+            "inner_steps": self.inner_steps,
+            "inner_lr": self.inner_lr,
+        }
 
 
 def build_mzsr(config: TrainConfig, data: TrainData) -> list[Stage]:
@@ -155,9 +187,19 @@ def build_mzsr(config: TrainConfig, data: TrainData) -> list[Stage]:
         stages.append(supervised(config, "source-pretrain", sources, pre))
     meta = meta_iterations(config.stage_iters("main"))
     if meta > 0:
-        stages.append(MetaTransferStage("meta-transfer", sources, meta, lr=config.resolved_finetune_lr(),
-                                        optim=config.optim, patch=d.patch, batch=d.batch, augment=d.augment,
-                                        seed=config.seed))
+        stages.append(
+            MetaTransferStage(
+                "meta-transfer",
+                sources,
+                meta,
+                lr=config.resolved_finetune_lr(),
+                optim=config.optim,
+                patch=d.patch,
+                batch=d.batch,
+                augment=d.augment,
+                seed=config.seed,
+            )
+        )
     fin = config.stage_iters("finetune")
     if fin > 0:
         stages.append(supervised(config, "target-finetune", pool, fin, lr=config.resolved_finetune_lr()))
@@ -180,6 +222,10 @@ class MZSR(TrainedMethod):
 
     def info(self) -> dict[str, Any]:
         out = super().info()
-        out["meta"] = {"tasks": META_TASKS, "inner_steps": INNER_STEPS, "inner_lr": INNER_LR,
-                       "meta_updates": meta_iterations(self.iterations()["iters"])}
+        out["meta"] = {
+            "tasks": META_TASKS,
+            "inner_steps": INNER_STEPS,
+            "inner_lr": INNER_LR,
+            "meta_updates": meta_iterations(self.iterations()["iters"]),
+        }
         return out

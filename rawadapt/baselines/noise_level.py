@@ -2,7 +2,7 @@
 the target pool, and the generalised Anscombe transform (GAT) that makes Poisson-Gaussian noise
 unit-variance Gaussian.
 
-Noise model (ELD, Wei et al. CVPR 2020, and its calibrations, ADL paper eq. 3): on normalised packed RAW the variance of a
+Noise model (ELD, ADL paper eq. 3): on normalised packed RAW the variance of a
 pixel of clean value ``x`` is ``var = a x + b`` per plane, ``a`` the (normalised) Poisson gain,
 ``b`` the Gaussian (read, row, quantisation) variance. :class:`NoiseLevel` holds ``a`` and ``b``
 per channel. On sRGB the camera pipeline makes the noise signal dependent in ways no two-number
@@ -133,6 +133,7 @@ class NoiseLevel:
 # Estimation from one noisy image
 # --------------------------------------------------------------------------------------------
 
+
 def _cells(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per 3x3 window of every channel (stride 1, valid positions): mean, a second-order
     detail and a "clipped" flag.
@@ -154,7 +155,7 @@ def _cells(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hi = np.full_like(detail, -np.inf)
     for i in range(3):  # 9 shifted views: vectorised over the whole image
         for j in range(3):
-            v = x[:, i:i + h, j:j + w]
+            v = x[:, i : i + h, j : j + w]
             detail += kern[i, j] * v
             total += v
             np.minimum(lo, v, out=lo)
@@ -248,10 +249,11 @@ def estimate_gaussian_sigma(image: np.ndarray) -> float:
 # From a sensor profile
 # --------------------------------------------------------------------------------------------
 
+
 def profile_noise_level(profile: str | Profile, iso: float, ratio: float = 1.0) -> NoiseLevel:
     """The profile's noise ``var = a x + b`` on normalised, brightness-matched packed RAW.
 
-    In DN (ELD, Wei et al. CVPR 2020, and its calibrations) ``var = K x_dn + read^2 + row^2 + 1/12`` (ADC rounding) at the
+    In DN (ELD) ``var = K x_dn + read^2 + row^2 + 1/12`` (ADC rounding) at the
     short exposure; normalising by ``span = white - black`` and multiplying by the exposure
     ``ratio`` gives ``a = K ratio / span`` and ``b = ratio^2 (read^2 + row^2 + 1/12) / span^2``
     per plane (with the profile's per-plane gain/read multipliers). ELD profiles use the
@@ -298,6 +300,7 @@ def profile_noise_level(profile: str | Profile, iso: float, ratio: float = 1.0) 
 # --------------------------------------------------------------------------------------------
 # From the target pool's pairs
 # --------------------------------------------------------------------------------------------
+
 
 def pair_noise_level(noisy: np.ndarray, clean: np.ndarray, *, n_bins: int = 16, gaussian: bool = False) -> NoiseLevel:
     """``(a, b)`` of one noisy/clean pair from its exact residuals, binned by the clean value
@@ -409,6 +412,7 @@ class PoolNoiseModel:
 # Generalised Anscombe transform
 # --------------------------------------------------------------------------------------------
 
+
 def _gat_params(level: NoiseLevel, channels: int) -> tuple[np.ndarray, np.ndarray]:
     a, b = level.per_channel(channels)
     return np.maximum(a, A_MIN), b
@@ -443,6 +447,7 @@ def gat_inverse_algebraic(d: np.ndarray, level: NoiseLevel) -> np.ndarray:
 # Choosing the source for one sample
 # --------------------------------------------------------------------------------------------
 
+
 def pool_model_for(source: str, samples: Sequence[Sample]) -> PoolNoiseModel | None:
     """The pool noise model a method with ``noise_source=source`` needs after ``fit``:
     fitted for ``"pool"`` (errors propagate), for ``"auto"`` when the pool has pairs (else
@@ -462,8 +467,9 @@ def check_noise_source(source: str) -> str:
     return source
 
 
-def sample_noise_level(sample: Sample, source: str, *, profile: str | None = None,
-                       pool: PoolNoiseModel | None = None) -> NoiseLevel:
+def sample_noise_level(
+    sample: Sample, source: str, *, profile: str | None = None, pool: PoolNoiseModel | None = None
+) -> NoiseLevel:
     """The noise level of ``sample.noisy`` from ``source`` (see :data:`NOISE_SOURCES`).
 
     ``"auto"`` is ``"pool"`` when ``pool`` is given, else ``"image"``;
@@ -485,8 +491,9 @@ def sample_noise_level(sample: Sample, source: str, *, profile: str | None = Non
         return NoiseLevel.gaussian(estimate_gaussian_sigma(sample.noisy), "image")
     if source == "profile":
         if sample.space != "raw":
-            raise ConfigError("noise_source='profile' applies to RAW only (sRGB noise has no profile model); "
-                              "use 'image' or 'pool'")
+            raise ConfigError(
+                "noise_source='profile' applies to RAW only (sRGB noise has no profile model); use 'image' or 'pool'"
+            )
         name = profile or sample.sensor
         if sample.iso is None:
             raise ConfigError("noise_source='profile' needs the sample's ISO", sample.path)

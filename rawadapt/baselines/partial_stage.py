@@ -39,11 +39,23 @@ class PartialStage(SupervisedStage):
         Called with the model before the optimizer is built (idempotent).
     """
 
-    def __init__(self, name: str, domains: Mapping[str, Sequence[Sample]], iters: int, *, lr: float,
-                 optim: OptimConfig, patch: int, batch: int, trainable: NamePredicate, what: str = "",
-                 augment: bool = True, seed: int = 0, on_setup: Callable[[Any], None] | None = None) -> None:
-        super().__init__(name, domains, iters, lr=lr, optim=optim, patch=patch, batch=batch, augment=augment,
-                         seed=seed)
+    def __init__(
+        self,
+        name: str,
+        domains: Mapping[str, Sequence[Sample]],
+        iters: int,
+        *,
+        lr: float,
+        optim: OptimConfig,
+        patch: int,
+        batch: int,
+        trainable: NamePredicate,
+        what: str = "",
+        augment: bool = True,
+        seed: int = 0,
+        on_setup: Callable[[Any], None] | None = None,
+    ) -> None:
+        super().__init__(name, domains, iters, lr=lr, optim=optim, patch=patch, batch=batch, augment=augment, seed=seed)
         self.trainable = trainable
         self.what = what
         self.on_setup = on_setup
@@ -59,8 +71,9 @@ class PartialStage(SupervisedStage):
             if keep:
                 names.append(name)
         if not names:
-            raise ConfigError(f"stage {self.name!r}: no parameter matches the trainable set "
-                              f"({self.what or 'predicate'})")
+            raise ConfigError(
+                f"stage {self.name!r}: no parameter matches the trainable set ({self.what or 'predicate'})"
+            )
         self.n_trainable = sum(p.numel() for p in ctx.model.parameters() if p.requires_grad)
         super().setup(ctx)
 
@@ -68,5 +81,9 @@ class PartialStage(SupervisedStage):
         for p in ctx.model.parameters():
             p.requires_grad_(True)
         total = sum(p.numel() for p in ctx.model.parameters())
-        return {**super().finish(ctx), "trainable": self.what, "trainable_parameters": self.n_trainable,
-                "total_parameters": total}
+        return {
+            **super().finish(ctx),
+            "trainable": self.what,
+            "trainable_parameters": self.n_trainable,
+            "total_parameters": total,
+        }

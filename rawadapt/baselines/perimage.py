@@ -38,8 +38,9 @@ def check_sample(sample: Sample, spaces: tuple[str, ...], method: str) -> np.nda
         Wrong shape/channels for the space, empty, or NaN/Inf values.
     """
     if sample.space not in spaces:
-        raise ConfigError(f"method {method!r} does not support space {sample.space!r} "
-                          f"(supports {', '.join(spaces)})", sample.path)
+        raise ConfigError(
+            f"method {method!r} does not support space {sample.space!r} (supports {', '.join(spaces)})", sample.path
+        )
     noisy = np.asarray(sample.noisy)
     check_image(noisy, sample.space, what="noisy image", path=sample.path)
     return np.ascontiguousarray(noisy, dtype=np.float32)
@@ -48,8 +49,9 @@ def check_sample(sample: Sample, spaces: tuple[str, ...], method: str) -> np.nda
 def check_min_size(noisy: np.ndarray, size: int, method: str) -> None:
     """Raise :class:`ShapeError` when a side of ``noisy`` is below ``size`` pixels."""
     if min(noisy.shape[-2:]) < size:
-        raise ShapeError(f"{method}: image of {noisy.shape[-2]}x{noisy.shape[-1]} pixels is too small "
-                         f"(needs at least {size}x{size})")
+        raise ShapeError(
+            f"{method}: image of {noisy.shape[-2]}x{noisy.shape[-1]} pixels is too small (needs at least {size}x{size})"
+        )
 
 
 def image_seed(seed: int, method: str, sample: Sample) -> int:
@@ -99,8 +101,9 @@ class ImageMethod(Method):
         super().__init__(budget, **options)
         unknown = sorted(set(options) - set(self.known_options))
         if unknown:
-            raise ConfigError(f"method {self.name!r}: unknown options {unknown}; "
-                              f"known: {', '.join(self.known_options) or '(none)'}")
+            raise ConfigError(
+                f"method {self.name!r}: unknown options {unknown}; known: {', '.join(self.known_options) or '(none)'}"
+            )
         self.target: str | None = None
         self.threads: int | None = None
         self.last_info: dict[str, Any] = {}

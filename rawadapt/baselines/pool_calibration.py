@@ -46,7 +46,7 @@ from rawadapt.errors import ConfigError
 #: white level (DN) of the virtual 16-bit sensor used for samples without levels
 VIRTUAL_WHITE = 65535.0
 #: read-noise slope when only one ISO calibrated: the middle of the ELD DSLRs' Gaussian
-#: read-noise slopes (0.54-0.68, ELD, Wei et al. CVPR 2020, and its calibrations)
+#: read-noise slopes (0.54-0.68, ELD)
 DEFAULT_READ_SLOPE = 0.6
 #: ISO assumed for samples without one
 NOMINAL_ISO = 100.0
@@ -99,13 +99,22 @@ class PoolCalibration:
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description."""
-        return {"method": "pairs (rawadapt.noise.calibrate.calibrate_pairs) per ISO, log-log K(ISO)",
-                "groups": self.groups, "k_slope": self.k_slope, "k_intercept": self.k_intercept,
-                "read_slope": self.read_slope, "read_intercept": self.read_intercept,
-                "read_sigma": self.read_sigma, "levels_known": self.levels_known,
-                "iso_range": list(self.profile.iso_range), "ratios": list(self.profile.ratios),
-                "black_level": list(self.profile.black_level), "white_level": self.profile.white_level,
-                "channel_k": list(self.profile.channel_k), "notes": list(self.notes)}
+        return {
+            "method": "pairs (rawadapt.noise.calibrate.calibrate_pairs) per ISO, log-log K(ISO)",
+            "groups": self.groups,
+            "k_slope": self.k_slope,
+            "k_intercept": self.k_intercept,
+            "read_slope": self.read_slope,
+            "read_intercept": self.read_intercept,
+            "read_sigma": self.read_sigma,
+            "levels_known": self.levels_known,
+            "iso_range": list(self.profile.iso_range),
+            "ratios": list(self.profile.ratios),
+            "black_level": list(self.profile.black_level),
+            "white_level": self.profile.white_level,
+            "channel_k": list(self.profile.channel_k),
+            "notes": list(self.notes),
+        }
 
 
 def _levels(sample: Sample) -> tuple[np.ndarray, float] | None:
@@ -129,8 +138,7 @@ def pool_to_dn(sample: Sample, levels_known: bool, flag: float) -> tuple[np.ndar
     """``(noisy, clean)`` of a pool sample in DN above black at the SHORT exposure (see the
     module docstring); noisy pixels the loader clipped at 1 are set to ``flag``."""
     if sample.clean is None:
-        raise ConfigError(f"target sample {sample.sample_id} has no clean image; calibration needs pairs",
-                          sample.path)
+        raise ConfigError(f"target sample {sample.sample_id} has no clean image; calibration needs pairs", sample.path)
     span = _span(sample, levels_known)[:, None, None]
     ratio = float(sample.ratio or 1.0)
     noisy = sample.noisy.astype(np.float64) * span / ratio
@@ -196,14 +204,22 @@ def calibrate_pool(samples: Sequence[Sample], *, name: str = "calibrated", n_bin
         pixels = sum(n[0].size for n, _ in conv)
         bins = int(max(4, min(n_bins, pixels // 40)))  # >= ~20 pixels per bin on small pools
         try:
-            res = calibrate_pairs([n for n, _ in conv], [c for _, c in conv], black_level=0.0, white_level=flag,
-                                  n_bins=bins, iso=iso)
+            res = calibrate_pairs(
+                [n for n, _ in conv], [c for _, c in conv], black_level=0.0, white_level=flag, n_bins=bins, iso=iso
+            )
         except ConfigError as exc:
             notes.append(f"ISO {iso:g}: skipped ({exc.message})")
             continue
         read_sigma = math.sqrt(max(float(np.mean(res.read_var)), 0.0))
-        groups.append({"iso": iso, "pairs": len(conv), "K": res.K_mean, "K_channels": [float(k) for k in res.K],
-                       "read_sigma": read_sigma})
+        groups.append(
+            {
+                "iso": iso,
+                "pairs": len(conv),
+                "K": res.K_mean,
+                "K_channels": [float(k) for k in res.K],
+                "read_sigma": read_sigma,
+            }
+        )
         chan_k.append(np.asarray(res.K, dtype=np.float64) / res.K_mean)
     if not groups:
         raise ConfigError("noise calibration failed for every ISO of the target pool: " + "; ".join(notes))
@@ -235,16 +251,34 @@ def calibrate_pool(samples: Sequence[Sample], *, name: str = "calibrated", n_bin
     iso_k = [[iso_lo, k_lo]] if iso_hi <= iso_lo else [[iso_lo, k_lo], [iso_hi, k_hi]]
     ratios = sorted({float(s.ratio or 1.0) for s in pairs})
     cfa = next((s.cfa for s in pairs if s.cfa), "RGGB")
-    prof = profile_from_dict({
-        "name": name, "kind": "eld", "cfa": cfa,
-        "description": "Poisson-Gaussian profile calibrated on the target pool (rawadapt.baselines.pool_calibration)",
-        "source": "rawadapt calibrate_pool", "black_level": [float(b) for b in black], "white_level": float(white),
-        "iso_range": [iso_lo, iso_hi], "iso_k": iso_k, "k_range": [min(k_lo, k_hi), max(k_lo, k_hi)],
-        "read_model": "gaussian",
-        "regressions": {"sigma_gauss": {"a": read_slope, "b": read_intercept, "sigma": read_sd}},
-        "channel_k": [float(v) for v in channel_k], "ratios": ratios,
-        "fixed_pattern": {"seed": 0, "dsnu": 0.0, "prnu": 0.0, "column": 0.0},
-    })
-    return PoolCalibration(profile=prof, groups=groups, k_slope=k_slope, k_intercept=k_intercept,
-                           read_slope=read_slope, read_intercept=read_intercept, read_sigma=read_sd,
-                           levels_known=levels_known, notes=notes)
+    prof = profile_from_dict(
+        {
+            "name": name,
+            "kind": "eld",
+            "cfa": cfa,
+            "description": "Poisson-Gaussian profile calibrated on the target pool "
+            "(rawadapt.baselines.pool_calibration)",
+            "source": "rawadapt calibrate_pool",
+            "black_level": [float(b) for b in black],
+            "white_level": float(white),
+            "iso_range": [iso_lo, iso_hi],
+            "iso_k": iso_k,
+            "k_range": [min(k_lo, k_hi), max(k_lo, k_hi)],
+            "read_model": "gaussian",
+            "regressions": {"sigma_gauss": {"a": read_slope, "b": read_intercept, "sigma": read_sd}},
+            "channel_k": [float(v) for v in channel_k],
+            "ratios": ratios,
+            "fixed_pattern": {"seed": 0, "dsnu": 0.0, "prnu": 0.0, "column": 0.0},
+        }
+    )
+    return PoolCalibration(
+        profile=prof,
+        groups=groups,
+        k_slope=k_slope,
+        k_intercept=k_intercept,
+        read_slope=read_slope,
+        read_intercept=read_intercept,
+        read_sigma=read_sd,
+        levels_known=levels_known,
+        notes=notes,
+    )

@@ -74,7 +74,7 @@ def b2u_masks(height: int, width: int, *, cell: int = B2U_CELL, device: Any = No
 
     r = torch.arange(height, device=device) % cell
     c = torch.arange(width, device=device) % cell
-    pos = (r[:, None] * cell + c[None, :])  # (H, W) index of the mask that blinds the pixel
+    pos = r[:, None] * cell + c[None, :]  # (H, W) index of the mask that blinds the pixel
     ids = torch.arange(cell * cell, device=device)[:, None, None]
     return (pos[None] == ids).float()[:, None]
 
@@ -109,8 +109,15 @@ def b2u_map(outputs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (out * masks[None]).sum(dim=1)
 
 
-def b2u_beta(step: int, total: int, *, lambda2: float = 2.0, increase_ratio: float = 20.0,
-             thread1: float = 0.4, thread2: float = 1.0) -> float:
+def b2u_beta(
+    step: int,
+    total: int,
+    *,
+    lambda2: float = 2.0,
+    increase_ratio: float = 20.0,
+    thread1: float = 0.4,
+    thread2: float = 1.0,
+) -> float:
     """The re-visible weight at ``step`` (0-based) of ``total``: ``lambda2`` until 40 % of
     training, then linear to ``increase_ratio`` at the end (the authors' schedule)."""
     t = (int(step) + 1) / max(int(total), 1)
@@ -121,8 +128,9 @@ def b2u_beta(step: int, total: int, *, lambda2: float = 2.0, increase_ratio: flo
     return float(increase_ratio)
 
 
-def b2u_loss(model: Any, y: torch.Tensor, *, beta: float, lambda1: float = 1.0,
-             masks: torch.Tensor | None = None) -> torch.Tensor:
+def b2u_loss(
+    model: Any, y: torch.Tensor, *, beta: float, lambda1: float = 1.0, masks: torch.Tensor | None = None
+) -> torch.Tensor:
     """Blind2Unblind's loss for one batch ``y`` (B, C, H, W) (module docstring)."""
     import torch
 
@@ -163,6 +171,7 @@ def interp_residual_net(inner: Denoiser) -> Denoiser:
 # Methods
 # --------------------------------------------------------------------------------------------
 
+
 class PoolSelfSupervised(Method):
     """A U-Net trained self-supervised on the target pool's noisy images (module docstring).
 
@@ -187,15 +196,25 @@ class PoolSelfSupervised(Method):
     patch_multiple: ClassVar[int] = 2
     #: U-Net predicts ``x + net(x)`` (True) or the clean image directly (False)
     default_residual: ClassVar[bool] = True
-    known_options: ClassVar[tuple[str, ...]] = ("iters", "lr", "width", "depth", "patch", "batch", "residual",
-                                                "zero_head", "progress")
+    known_options: ClassVar[tuple[str, ...]] = (
+        "iters",
+        "lr",
+        "width",
+        "depth",
+        "patch",
+        "batch",
+        "residual",
+        "zero_head",
+        "progress",
+    )
 
     def __init__(self, budget: Any = None, **options: Any) -> None:
         super().__init__(budget, **options)
         unknown = sorted(set(options) - set(self.known_options))
         if unknown:
-            raise ConfigError(f"method {self.name!r}: unknown options {unknown}; "
-                              f"known: {', '.join(self.known_options)}")
+            raise ConfigError(
+                f"method {self.name!r}: unknown options {unknown}; known: {', '.join(self.known_options)}"
+            )
         b = self.budget
         self.iters = int(options.get("iters", b.selfsup_iters))
         self.lr = float(options.get("lr", b.lr))
@@ -207,8 +226,10 @@ class PoolSelfSupervised(Method):
         self.zero_head = bool(options.get("zero_head", self.residual))
         self.progress = bool(options.get("progress", False))
         if min(self.iters + 1, self.width, self.depth, self.batch) < 1 or self.lr <= 0 or self.patch < 4:
-            raise ConfigError(f"{self.name}: invalid options iters={self.iters}, lr={self.lr}, width={self.width}, "
-                              f"depth={self.depth}, patch={self.patch}, batch={self.batch}")
+            raise ConfigError(
+                f"{self.name}: invalid options iters={self.iters}, lr={self.lr}, width={self.width}, "
+                f"depth={self.depth}, patch={self.patch}, batch={self.batch}"
+            )
         self.model: Denoiser | None = None
         self.space: str | None = None
         self.threads: int | None = None
@@ -237,8 +258,9 @@ class PoolSelfSupervised(Method):
             raise ConfigError(f"{self.name}: the target pool is empty (nothing to train on)")
         # noisy images only: each sample's "clean" slot holds its noisy image, so no clean
         # pixel can reach the loss (the sampler needs the slot filled)
-        samples = [s.with_arrays(np.asarray(s.noisy, dtype=np.float32), np.asarray(s.noisy, dtype=np.float32))
-                   for s in pool]
+        samples = [
+            s.with_arrays(np.asarray(s.noisy, dtype=np.float32), np.asarray(s.noisy, dtype=np.float32)) for s in pool
+        ]
         smallest = min(min(s.height, s.width) for s in samples)
         patch = min(self.patch, smallest)
         patch -= patch % self.patch_multiple
@@ -247,11 +269,21 @@ class PoolSelfSupervised(Method):
         self.space = task.space
         self.threads = task.threads
         channels = 4 if task.space == "raw" else 3
-        sampler = PatchSampler(samples, patch=patch, batch=self.batch,
-                               seed=derive_seed(task.seed, self.name, "patches"))
+        sampler = PatchSampler(
+            samples, patch=patch, batch=self.batch, seed=derive_seed(task.seed, self.name, "patches")
+        )
         with seeded_torch(derive_seed(task.seed, self.name, "init")):
-            model = build_model({"arch": "unet", "in_channels": channels, "width": self.width, "depth": self.depth,
-                                 "use_sensor": False, "use_iso": False, "residual": self.residual})
+            model = build_model(
+                {
+                    "arch": "unet",
+                    "in_channels": channels,
+                    "width": self.width,
+                    "depth": self.depth,
+                    "use_sensor": False,
+                    "use_iso": False,
+                    "residual": self.residual,
+                }
+            )
         if self.zero_head:  # residual U-Net: start from the identity (see the module docstring)
             torch.nn.init.zeros_(model.head.weight)
             torch.nn.init.zeros_(model.head.bias)
@@ -299,8 +331,13 @@ class PoolSelfSupervised(Method):
 
     def info(self) -> dict[str, Any]:
         out = super().info()
-        out.update({"iters": self.iters, "final_loss": self.losses[-1] if self.losses else None,
-                    "model": {"arch": "unet", "width": self.width, "depth": self.depth}})
+        out.update(
+            {
+                "iters": self.iters,
+                "final_loss": self.losses[-1] if self.losses else None,
+                "model": {"arch": "unet", "width": self.width, "depth": self.depth},
+            }
+        )
         return out
 
 

@@ -49,8 +49,15 @@ SCALES = (0.25, 0.5)
 GainFn = Callable[[Sample], np.ndarray]
 
 
-def shot_noise_augment(noisy: torch.Tensor, clean: torch.Tensor, gain: torch.Tensor, aug: torch.Tensor,
-                       generator: torch.Generator, *, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def shot_noise_augment(
+    noisy: torch.Tensor,
+    clean: torch.Tensor,
+    gain: torch.Tensor,
+    aug: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    clip: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Brighten pairs by ``1 + aug`` with exact extra shot noise (see the module docstring).
 
     Parameters
@@ -79,8 +86,9 @@ def shot_noise_augment(noisy: torch.Tensor, clean: torch.Tensor, gain: torch.Ten
     return out, clean + dy
 
 
-def sna_factors(rng: np.random.Generator, n: int, channels: int = 4, *, p_apply: float = P_APPLY,
-                scales: Sequence[float] = SCALES) -> np.ndarray:
+def sna_factors(
+    rng: np.random.Generator, n: int, channels: int = 4, *, p_apply: float = P_APPLY, scales: Sequence[float] = SCALES
+) -> np.ndarray:
     """PMN's per-patch, per-plane augmentation factors ``(n, channels)`` (module docstring)."""
     out = np.zeros((n, channels))
     for i in range(n):
@@ -111,9 +119,19 @@ class SNAPatchSampler(PatchSampler):
         continue another sampler's stream).
     """
 
-    def __init__(self, samples: Sequence[Sample], gain: GainFn, *, patch: int, batch: int, augment: bool = True,
-                 seed: int | np.random.Generator | None = 0, domain: str | None = None, p_apply: float = P_APPLY,
-                 scales: Sequence[float] = SCALES) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        gain: GainFn,
+        *,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int | np.random.Generator | None = 0,
+        domain: str | None = None,
+        p_apply: float = P_APPLY,
+        scales: Sequence[float] = SCALES,
+    ) -> None:
         super().__init__(samples, patch=patch, batch=batch, augment=augment, seed=seed, domain=domain)
         self.gain = gain
         self.p_apply = float(p_apply)
@@ -123,8 +141,16 @@ class SNAPatchSampler(PatchSampler):
     @classmethod
     def from_sampler(cls, sampler: PatchSampler, gain: GainFn, **kwargs: Any) -> SNAPatchSampler:
         """The same sampler (samples, patch, batch, generator — shared, not copied) with SNA."""
-        return cls(sampler.samples, gain, patch=sampler.patch, batch=sampler.batch, augment=sampler.augment,
-                   seed=sampler.rng, domain=sampler.domain, **kwargs)
+        return cls(
+            sampler.samples,
+            gain,
+            patch=sampler.patch,
+            batch=sampler.batch,
+            augment=sampler.augment,
+            seed=sampler.rng,
+            domain=sampler.domain,
+            **kwargs,
+        )
 
     def draw(self, n: int | None = None, indices: Sequence[int] | None = None) -> Batch:
         if indices is None:  # the parent's own index draw, made here to know the samples

@@ -10,7 +10,7 @@ profile calibrated on the target pool, ADL paper §4.3 / Table 2(a)) and the LED
   levels (black/white, DN), the CFA and the label written into batches.
 * :class:`SyntheticPatchSampler` is a :class:`~rawadapt.data.patches.PatchSampler` over
   CLEAN images whose ``draw`` returns batches whose noisy half is simulated with
-  :func:`rawadapt.noise.model.add_noise` (ELD, Wei et al. CVPR 2020, and its calibrations: clean → DN at the short exposure,
+  :func:`rawadapt.noise.model.add_noise` (ELD: clean → DN at the short exposure,
   shot, read, row, colour bias, quantisation, back to normalised units × ratio, clipped to
   [0, 1] like the data loaders). Every random draw (patch, noise parameters, the torch
   generator's seed) comes from the sampler's own NumPy generator, so its ``state_dict`` is the
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.train.config import OptimConfig
     from rawadapt.train.context import TrainContext, TrainData
 
-#: quantisation of simulated pairs (ELD, Wei et al. CVPR 2020, and its calibrations: additive U(-1/2, 1/2) DN)
+#: quantisation of simulated pairs (ELD: additive U(-1/2, 1/2) DN)
 QUANTIZATION = "uniform"
 
 
@@ -108,8 +108,15 @@ class ProfileNoise:
         Extra entries for :meth:`describe` (e.g. the calibration summary).
     """
 
-    def __init__(self, profile: Profile, *, label: str, iso_range: tuple[float, float] | None = None,
-                 ratios: Sequence[float] | None = None, info: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        label: str,
+        iso_range: tuple[float, float] | None = None,
+        ratios: Sequence[float] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
         self.profile = profile
         self.label = str(label)
         lo, hi = iso_range if iso_range is not None else profile.iso_range
@@ -134,13 +141,20 @@ class ProfileNoise:
         return NoiseDraw(params=params, ratio=ratio, iso=iso)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "profile", "profile": self.profile.name, "label": self.label,
-                "iso_range": list(self.iso_range), "ratios": list(self.ratios), **self.info}
+        return {
+            "kind": "profile",
+            "profile": self.profile.name,
+            "label": self.label,
+            "iso_range": list(self.iso_range),
+            "ratios": list(self.ratios),
+            **self.info,
+        }
 
 
 # --------------------------------------------------------------------------------------------
 # Clean images
 # --------------------------------------------------------------------------------------------
+
 
 def clean_only(samples: Sequence[Sample]) -> list[Sample]:
     """Samples whose noisy half is their clean image (same array, no copy): what a
@@ -178,14 +192,17 @@ def clean_pool(data: TrainData, *, include_sources: bool = True, include_target:
 def require_raw(data: TrainData, what: str) -> None:
     """Raise a clear :class:`ConfigError` unless the data are packed RAW."""
     if data.space != "raw":
-        raise ConfigError(f"{what} needs RAW data: its noise model is physical (shot + read noise in raw "
-                          f"digital numbers), which sRGB images (after demosaicking, tone curve and "
-                          f"compression) do not follow; got space {data.space!r}")
+        raise ConfigError(
+            f"{what} needs RAW data: its noise model is physical (shot + read noise in raw "
+            f"digital numbers), which sRGB images (after demosaicking, tone curve and "
+            f"compression) do not follow; got space {data.space!r}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Sampler and stage
 # --------------------------------------------------------------------------------------------
+
 
 class SyntheticPatchSampler(PatchSampler):
     """Random clean patches with simulated noise (see the module docstring).
@@ -207,9 +224,18 @@ class SyntheticPatchSampler(PatchSampler):
         The branch of the last drawn batch (-1 = none).
     """
 
-    def __init__(self, samples: Sequence[Sample], noise: NoiseSource, *, patch: int, batch: int,
-                 augment: bool = True, seed: int | np.random.Generator | None = 0, domain: str | None = None,
-                 quantization: str = QUANTIZATION) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        noise: NoiseSource,
+        *,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int | np.random.Generator | None = 0,
+        domain: str | None = None,
+        quantization: str = QUANTIZATION,
+    ) -> None:
         super().__init__(samples, patch=patch, batch=batch, augment=augment, seed=seed, domain=domain)
         if self.space != "raw":
             raise ConfigError("synthetic pairs are simulated on packed RAW planes only")
@@ -228,12 +254,28 @@ class SyntheticPatchSampler(PatchSampler):
         for i in range(len(base)):
             d = self.noise.draw(self.rng)
             gen = torch.Generator().manual_seed(int(self.rng.integers(0, 2**62)))
-            noisy.append(add_noise(base.clean[i], self.noise.profile, d.params, ratio=d.ratio, generator=gen,
-                                   quantization=self.quantization, clip=True, fixed_pattern=False))
+            noisy.append(
+                add_noise(
+                    base.clean[i],
+                    self.noise.profile,
+                    d.params,
+                    ratio=d.ratio,
+                    generator=gen,
+                    quantization=self.quantization,
+                    clip=True,
+                    fixed_pattern=False,
+                )
+            )
             isos.append(math.nan if d.iso is None else float(d.iso) * float(d.ratio))
         label = self.noise.label
-        return Batch(torch.stack(noisy), base.clean, [label] * len(base), torch.tensor(isos, dtype=torch.float32),
-                     base.sample_ids, [self.domain or "synthetic"] * len(base))
+        return Batch(
+            torch.stack(noisy),
+            base.clean,
+            [label] * len(base),
+            torch.tensor(isos, dtype=torch.float32),
+            base.sample_ids,
+            [self.domain or "synthetic"] * len(base),
+        )
 
 
 def set_branch(model: Any, branch: int) -> None:
@@ -256,10 +298,23 @@ class SyntheticStage(SupervisedStage):
         The noise source.
     """
 
-    def __init__(self, name: str, clean: Sequence[Sample], noise: NoiseSource, iters: int, *, lr: float,
-                 optim: OptimConfig, patch: int, batch: int, augment: bool = True, seed: int = 0) -> None:
-        super().__init__(name, {noise.label: clean}, iters, lr=lr, optim=optim, patch=patch, batch=batch,
-                         augment=augment, seed=seed)
+    def __init__(
+        self,
+        name: str,
+        clean: Sequence[Sample],
+        noise: NoiseSource,
+        iters: int,
+        *,
+        lr: float,
+        optim: OptimConfig,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            name, {noise.label: clean}, iters, lr=lr, optim=optim, patch=patch, batch=batch, augment=augment, seed=seed
+        )
         self.clean = clean
         self.noise = noise
 
@@ -269,9 +324,17 @@ class SyntheticStage(SupervisedStage):
         self.comm = getattr(ctx, "extra", {}).get("comm")
         clean = list(self.clean)
         patch = min(self.patch, min(min(s.height, s.width) for s in clean))
-        self.samplers = {self.noise.label: SyntheticPatchSampler(
-            clean, self.noise, patch=patch, batch=self.batch, augment=self.augment,
-            seed=self._seed("synthetic"), domain="synthetic")}
+        self.samplers = {
+            self.noise.label: SyntheticPatchSampler(
+                clean,
+                self.noise,
+                patch=patch,
+                batch=self.batch,
+                augment=self.augment,
+                seed=self._seed("synthetic"),
+                domain="synthetic",
+            )
+        }
         self.anchor_sampler = None
         self.choice_rng = np.random.default_rng(self._seed("choice"))
         if getattr(ctx, "is_main", False) and getattr(ctx, "run_dir", None) is not None:
@@ -293,8 +356,9 @@ class SyntheticStage(SupervisedStage):
         assert ctx.optimizer is not None
         set_branch(ctx.model, sampler.branch)
         try:
-            loss = train_step(ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip,
-                              comm=self.comm)
+            loss = train_step(
+                ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip, comm=self.comm
+            )
         finally:
             set_branch(ctx.model, -1)
         out: StepValues = {"loss": loss, "lr": lr, "data_time": data_time, "domain": "synthetic"}

@@ -64,15 +64,28 @@ class TrainedMethod(Method):
         b = self.budget
         real_sources = sorted(d for d in task.data.sources if not d.startswith("harmful"))
         base: dict[str, Any] = {
-            "strategy": self.strategy, "seed": task.seed, "threads": task.threads, "precision": task.precision,
-            "data": {"data": task.data_spec, "target": task.target, "target_pairs": task.target_pairs,
-                     "test_pairs": task.test_pairs,
-                     "sources": real_sources or None, "patch": b.patch, "batch": b.batch, "eval_tile": b.eval_tile,
-                     "harmful": list(task.extra.get("harmful", [])),
-                     "harmful_count": int(task.extra.get("harmful_count", 32))},
+            "strategy": self.strategy,
+            "seed": task.seed,
+            "threads": task.threads,
+            "precision": task.precision,
+            "data": {
+                "data": task.data_spec,
+                "target": task.target,
+                "target_pairs": task.target_pairs,
+                "test_pairs": task.test_pairs,
+                "sources": real_sources or None,
+                "patch": b.patch,
+                "batch": b.batch,
+                "eval_tile": b.eval_tile,
+                "harmful": list(task.extra.get("harmful", [])),
+                "harmful_count": int(task.extra.get("harmful_count", 32)),
+            },
             "model": {"arch": "unet", "kwargs": {"width": b.width, "depth": b.depth}},
             "optim": {"lr": b.lr},
-            "eval_every": 0, "tensorboard": False, "log_every": 50, "checkpoint_every": 250,
+            "eval_every": 0,
+            "tensorboard": False,
+            "log_every": 50,
+            "checkpoint_every": 250,
             **self.iterations(),
         }
         base = deep_update(base, self.overrides)
@@ -100,16 +113,24 @@ class TrainedMethod(Method):
 
                 shutil.rmtree(run)  # a stale run with another config: start over
             resume = (run / STATE_NAME).is_file()
-            self.metrics = run_training(cfg, run, resume=resume, progress=bool(self.options.get("progress", False)),
-                                        dataset=task.dataset)
+            self.metrics = run_training(
+                cfg, run, resume=resume, progress=bool(self.options.get("progress", False)), dataset=task.dataset
+            )
         self.model, _ = load_model(run)
 
     def denoise(self, sample: Sample) -> np.ndarray:
         from rawadapt.models.inference import denoise_image
         from rawadapt.train.step import sample_line
 
-        return denoise_image(self.model, sample.noisy, sensor=sample.sensor, iso=sample.effective_iso,
-                             cfa=sample.cfa, tile=self.budget.eval_tile, noise=sample_line(sample))
+        return denoise_image(
+            self.model,
+            sample.noisy,
+            sensor=sample.sensor,
+            iso=sample.effective_iso,
+            cfa=sample.cfa,
+            tile=self.budget.eval_tile,
+            noise=sample_line(sample),
+        )
 
     def info(self) -> dict[str, Any]:
         out = super().info()

@@ -41,14 +41,23 @@ def build_zsn2n_net(channels: int, width: int = 48) -> torch.nn.Module:
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(channels, width, 3, padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
         nn.Conv2d(width, channels, 1),
     )
 
 
-def train_zsn2n(noisy: np.ndarray, *, iters: int, lr: float = 1e-3, width: int = 48, seed: int = 0,
-                halve_at: float = PAPER_HALVE_AT / PAPER_ITERS) -> tuple[np.ndarray, list[float]]:
+def train_zsn2n(
+    noisy: np.ndarray,
+    *,
+    iters: int,
+    lr: float = 1e-3,
+    width: int = 48,
+    seed: int = 0,
+    halve_at: float = PAPER_HALVE_AT / PAPER_ITERS,
+) -> tuple[np.ndarray, list[float]]:
     """Fit ZS-N2N on one ``(C, H, W)`` image; return the denoised image and the loss curve.
 
     Parameters
@@ -119,8 +128,9 @@ class ZSN2N(ImageMethod):
         self.lr = float(self.option("lr", 1e-3))
         self.width = int(self.option("width", 48))
         if self.iters < 0 or self.lr <= 0 or self.width < 1:
-            raise ConfigError(f"zsn2n: iters must be >= 0, lr > 0 and width >= 1 "
-                              f"(got {self.iters}, {self.lr}, {self.width})")
+            raise ConfigError(
+                f"zsn2n: iters must be >= 0, lr > 0 and width >= 1 (got {self.iters}, {self.lr}, {self.width})"
+            )
 
     def denoise_array(self, noisy: np.ndarray, sample: Sample) -> np.ndarray:
         import torch
@@ -128,7 +138,8 @@ class ZSN2N(ImageMethod):
         from rawadapt.adapt.losses import check_input
 
         check_input(torch.from_numpy(noisy)[None], what=f"zsn2n input {sample.sample_id or ''}".strip())
-        out, losses = train_zsn2n(noisy, iters=self.iters, lr=self.lr, width=self.width,
-                                  seed=image_seed(self.seed, self.name, sample))
+        out, losses = train_zsn2n(
+            noisy, iters=self.iters, lr=self.lr, width=self.width, seed=image_seed(self.seed, self.name, sample)
+        )
         self.last_info = {"iters": self.iters, "final_loss": losses[-1] if losses else None}
         return out

@@ -44,8 +44,9 @@ def _load_input(path: Path, what: str) -> dict[str, Any]:
 
         a = np.asarray(read_array(path), dtype=np.float32)
         if a.ndim != 3 or a.shape[0] not in (3, 4):
-            raise ShapeError(f"{what}: a .npy input must be (3, H, W) sRGB or (4, H, W) packed RAW planes, "
-                             f"got shape {a.shape}", path)
+            raise ShapeError(
+                f"{what}: a .npy input must be (3, H, W) sRGB or (4, H, W) packed RAW planes, got shape {a.shape}", path
+            )
         return {"array": a, "kind": "array", "raw": None}
     raise InputFileError(f"{what}: unsupported file type (PNG/JPEG/TIFF, a camera RAW file or .npy)", path)
 
@@ -96,10 +97,25 @@ def _write_dng(path: Path, planes: Any, raw: Any) -> None:
     write_dng_like(path, planes, raw, software="rawadapt adapt")
 
 
-def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: str, iters: int,
-              clean: list[Path] | None, lr: float | None, seed: int, sensor: str | None, iso: float | None,
-              meta_run: Path | None, bound: str, save_adapted: bool, device: str,
-              unknown_sensor: str | None = None) -> dict[str, Any]:
+def run_adapt(
+    run: Path,
+    inputs: list[Path],
+    *,
+    out: Path,
+    method: str,
+    loss: str,
+    iters: int,
+    clean: list[Path] | None,
+    lr: float | None,
+    seed: int,
+    sensor: str | None,
+    iso: float | None,
+    meta_run: Path | None,
+    bound: str,
+    save_adapted: bool,
+    device: str,
+    unknown_sensor: str | None = None,
+) -> dict[str, Any]:
     """The library side of ``rawadapt adapt`` (also used by tests)."""
     from rawadapt.adapt.api import make_adapter
     from rawadapt.adapt.meta import meta_settings
@@ -109,8 +125,10 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
 
     clean = list(clean or [])
     if clean and len(clean) != len(inputs):
-        raise ConfigError(f"--clean was given {len(clean)} times for {len(inputs)} inputs; give one clean "
-                          "image per input, in the same order")
+        raise ConfigError(
+            f"--clean was given {len(clean)} times for {len(inputs)} inputs; give one clean "
+            "image per input, in the same order"
+        )
     model_src = run
     if method == "meta":
         model_src = meta_run or run
@@ -122,8 +140,11 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
             raise ConfigError(f"--unknown-sensor: {exc}") from None
     minfo = meta_settings(meta)
     if method == "meta" and minfo is None:
-        raise ConfigError("--method meta needs a meta-initialised model: pass --meta-run DIR made by "
-                          "`rawadapt meta-init RUN --data ... --out DIR` (or `rawadapt bench lan`)", model_src)
+        raise ConfigError(
+            "--method meta needs a meta-initialised model: pass --meta-run DIR made by "
+            "`rawadapt meta-init RUN --data ... --out DIR` (or `rawadapt bench lan`)",
+            model_src,
+        )
     if minfo is not None and method == "meta" and loss != minfo.get("loss", loss):
         info(f"note: the meta-initialisation was trained with the {minfo.get('loss')} loss; adapting with {loss}")
     adapter = make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound, meta_info=minfo)
@@ -155,16 +176,22 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
         res = adapter.adapt(arr, clean=ref, sensor=sensor, iso=iso_k, cfa=cfa_k, seed=seed)
         dest = dests[k]
         _write_output(dest, res.denoised, item)
-        entry: dict[str, Any] = {"input": str(inp), "output": str(dest), "clean": str(clean[k]) if clean else None,
-                                 **res.to_dict()}
+        entry: dict[str, Any] = {
+            "input": str(inp),
+            "output": str(dest),
+            "clean": str(clean[k]) if clean else None,
+            **res.to_dict(),
+        }
         if save_adapted:
             adest = dest.with_name(f"{dest.stem}_adapted_input{dest.suffix}")
             _write_output(adest, res.adapted_input, item)
             entry["adapted_input"] = str(adest)
         images.append(entry)
         if ref is not None:
-            info(f"{inp.name}: PSNR {res.psnr_before:.2f} -> {res.psnr_after:.2f} dB (noisy {res.psnr_noisy:.2f}), "
-                 f"{method}+{loss}, {iters} iterations, {res.seconds:.1f} s -> {dest}")
+            info(
+                f"{inp.name}: PSNR {res.psnr_before:.2f} -> {res.psnr_after:.2f} dB (noisy {res.psnr_noisy:.2f}), "
+                f"{method}+{loss}, {iters} iterations, {res.seconds:.1f} s -> {dest}"
+            )
         else:
             info(f"{inp.name}: {method}+{loss}, {iters} iterations, {res.seconds:.1f} s -> {dest}")
 
@@ -172,9 +199,17 @@ def run_adapt(run: Path, inputs: list[Path], *, out: Path, method: str, loss: st
         vals = [i[key] for i in images if i.get(key) is not None]
         return sum(vals) / len(vals) if vals else None
 
-    return {"run": str(model_src), "method": method, "loss": loss, "iters": iters, "lr": adapter_lr(adapter),
-            "seed": seed, "n_images": len(images), "images": images,
-            "summary": {k: mean(k) for k in ("psnr_noisy", "psnr_before", "psnr_after", "ssim_before", "ssim_after")}}
+    return {
+        "run": str(model_src),
+        "method": method,
+        "loss": loss,
+        "iters": iters,
+        "lr": adapter_lr(adapter),
+        "seed": seed,
+        "n_images": len(images),
+        "images": images,
+        "summary": {k: mean(k) for k in ("psnr_noisy", "psnr_before", "psnr_after", "ssim_before", "ssim_after")},
+    }
 
 
 def adapter_lr(adapter: Any) -> float:
@@ -190,17 +225,21 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("lan", "--method", "-m", help="lan | full | first-layer | last-layer | meta."),
         loss: str = typer.Option("zsn2n", "--loss", help="Self-supervised loss: zsn2n | nbr2nbr."),
         iters: int = typer.Option(20, "--iters", "-n", min=0, help="Adaptation iterations (paper: 5, 10, 20)."),
-        clean: list[Path] = typer.Option(None, "--clean", help="Clean reference per input (repeat the option), "
-                                                               "for PSNR/SSIM per iteration."),
+        clean: list[Path] = typer.Option(
+            None, "--clean", help="Clean reference per input (repeat the option), for PSNR/SSIM per iteration."
+        ),
         lr: float = typer.Option(None, "--lr", help="Adam learning rate (default: 5e-4 LAN, 5e-6 fine-tuning)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the Neighbor2Neighbor sub-sampler."),
         sensor: str = typer.Option(None, "--sensor", help="Sensor name for modulated models."),
-        unknown_sensor: str = typer.Option(None, "--unknown-sensor",
-                                           help="Modulated models, sensor not in the vocabulary: "
-                                                "average | iso-only (default: the model's policy)."),
+        unknown_sensor: str = typer.Option(
+            None,
+            "--unknown-sensor",
+            help="Modulated models, sensor not in the vocabulary: average | iso-only (default: the model's policy).",
+        ),
         iso: float = typer.Option(None, "--iso", help="ISO for modulated models (default: the RAW file's)."),
-        meta_run: Path = typer.Option(None, "--meta-run", help="Meta-initialised model for --method meta "
-                                                               "(made by `rawadapt meta-init`)."),
+        meta_run: Path = typer.Option(
+            None, "--meta-run", help="Meta-initialised model for --method meta (made by `rawadapt meta-init`)."
+        ),
         bound: str = typer.Option("tanh", "--bound", help="LAN offset: tanh (authors) | none (unbounded)."),
         save_adapted: bool = typer.Option(False, "--save-adapted", help="Also write LAN's adapted input."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -217,9 +256,24 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--method must be one of {', '.join(ADAPT_METHODS)}, got {method!r}")
         if loss not in LOSSES:
             raise ConfigError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        res = run_adapt(run, list(inputs), out=out, method=method, loss=loss, iters=iters, clean=clean, lr=lr,
-                        seed=seed, sensor=sensor, iso=iso, meta_run=meta_run, bound=bound,
-                        save_adapted=save_adapted, device=device, unknown_sensor=unknown_sensor)
+        res = run_adapt(
+            run,
+            list(inputs),
+            out=out,
+            method=method,
+            loss=loss,
+            iters=iters,
+            clean=clean,
+            lr=lr,
+            seed=seed,
+            sensor=sensor,
+            iso=iso,
+            meta_run=meta_run,
+            bound=bound,
+            save_adapted=save_adapted,
+            device=device,
+            unknown_sensor=unknown_sensor,
+        )
         if as_json:
             print_json(res)
         else:
@@ -252,8 +306,16 @@ def register(app: typer.Typer) -> None:
         from rawadapt.data.registry import open_dataset
 
         use_precision(precision)
-        cfg = MetaConfig(algorithm=algorithm, loss=loss, inner_steps=inner_steps,  # type: ignore[arg-type]
-                         inner_lr=inner_lr, outer_lr=outer_lr, meta_iters=meta_iters, patch=patch, seed=seed).validate()
+        cfg = MetaConfig(
+            algorithm=algorithm,
+            loss=loss,
+            inner_steps=inner_steps,  # type: ignore[arg-type]
+            inner_lr=inner_lr,
+            outer_lr=outer_lr,
+            meta_iters=meta_iters,
+            patch=patch,
+            seed=seed,
+        ).validate()
         samples = pretraining_samples(open_dataset(data), images)
         dest = meta_pretrain(run, samples, out, cfg, progress=True)
         if as_json:

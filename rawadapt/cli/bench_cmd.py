@@ -43,41 +43,78 @@ class _ProtocolGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-bench_app = typer.Typer(cls=_ProtocolGroup, no_args_is_help=True,
-                        help="Benchmarks: the papers' tables on data we have.", rich_markup_mode=None)
+bench_app = typer.Typer(
+    cls=_ProtocolGroup,
+    no_args_is_help=True,
+    help="Benchmarks: the papers' tables on data we have.",
+    rich_markup_mode=None,
+)
 
 
 def _protocol_command(name: str, summary: str) -> Callable[..., None]:
     """A ``bench NAME`` command: the shared options of every ADL-paper protocol."""
 
     def command(
-        data: str = typer.Option("synth", "--data", "-d", help="Dataset spec: synth, polyu:PATH, "
-                                 "polyu:PATH+synth-srgb (extra sources), a folder..."),
+        data: str = typer.Option(
+            "synth",
+            "--data",
+            "-d",
+            help="Dataset spec: synth, polyu:PATH, polyu:PATH+synth-srgb (extra sources), a folder...",
+        ),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: finished cells are reused)."),
-        targets: str = typer.Option(None, "--targets", help="Held-out sensors, comma-separated (default: "
-                                    "crossval every sensor of the data's first part, the other protocols SonyA7S2 "
-                                    "or the first sensor; --quick: at most 2)."),
-        methods: str = typer.Option(None, "--methods", "-m", help="Methods, comma-separated, or 'all' "
-                                    "(default: the protocol's set; see docs/benchmarks.md)."),
+        targets: str = typer.Option(
+            None,
+            "--targets",
+            help="Held-out sensors, comma-separated (default: "
+            "crossval every sensor of the data's first part, the other protocols SonyA7S2 "
+            "or the first sensor; --quick: at most 2).",
+        ),
+        methods: str = typer.Option(
+            None,
+            "--methods",
+            "-m",
+            help="Methods, comma-separated, or 'all' (default: the protocol's set; see docs/benchmarks.md).",
+        ),
         quick: bool = typer.Option(False, "--quick", help="A minutes-size run: budget 'quick', fewer targets."),
-        budget: str = typer.Option(None, "--budget", help="Iteration budget: tiny, quick, medium, default, demo "
-                                   "(default: quick with --quick, else default)."),
+        budget: str = typer.Option(
+            None,
+            "--budget",
+            help="Iteration budget: tiny, quick, medium, default, demo (default: quick with --quick, else default).",
+        ),
         seeds: str = typer.Option("0", "--seeds", help="Seeds, comma-separated (mean, std and min-max over them)."),
-        target_pairs: int = typer.Option(None, "--target-pairs", min=1, help="|T_adp| (default 20; 6 when a "
-                                         "target has fewer pairs, e.g. PolyU)."),
+        target_pairs: int = typer.Option(
+            None, "--target-pairs", min=1, help="|T_adp| (default 20; 6 when a target has fewer pairs, e.g. PolyU)."
+        ),
         test_pairs: int = typer.Option(None, "--test-pairs", min=1, help="Cap on test images per target."),
         sources: str = typer.Option(None, "--sources", help="Restrict the source sensors (default: all others)."),
-        sizes: str = typer.Option("2,5,10,20,50", "--sizes", hidden=name != "target-size",
-                                  help="target-size: the |T_adp| values (clamped to what the data has)."),
-        harmful_count: int = typer.Option(None, "--harmful-count", min=1, hidden=name != "harmful",
-                                          help="harmful: pairs per harmful domain (default: median source size)."),
-        threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (default: torch's if they "
-                                    "are faster right now, else 1; timed in ~1 s)."),
+        sizes: str = typer.Option(
+            "2,5,10,20,50",
+            "--sizes",
+            hidden=name != "target-size",
+            help="target-size: the |T_adp| values (clamped to what the data has).",
+        ),
+        harmful_count: int = typer.Option(
+            None,
+            "--harmful-count",
+            min=1,
+            hidden=name != "harmful",
+            help="harmful: pairs per harmful domain (default: median source size).",
+        ),
+        threads: int = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Torch threads (default: torch's if they are faster right now, else 1; timed in ~1 s).",
+        ),
         precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
-        crops: int = typer.Option(2, "--crops", min=0, help="Test images per target whose crops are kept for "
-                                                           "the report."),
-        recompute: bool = typer.Option(False, "--recompute", help="Recompute finished cells whose settings "
-                                       "differ from this run's (default: refuse with an error)."),
+        crops: int = typer.Option(
+            2, "--crops", min=0, help="Test images per target whose crops are kept for the report."
+        ),
+        recompute: bool = typer.Option(
+            False,
+            "--recompute",
+            help="Recompute finished cells whose settings differ from this run's (default: refuse with an error).",
+        ),
         keep_going: bool = typer.Option(False, "--keep-going", help="Record a failing cell and go on."),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw DIR/plots/*.png at the end."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write DIR/report.html at the end."),
@@ -91,22 +128,50 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             threads = auto_threads()
             info(f"[bench {name}] {threads} torch thread(s) (--threads to choose)")
         settings = BenchSettings(
-            protocol=name, data=data, out=str(out), targets=split_list(targets) or None,
-            methods=split_list(methods) or None, budget=budget, quick=quick, seeds=parse_int_list(seeds, "--seeds"),
-            target_pairs=target_pairs, test_pairs=test_pairs, sources=split_list(sources) or None,
-            sizes=parse_int_list(sizes, "--sizes"), harmful_count=harmful_count, threads=threads, precision=precision,
+            protocol=name,
+            data=data,
+            out=str(out),
+            targets=split_list(targets) or None,
+            methods=split_list(methods) or None,
+            budget=budget,
+            quick=quick,
+            seeds=parse_int_list(seeds, "--seeds"),
+            target_pairs=target_pairs,
+            test_pairs=test_pairs,
+            sources=split_list(sources) or None,
+            sizes=parse_int_list(sizes, "--sizes"),
+            harmful_count=harmful_count,
+            threads=threads,
+            precision=precision,
             crops=crops,
-            on_change="recompute" if recompute else "refuse", keep_going=keep_going, plots=plots,
-            report=report)
+            on_change="recompute" if recompute else "refuse",
+            keep_going=keep_going,
+            plots=plots,
+            report=report,
+        )
         res = run_protocol(settings, progress=not as_json)
-        info(f"[bench {name}] {res['computed']} cells computed, {res['skipped']} reused, {res['failed']} failed "
-             f"in {res['seconds']:.0f} s; tables in {out}" + (f"; report {res['report']}" if res["report"] else ""))
+        info(
+            f"[bench {name}] {res['computed']} cells computed, {res['skipped']} reused, {res['failed']} failed "
+            f"in {res['seconds']:.0f} s; tables in {out}" + (f"; report {res['report']}" if res["report"] else "")
+        )
         if as_json:
             r = res["result"]
-            print_json({"protocol": name, "out": str(out), "computed": res["computed"], "skipped": res["skipped"],
-                        "failed": res["failed"], "seconds": res["seconds"], "files": res["files"],
-                        "report": res["report"], "rows": r["rows"], "acceptance": r["acceptance"],
-                        "plots": r["plots"], "notes": r["notes"]})
+            print_json(
+                {
+                    "protocol": name,
+                    "out": str(out),
+                    "computed": res["computed"],
+                    "skipped": res["skipped"],
+                    "failed": res["failed"],
+                    "seconds": res["seconds"],
+                    "files": res["files"],
+                    "report": res["report"],
+                    "rows": r["rows"],
+                    "acceptance": r["acceptance"],
+                    "plots": r["plots"],
+                    "notes": r["notes"],
+                }
+            )
         else:
             typer.echo((out / "results.md").read_text())
 
@@ -134,10 +199,12 @@ def bench_lan(
     losses: str = typer.Option("zsn2n,nbr2nbr", "--losses", help="Self-supervised losses."),
     methods: str = typer.Option("lan,full,first-layer,last-layer,meta", "--methods", help="Adaptation methods."),
     seed: int = typer.Option(0, "--seed"),
-    images: int = typer.Option(None, "--images", min=1, help="Test images per space (default: 3 quick, "
-                                                              "all PolyU / 20 RAW otherwise)."),
-    crop: int = typer.Option(None, "--crop", min=0, help="Top-left crop side; 0 = whole images "
-                                                         "(default 256, 128 with --quick)."),
+    images: int = typer.Option(
+        None, "--images", min=1, help="Test images per space (default: 3 quick, all PolyU / 20 RAW otherwise)."
+    ),
+    crop: int = typer.Option(
+        None, "--crop", min=0, help="Top-left crop side; 0 = whole images (default 256, 128 with --quick)."
+    ),
     pretrain_iters: int = typer.Option(None, "--pretrain-iters", min=1, help="Pretraining iterations."),
     meta_iters: int = typer.Option(None, "--meta-iters", min=1, help="Meta-training outer updates."),
     raw: bool = typer.Option(True, "--raw/--no-raw", help="Also run the RAW protocol (synth sensors)."),
@@ -146,8 +213,9 @@ def bench_lan(
     raw_sources: str = typer.Option(None, "--raw-sources", help="Pretraining sensors (default: all others)."),
     srgb_data: str = typer.Option("synth-srgb", "--srgb-data", help="sRGB pretraining dataset."),
     raw_data: str = typer.Option("synth", "--raw-data", help="RAW pretraining dataset."),
-    synth_size: str = typer.Option(None, "--synth-size", help="Build size of synth/synth-srgb "
-                                                              "(default: tiny with --quick, else full)."),
+    synth_size: str = typer.Option(
+        None, "--synth-size", help="Build size of synth/synth-srgb (default: tiny with --quick, else full)."
+    ),
     device: str = typer.Option("cpu", "--device"),
     threads: int = typer.Option(None, "--threads", min=1),
     precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
@@ -160,13 +228,29 @@ def bench_lan(
     use_precision(precision)
 
     settings = LanProtocolSettings(
-        out=str(out), quick=quick, polyu=polyu, backbones=split_list(backbones),
-        iters=parse_int_list(iters, "--iters"), losses=split_list(losses), methods=split_list(methods), seed=seed,
-        images=images, crop=crop, pretrain_iters=pretrain_iters, meta_iters=meta_iters, raw=raw,
-        raw_backbones=split_list(raw_backbones), raw_target=raw_target,
-        raw_sources=split_list(raw_sources) or None, srgb_data=srgb_data, raw_data=raw_data,
-        synth_size=synth_size, device=device,
-        threads=threads, figures=figures)
+        out=str(out),
+        quick=quick,
+        polyu=polyu,
+        backbones=split_list(backbones),
+        iters=parse_int_list(iters, "--iters"),
+        losses=split_list(losses),
+        methods=split_list(methods),
+        seed=seed,
+        images=images,
+        crop=crop,
+        pretrain_iters=pretrain_iters,
+        meta_iters=meta_iters,
+        raw=raw,
+        raw_backbones=split_list(raw_backbones),
+        raw_target=raw_target,
+        raw_sources=split_list(raw_sources) or None,
+        srgb_data=srgb_data,
+        raw_data=raw_data,
+        synth_size=synth_size,
+        device=device,
+        threads=threads,
+        figures=figures,
+    )
     res = run_lan_protocol(settings, progress=not as_json)
     info(f"[lan protocol] {res['computed']} cells computed, {res['skipped']} reused; tables in {out}")
     if as_json:
@@ -199,9 +283,20 @@ def bench_lan_cost(
 
     if quick:
         size, repeats, iters = min(size, 128), min(repeats, 2), min(iters, 3)
-    res = run_cost_bench(out, backbones=split_list(backbones), losses=split_list(losses), size=size, iters=iters,
-                         warmup=warmup, repeats=repeats, quick=quick, device=device, threads=threads,
-                         progress=not as_json, recompute=recompute)
+    res = run_cost_bench(
+        out,
+        backbones=split_list(backbones),
+        losses=split_list(losses),
+        size=size,
+        iters=iters,
+        warmup=warmup,
+        repeats=repeats,
+        quick=quick,
+        device=device,
+        threads=threads,
+        progress=not as_json,
+        recompute=recompute,
+    )
     info(f"[lan-cost] {res['computed']} measurements run, {res['reused']} reused; tables in {out}")
     if report:
         from rawadapt.eval.report import write_report

@@ -36,8 +36,7 @@ def parse_int_list(value: str | None, what: str) -> list[int]:
         raise ConfigError(f"{what} must be a comma-separated list of integers, got {value!r}") from None
 
 
-PRECISION_HELP = ("Network precision: auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32), "
-                  "fp32 or bf16.")
+PRECISION_HELP = "Network precision: auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32), fp32 or bf16."
 
 
 def use_precision(value: str | None) -> str:

@@ -15,8 +15,13 @@ import typer
 
 from rawadapt.cli.common import print_json
 
-data_app = typer.Typer(help="Datasets: list adapters, inspect a dataset root.", no_args_is_help=True,
-                       add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+data_app = typer.Typer(
+    help="Datasets: list adapters, inspect a dataset root.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 
 
 def adapters_listing() -> dict[str, Any]:
@@ -43,8 +48,10 @@ def open_root(root: str, adapter: str | None = None) -> Any:
 
 
 def _human_summary(summary: dict[str, Any]) -> str:
-    lines = [f"dataset {summary['name']!r} ({summary['space']}): {summary['count']} pairs"
-             + (f" in {summary['root']}" if summary.get("root") else "")]
+    lines = [
+        f"dataset {summary['name']!r} ({summary['space']}): {summary['count']} pairs"
+        + (f" in {summary['root']}" if summary.get("root") else "")
+    ]
     lines.append(f"  {'sensor':<16} {'pairs':>6} {'scenes':>7}  ISOs / splits")
     for sensor, d in summary["sensors"].items():
         isos = ", ".join(f"{i:g}" for i in d["isos"]) or "unknown"
@@ -55,8 +62,11 @@ def _human_summary(summary: dict[str, Any]) -> str:
 
 @data_app.command("list")
 def list_cmd(
-    root: str | None = typer.Argument(None, help="Dataset folder, manifest file, ADAPTER:PATH or a named dataset. "
-                                      "Without it: list adapters and named datasets."),
+    root: str | None = typer.Argument(
+        None,
+        help="Dataset folder, manifest file, ADAPTER:PATH or a named dataset. "
+        "Without it: list adapters and named datasets.",
+    ),
     adapter: str | None = typer.Option(None, "--adapter", help="Force an adapter (see `rawadapt data list`)."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:

@@ -60,9 +60,11 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{m:<14} {'-':>9}")
             continue
         gain = r.get("psnr_gain")
-        lines.append(f"{m:<14} {r['psnr']:>9.2f} {r['ssim']:>7.4f} "
-                     f"{'' if gain is None else f'{gain:+.2f}':>9} {fmt_seconds(r.get('fit_seconds')):>8} "
-                     f"{fmt_seconds(r.get('denoise_seconds_per_image')):>14}")
+        lines.append(
+            f"{m:<14} {r['psnr']:>9.2f} {r['ssim']:>7.4f} "
+            f"{'' if gain is None else f'{gain:+.2f}':>9} {fmt_seconds(r.get('fit_seconds')):>8} "
+            f"{fmt_seconds(r.get('denoise_seconds_per_image')):>14}"
+        )
     return "\n".join(lines)
 
 
@@ -70,8 +72,9 @@ def format_acceptance(result: dict[str, Any]) -> str:
     """Per ADL method, each source domain's acceptance rate (share of its candidate steps kept)."""
     lines = []
     for a in result.get("acceptance", []):
-        rates = ", ".join(f"{d} {v:.2f}" for d, v in sorted(a["domains"].items(), key=lambda kv: -(kv[1] or 0))
-                          if v is not None)
+        rates = ", ".join(
+            f"{d} {v:.2f}" for d, v in sorted(a["domains"].items(), key=lambda kv: -(kv[1] or 0)) if v is not None
+        )
         lines.append(f"{a['method']:<12} {rates}")
     return "\n".join(lines)
 
@@ -80,18 +83,35 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: Path = typer.Option(Path(DEFAULT_OUT), "--out", "-o", help="Output folder (resumable)."),
-        target: str = typer.Option(DEFAULT_TARGET, "--target", help="The held-out (new) sensor; one of the "
-                                   "synth sensors (SonyA7S2, NikonD850, CanonEOS70D, CanonEOS700D, CanonEOS5D4, "
-                                   "IP, GP, S6, N6, G4)."),
-        budget: str = typer.Option("demo", "--budget", help="Iteration budget: demo (default, < 10 min on 2 "
-                                   "cores), tiny (seconds, a smoke test), quick, default."),
+        target: str = typer.Option(
+            DEFAULT_TARGET,
+            "--target",
+            help="The held-out (new) sensor; one of the "
+            "synth sensors (SonyA7S2, NikonD850, CanonEOS70D, CanonEOS700D, CanonEOS5D4, "
+            "IP, GP, S6, N6, G4).",
+        ),
+        budget: str = typer.Option(
+            "demo",
+            "--budget",
+            help="Iteration budget: demo (default, < 10 min on 2 cores), tiny (seconds, a smoke test), quick, default.",
+        ),
         target_pairs: int = typer.Option(20, "--target-pairs", min=2, help="|T_adp| (the paper's 20)."),
-        test_pairs: int = typer.Option(DEMO_TEST_PAIRS, "--test-pairs", min=0, help="Test images of the "
-                                       "held-out sensor (0 = all 16; fewer keeps BM3D within the time budget)."),
-        paired: bool = typer.Option(False, "--paired", help="Also run ADL with the paired criterion "
-                                    "(about +2 minutes at the demo budget)."),
-        threads: int = typer.Option(None, "--threads", min=1, help="Torch threads (default: torch's if they "
-                                    "are faster right now, else 1; timed in ~1 s, see auto_threads)."),
+        test_pairs: int = typer.Option(
+            DEMO_TEST_PAIRS,
+            "--test-pairs",
+            min=0,
+            help="Test images of the held-out sensor (0 = all 16; fewer keeps BM3D within the time budget).",
+        ),
+        paired: bool = typer.Option(
+            False, "--paired", help="Also run ADL with the paired criterion (about +2 minutes at the demo budget)."
+        ),
+        threads: int = typer.Option(
+            None,
+            "--threads",
+            min=1,
+            help="Torch threads (default: torch's if they "
+            "are faster right now, else 1; timed in ~1 s, see auto_threads).",
+        ),
         precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
@@ -112,22 +132,47 @@ def register(app: typer.Typer) -> None:
         pairs = min(target_pairs, max_pool_pairs(ds, target))
         methods = demo_methods(paired=paired)
         threads = threads or auto_threads()  # before training: 1 on a busy machine
-        settings = BenchSettings(protocol="crossval", data="synth", out=str(out), targets=[target], methods=methods,
-                                 budget=budget, seeds=[0], target_pairs=pairs, test_pairs=test_pairs or None,
-                                 threads=threads, precision=precision, crops=2, report=True)
-        info(f"rawadapt demo: target {target} held out with {pairs} pairs; methods {', '.join(methods)}; "
-             f"budget {budget}; {threads} thread(s); output {out}")
+        settings = BenchSettings(
+            protocol="crossval",
+            data="synth",
+            out=str(out),
+            targets=[target],
+            methods=methods,
+            budget=budget,
+            seeds=[0],
+            target_pairs=pairs,
+            test_pairs=test_pairs or None,
+            threads=threads,
+            precision=precision,
+            crops=2,
+            report=True,
+        )
+        info(
+            f"rawadapt demo: target {target} held out with {pairs} pairs; methods {', '.join(methods)}; "
+            f"budget {budget}; {threads} thread(s); output {out}"
+        )
         res = run_protocol(settings, progress=not as_json, dataset=ds)
         # Everything printed below is read back from the files the run wrote.
         result = json.loads((out / "results.json").read_text())
         if as_json:
-            print_json({"out": str(out), "target": target, "report": res["report"], "seconds": res["seconds"],
-                        "computed": res["computed"], "skipped": res["skipped"], "rows": result["rows"],
-                        "acceptance": result["acceptance"]})
+            print_json(
+                {
+                    "out": str(out),
+                    "target": target,
+                    "report": res["report"],
+                    "seconds": res["seconds"],
+                    "computed": res["computed"],
+                    "skipped": res["skipped"],
+                    "rows": result["rows"],
+                    "acceptance": result["acceptance"],
+                }
+            )
             return
         typer.echo("")
-        typer.echo(f"Held-out sensor {target}: {pairs} target pairs, sources = the other 9 synth sensors; "
-                   f"{result['rows'][0]['n_images']} test images (scenes never trained on).")
+        typer.echo(
+            f"Held-out sensor {target}: {pairs} target pairs, sources = the other 9 synth sensors; "
+            f"{result['rows'][0]['n_images']} test images (scenes never trained on)."
+        )
         typer.echo(result["metric_note"])
         typer.echo("")
         typer.echo(format_table(result))

@@ -32,8 +32,9 @@ def _parse_black(value: str | None) -> list[float] | float:
     try:
         vals = [float(v) for v in value.replace(",", " ").split()]
     except ValueError:
-        raise ConfigError(f"--black must be one number or four comma-separated numbers (R,G1,G2,B), got {value!r}") \
-            from None
+        raise ConfigError(
+            f"--black must be one number or four comma-separated numbers (R,G1,G2,B), got {value!r}"
+        ) from None
     if len(vals) not in (1, 4):
         raise ConfigError(f"--black needs 1 or 4 values (canonical R,G1,G2,B), got {len(vals)}")
     return vals[0] if len(vals) == 1 else vals
@@ -43,14 +44,27 @@ def _pixel_stats(mosaic: Any, white: float) -> dict[str, Any]:
     import numpy as np
 
     m = np.asarray(mosaic)
-    return {"min_dn": int(m.min()), "max_dn": int(m.max()), "mean_dn": float(m.mean()),
-            "zero_fraction": float(1.0 - np.count_nonzero(m) / m.size),
-            "saturated_fraction": float(np.count_nonzero(m >= white) / m.size)}
+    return {
+        "min_dn": int(m.min()),
+        "max_dn": int(m.max()),
+        "mean_dn": float(m.mean()),
+        "zero_fraction": float(1.0 - np.count_nonzero(m) / m.size),
+        "saturated_fraction": float(np.count_nonzero(m >= white) / m.size),
+    }
 
 
-def describe(path: Path, *, cfa: str | None = None, black: str | None = None, white: float | None = None,
-             width: int | None = None, height: int | None = None, dtype: str = "<u2", offset: int = 0,
-             meta_only: bool = False) -> dict[str, Any]:
+def describe(
+    path: Path,
+    *,
+    cfa: str | None = None,
+    black: str | None = None,
+    white: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    dtype: str = "<u2",
+    offset: int = 0,
+    meta_only: bool = False,
+) -> dict[str, Any]:
     """The information ``rawadapt info`` prints, as a JSON-friendly dict."""
     from rawadapt.io.readers import file_kind
 
@@ -87,20 +101,42 @@ def describe(path: Path, *, cfa: str | None = None, black: str | None = None, wh
 
         arr = load_pixels(path)
         ch = 1 if arr.ndim == 2 else int(arr.shape[-1])
-        return {"kind": "image", "path": str(path), "camera": None, "cfa": None, "black_level": None,
-                "white_level": None, "iso": None, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
-                "channels": ch, "dtype": str(arr.dtype), "bits": 8 * arr.dtype.itemsize,
-                "hint": "single-channel: pass --cfa (and --black/--white) to read it as a Bayer mosaic"
-                if ch == 1 else None}
+        return {
+            "kind": "image",
+            "path": str(path),
+            "camera": None,
+            "cfa": None,
+            "black_level": None,
+            "white_level": None,
+            "iso": None,
+            "width": int(arr.shape[1]),
+            "height": int(arr.shape[0]),
+            "channels": ch,
+            "dtype": str(arr.dtype),
+            "bits": 8 * arr.dtype.itemsize,
+            "hint": "single-channel: pass --cfa (and --black/--white) to read it as a Bayer mosaic"
+            if ch == 1
+            else None,
+        }
     if kind == "array":
         from rawadapt.io.images import read_array
 
         a = read_array(path)
         stats = {"min": float(a.min()), "max": float(a.max())} if a.size and a.dtype.kind in "uif" else {}
-        return {"kind": "array", "path": str(path), "camera": None, "cfa": None, "black_level": None,
-                "white_level": None, "iso": None, "shape": list(a.shape), "dtype": str(a.dtype),
-                "width": int(a.shape[-1]) if a.ndim >= 2 else None,
-                "height": int(a.shape[-2]) if a.ndim >= 2 else None, **stats}
+        return {
+            "kind": "array",
+            "path": str(path),
+            "camera": None,
+            "cfa": None,
+            "black_level": None,
+            "white_level": None,
+            "iso": None,
+            "shape": list(a.shape),
+            "dtype": str(a.dtype),
+            "width": int(a.shape[-1]) if a.ndim >= 2 else None,
+            "height": int(a.shape[-2]) if a.ndim >= 2 else None,
+            **stats,
+        }
     if kind == "mat":
         import h5py
 
@@ -108,18 +144,45 @@ def describe(path: Path, *, cfa: str | None = None, black: str | None = None, wh
 
         if h5py.is_hdf5(path):  # a SIDD NOISY/GT mosaic (MATLAB v7.3)
             m = read_sidd_mosaic(path)
-            return {"kind": "sidd-mosaic", "path": str(path), "camera": None, "cfa": None, "black_level": None,
-                    "white_level": 1.0, "iso": None, "width": int(m.shape[1]), "height": int(m.shape[0]),
-                    "min": float(m.min()), "max": float(m.max()),
-                    "hint": "the CFA is in the *_METADATA_RAW_*.MAT file beside it"}
+            return {
+                "kind": "sidd-mosaic",
+                "path": str(path),
+                "camera": None,
+                "cfa": None,
+                "black_level": None,
+                "white_level": 1.0,
+                "iso": None,
+                "width": int(m.shape[1]),
+                "height": int(m.shape[0]),
+                "min": float(m.min()),
+                "max": float(m.max()),
+                "hint": "the CFA is in the *_METADATA_RAW_*.MAT file beside it",
+            }
         md = read_sidd_metadata(path)
         md.pop("tags", None)
         return {"kind": "sidd-metadata", "path": str(path), "camera": f"{md['make']} {md['model']}".strip(), **md}
     raise InputFileError(f"unsupported file type {path.suffix!r}", path)
 
 
-_ORDER = ("kind", "camera", "make", "model", "cfa", "black_level", "white_level", "iso", "exposure_time",
-          "width", "height", "raw_width", "raw_height", "channels", "bits", "dtype", "shape")
+_ORDER = (
+    "kind",
+    "camera",
+    "make",
+    "model",
+    "cfa",
+    "black_level",
+    "white_level",
+    "iso",
+    "exposure_time",
+    "width",
+    "height",
+    "raw_width",
+    "raw_height",
+    "channels",
+    "bits",
+    "dtype",
+    "shape",
+)
 
 
 def _human(info: dict[str, Any]) -> str:
@@ -146,8 +209,11 @@ def _human(info: dict[str, Any]) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("info")
     def info(
-        file: Path = typer.Argument(..., help="RAW file (.dng .nef .arw .cr2 ...), headerless .raw/.bin, "
-                                    "PNG/PGM/TIFF (mosaic with --cfa, else sRGB), .npy or SIDD .MAT."),
+        file: Path = typer.Argument(
+            ...,
+            help="RAW file (.dng .nef .arw .cr2 ...), headerless .raw/.bin, "
+            "PNG/PGM/TIFF (mosaic with --cfa, else sRGB), .npy or SIDD .MAT.",
+        ),
         json_: bool = typer.Option(False, "--json", help="Print one JSON object."),
         cfa: str | None = typer.Option(None, "--cfa", help="CFA of a headerless/PNG mosaic, e.g. RGGB."),
         black: str | None = typer.Option(None, "--black", help="Black level: one value or R,G1,G2,B (default 0)."),
@@ -159,8 +225,17 @@ def register(app: typer.Typer) -> None:
         meta_only: bool = typer.Option(False, "--meta-only", help="RAW: metadata only, do not decode pixels."),
     ) -> None:
         """Show what a file is: camera, CFA, black/white levels, ISO, exposure, size."""
-        d = describe(file, cfa=cfa, black=black, white=white, width=width, height=height, dtype=dtype,
-                     offset=offset, meta_only=meta_only)
+        d = describe(
+            file,
+            cfa=cfa,
+            black=black,
+            white=white,
+            width=width,
+            height=height,
+            dtype=dtype,
+            offset=offset,
+            meta_only=meta_only,
+        )
         if json_:
             print_json(d)
         else:

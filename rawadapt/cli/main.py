@@ -48,8 +48,11 @@ def build_app() -> typer.Typer:
     )
 
     @app.callback()
-    def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                           help="Print the version and exit.")) -> None:
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
         """rawadapt command line."""
 
     from rawadapt.utils.log import cli_logging
@@ -85,8 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if debug:
             raise
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
-                         "(set RAWADAPT_DEBUG=1 for the traceback)\n")
+        sys.stderr.write(
+            f"error: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(set RAWADAPT_DEBUG=1 for the traceback)\n"
+        )
         sys.exit(1)
 
 

@@ -24,14 +24,16 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # File helpers
 # --------------------------------------------------------------------------------------------
 
+
 def _load_npy(path: Path) -> np.ndarray:
     from rawadapt.io.images import read_array
 
     return read_array(path)
 
 
-def read_dn_planes(path: str | Path, *, cfa: str | None = None, black: list[float] | None = None,
-                   white: float | None = None) -> dict[str, Any]:
+def read_dn_planes(
+    path: str | Path, *, cfa: str | None = None, black: list[float] | None = None, white: float | None = None
+) -> dict[str, Any]:
     """A RAW file or ``.npy`` array as packed DN planes ``(4, h, w)`` float64 plus levels.
 
     ``.npy``: ``(4, h, w)`` packed canonical DN planes or an ``(H, W)`` mosaic (``cfa`` needed);
@@ -56,9 +58,13 @@ def read_dn_planes(path: str | Path, *, cfa: str | None = None, black: list[floa
     from rawadapt.io.raw import read_raw
 
     img = read_raw(p, clip=False)
-    return {"planes": pack(img.mosaic, img.cfa).astype(np.float64), "cfa": img.cfa,
-            "black": black if black is not None else list(img.black_level),
-            "white": float(white if white is not None else img.white_level), "iso": img.meta.iso}
+    return {
+        "planes": pack(img.mosaic, img.cfa).astype(np.float64),
+        "cfa": img.cfa,
+        "black": black if black is not None else list(img.black_level),
+        "white": float(white if white is not None else img.white_level),
+        "iso": img.meta.iso,
+    }
 
 
 def _parse_black(value: str | None) -> list[float] | None:
@@ -77,6 +83,7 @@ def _parse_black(value: str | None) -> list[float] | None:
 # Commands
 # --------------------------------------------------------------------------------------------
 
+
 def profiles_cmd(json_: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """List the camera noise profiles (built-in and $RAWADAPT_PROFILES)."""
     from rawadapt.noise.profiles import profile_dirs, profile_summaries
@@ -85,23 +92,32 @@ def profiles_cmd(json_: bool = typer.Option(False, "--json", help="Print one JSO
     if json_:
         print_json({"profiles": rows, "folders": [str(d) for d in profile_dirs()]})
         return
-    typer.echo(f"{'name':<14} {'kind':<4} {'cfa':<5} {'bits':>4} {'black':>6} {'white':>6} "
-               f"{'ISO range':>12} {'K range (DN/e-)':>17}  read")
+    typer.echo(
+        f"{'name':<14} {'kind':<4} {'cfa':<5} {'bits':>4} {'black':>6} {'white':>6} "
+        f"{'ISO range':>12} {'K range (DN/e-)':>17}  read"
+    )
     for r in rows:
         kmin, kmax = r["k_range"]
-        typer.echo(f"{r['name']:<14} {r['kind']:<4} {r['cfa']:<5} {r['bits']:>4} {r['black_level'][0]:>6g} "
-                   f"{r['white_level']:>6g} {r['iso_range'][0]:>5g}-{r['iso_range'][1]:<6g} "
-                   f"{kmin:>8.3g}-{kmax:<8.3g}  {r['read_model']}")
+        typer.echo(
+            f"{r['name']:<14} {r['kind']:<4} {r['cfa']:<5} {r['bits']:>4} {r['black_level'][0]:>6g} "
+            f"{r['white_level']:>6g} {r['iso_range'][0]:>5g}-{r['iso_range'][1]:<6g} "
+            f"{kmin:>8.3g}-{kmax:<8.3g}  {r['read_model']}"
+        )
 
 
 def simulate_cmd(
-    src: Path = typer.Argument(..., help="Clean input: a RAW file, .npy packed planes in [0, 1] "
-                               "(4, h, w), or an sRGB image (PNG/JPEG/TIFF)."),
+    src: Path = typer.Argument(
+        ..., help="Clean input: a RAW file, .npy packed planes in [0, 1] (4, h, w), or an sRGB image (PNG/JPEG/TIFF)."
+    ),
     dst: Path = typer.Argument(..., help="Output: .dng (RAW input), .npy (packed planes) or an image."),
     profile: str = typer.Option(..., "--profile", help="Profile name (see `rawadapt profiles`) or YAML path."),
     iso: float = typer.Option(..., "--iso", help="ISO of the simulated capture."),
-    ratio: float = typer.Option(1.0, "--ratio", help="Exposure ratio (low light): the capture is this many "
-                                "times darker; .npy/image outputs are brightened back."),
+    ratio: float = typer.Option(
+        1.0,
+        "--ratio",
+        help="Exposure ratio (low light): the capture is this many "
+        "times darker; .npy/image outputs are brightened back.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same noise)."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -162,16 +178,30 @@ def simulate_cmd(
 
             dn = add_noise(clean, sim, params, ratio=ratio, generator=gen, quantization="round", output="dn")
             mosaic = unpack(np.clip(np.rint(dn), 0, 65535).astype(np.uint16), cfa)
-            write_dng(dst, mosaic, cfa, black_level=list(prof.black_level), white_level=int(prof.white_level),
-                      model=f"simulated {prof.name}", iso=iso,
-                      color_matrix=np.asarray(prof.color_matrix).reshape(3, 3))
+            write_dng(
+                dst,
+                mosaic,
+                cfa,
+                black_level=list(prof.black_level),
+                white_level=int(prof.white_level),
+                model=f"simulated {prof.name}",
+                iso=iso,
+                color_matrix=np.asarray(prof.color_matrix).reshape(3, 3),
+            )
         elif out_suffix == ".npy":
             _save_npy(dst, add_noise(clean, sim, params, ratio=ratio, generator=gen))
         else:
             raise ConfigError(f"RAW output must be .dng or .npy, got {dst.name}")
         kind = "raw"
-    result = {"input": str(src), "output": str(dst), "profile": prof.name, "space": kind, "ratio": ratio,
-              "seed": seed, "params": params.to_dict()}
+    result = {
+        "input": str(src),
+        "output": str(dst),
+        "profile": prof.name,
+        "space": kind,
+        "ratio": ratio,
+        "seed": seed,
+        "params": params.to_dict(),
+    }
     if json_:
         print_json(result)
     else:
@@ -186,8 +216,9 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 
 def calibrate_cmd(
-    files: list[Path] = typer.Argument(..., help="Noisy frames (RAW files or .npy DN planes); with --dark "
-                                       "they are the flat frames."),
+    files: list[Path] = typer.Argument(
+        ..., help="Noisy frames (RAW files or .npy DN planes); with --dark they are the flat frames."
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Output profile YAML."),
     clean: list[Path] = typer.Option(None, "--clean", help="Clean references, one per noisy file (pairs method)."),
     dark: list[Path] = typer.Option(None, "--dark", help="Dark frames (photon-transfer method)."),
@@ -216,16 +247,18 @@ def calibrate_cmd(
         if len(clean) != len(files):
             raise ConfigError(f"--clean needs one file per noisy file ({len(files)}), got {len(clean)}")
         refs = [read_dn_planes(f, cfa=cfa, black=blk or first["black"], white=white or first["white"]) for f in clean]
-        res = cal.calibrate_pairs([n["planes"] for n in noisy], [r["planes"] for r in refs], ratio=ratio,
-                                  iso=file_iso, **levels)
+        res = cal.calibrate_pairs(
+            [n["planes"] for n in noisy], [r["planes"] for r in refs], ratio=ratio, iso=file_iso, **levels
+        )
     elif dark:
         darks = [read_dn_planes(f, cfa=cfa, black=blk, white=white)["planes"] for f in dark]
         res = cal.calibrate_dark_flat(darks, [n["planes"] for n in noisy], block=block, iso=file_iso, **levels)
     else:
         res = cal.calibrate_flat_regions([n["planes"] for n in noisy], block=block, iso=file_iso, **levels)
     pname = name or out.stem
-    prof = cal.calibration_profile(res, name=pname, iso=file_iso,
-                                   source=f"rawadapt calibrate ({res.method}) of {', '.join(f.name for f in files)}")
+    prof = cal.calibration_profile(
+        res, name=pname, iso=file_iso, source=f"rawadapt calibrate ({res.method}) of {', '.join(f.name for f in files)}"
+    )
     save_profile(prof, out)
     summary = {**res.summary(), "profile": str(out), "name": pname, "seconds": round(time.perf_counter() - t0, 3)}
     if json_:
@@ -252,8 +285,9 @@ def build_cmd(
     if name not in spaces:
         raise ConfigError(f"unknown built-in dataset {name!r}; expected synth or synth-srgb")
     t0 = time.perf_counter()
-    root = build_synth(out, seed=seed, size="tiny" if tiny else None, progress=not json_, space=spaces[name],
-                       force=force)
+    root = build_synth(
+        out, seed=seed, size="tiny" if tiny else None, progress=not json_, space=spaces[name], force=force
+    )
     summary = {**dataset_summary(root), "seconds": round(time.perf_counter() - t0, 2)}
     if json_:
         print_json(summary)

@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
     def report(
         directory: Path = typer.Argument(..., help="A folder written by `rawadapt bench ...` or `rawadapt demo`."),
         output: Path = typer.Option(None, "--output", "-o", help="HTML file (default DIR/report.html)."),
-        images: int = typer.Option(2, "--images", min=0, help="Test images per target shown as crops "
-                                                             "(at most the number stored by the run)."),
+        images: int = typer.Option(
+            2, "--images", min=0, help="Test images per target shown as crops (at most the number stored by the run)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
     ) -> None:
         """Write one HTML file (tables, plots, crops and error maps, images embedded) for a benchmark."""

@@ -43,8 +43,9 @@ def _overrides(**flags: Any) -> dict[str, Any]:
             out.setdefault("data", {})["harmful"] = split_list(value)
         elif key in ("no_iso", "no_sensor"):
             if value:
-                out.setdefault("model", {}).setdefault("kwargs", {})[
-                    "use_iso" if key == "no_iso" else "use_sensor"] = False
+                out.setdefault("model", {}).setdefault("kwargs", {})["use_iso" if key == "no_iso" else "use_sensor"] = (
+                    False
+                )
         elif key.startswith("adl_"):
             out.setdefault("adl", {})[key[4:]] = value
         else:
@@ -54,6 +55,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 
 def _print_metrics(metrics: dict[str, Any], title: str, *, to_stdout: bool) -> None:
     """A per-sensor table: on stdout, or on stderr when stdout is reserved for --json."""
+
     def emit(line: str) -> None:
         if to_stdout:
             typer.echo(line)
@@ -66,17 +68,22 @@ def _print_metrics(metrics: dict[str, Any], title: str, *, to_stdout: bool) -> N
     rows = dict(metrics.get("per_sensor") or {})
     rows["(all)"] = {k: metrics.get(k) for k in ("psnr", "psnr_noisy", "ssim", "ssim_noisy")} | {"n": n}
     for sensor, m in rows.items():
+
         def f(v: Any, w: int, p: int) -> str:
             return f"{v:>{w}.{p}f}" if isinstance(v, float) else f"{'-':>{w}}"
 
-        emit(f"  {sensor:<16} {m.get('n', ''):>4} {f(m.get('psnr'), 8, 2)} {f(m.get('psnr_noisy'), 8, 2)} "
-             f"{f(m.get('ssim'), 7, 4)} {f(m.get('ssim_noisy'), 7, 4)}")
+        emit(
+            f"  {sensor:<16} {m.get('n', ''):>4} {f(m.get('psnr'), 8, 2)} {f(m.get('psnr_noisy'), 8, 2)} "
+            f"{f(m.get('ssim'), 7, 4)} {f(m.get('ssim_noisy'), 7, 4)}"
+        )
 
 
 def _print_acceptance(summary: dict[str, Any]) -> None:
     """ADL's per-source-domain acceptance rates (stderr)."""
-    info(f"ADL accepted {summary.get('accepted')} of {summary.get('iterations')} source batches "
-         f"({100 * summary.get('acceptance_rate', 0):.1f} %); per source domain:")
+    info(
+        f"ADL accepted {summary.get('accepted')} of {summary.get('iterations')} source batches "
+        f"({100 * summary.get('acceptance_rate', 0):.1f} %); per source domain:"
+    )
     for d, v in sorted(summary.get("domains", {}).items(), key=lambda kv: -kv[1]["acceptance_rate"]):
         info(f"  {d:<16} {100 * v['acceptance_rate']:5.1f} %  of {v['tried']} tried")
 
@@ -84,8 +91,10 @@ def _print_acceptance(summary: dict[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train(
-        strategy: str = typer.Argument(None, help="pretrain | target-only | finetune | joint | adl "
-                                                  "(default: the config's; optional with --resume)."),
+        strategy: str = typer.Argument(
+            None,
+            help="pretrain | target-only | finetune | joint | adl (default: the config's; optional with --resume).",
+        ),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (must not exist unless --resume)."),
         data: str = typer.Option(None, "--data", help="Dataset: synth, synth-srgb, ADAPTER:PATH or a folder."),
         target: str = typer.Option(None, "--target", help="Target sensor (held out)."),
@@ -104,19 +113,23 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
         precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
         eval_every: int = typer.Option(None, "--eval-every", help="Periodic test-set validation (0 = end only)."),
-        add_harmful: str = typer.Option(None, "--add-harmful",
-                                        help="Mix harmful source domains in: harmful1,harmful2 (Table 5)."),
+        add_harmful: str = typer.Option(
+            None, "--add-harmful", help="Mix harmful source domains in: harmful1,harmful2 (Table 5)."
+        ),
         no_iso: bool = typer.Option(None, "--no-iso", help="Ablation: U-Net modulation without ISO."),
         no_sensor: bool = typer.Option(None, "--no-sensor", help="Ablation: U-Net modulation without sensor type."),
-        criterion: str = typer.Option(None, "--criterion",
-                                      help="ADL acceptance: queue (paper) | paired | none (no ADL)."),
+        criterion: str = typer.Option(
+            None, "--criterion", help="ADL acceptance: queue (paper) | paired | none (no ADL)."
+        ),
         queue_size: int = typer.Option(None, "--queue-size", help="ADL: size M of the PSNR priority queue."),
         validation: str = typer.Option(None, "--validation", help="ADL: dynamic (paper) | fixed (ablation)."),
-        domain_sampling: str = typer.Option(None, "--domain-sampling",
-                                            help="ADL: uniform | round-robin | score (source domain choice)."),
+        domain_sampling: str = typer.Option(
+            None, "--domain-sampling", help="ADL: uniform | round-robin | score (source domain choice)."
+        ),
         val_crop: int = typer.Option(None, "--val-crop", help="ADL: side of the validation crops."),
-        restore_optimizer: bool = typer.Option(None, "--restore-optimizer/--restore-params-only",
-                                               help="ADL: what a reject restores."),
+        restore_optimizer: bool = typer.Option(
+            None, "--restore-optimizer/--restore-params-only", help="ADL: what a reject restores."
+        ),
         config: Path = typer.Option(None, "--config", help="YAML config file (flags override it)."),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run exactly."),
         as_json: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object of final metrics."),
@@ -135,14 +148,35 @@ def register(app: typer.Typer) -> None:
             base = TrainConfig()
             if strategy is None and not resume:
                 raise typer.BadParameter("give a STRATEGY or a --config file", param_hint="STRATEGY")
-        flags = _overrides(strategy=strategy, data=data, target=target, target_pairs=target_pairs,
-                           sources=sources, arch=arch, width=width, iters=iters, pretrain_iters=pretrain_iters,
-                           finetune_iters=finetune_iters, patch=patch, batch=batch, lr=lr, seed=seed,
-                           device=device, threads=threads, precision=precision, eval_every=eval_every, add_harmful=add_harmful,
-                           no_iso=no_iso, no_sensor=no_sensor, adl_criterion=criterion,
-                           adl_queue_size=queue_size, adl_validation=validation,
-                           adl_domain_sampling=domain_sampling, adl_val_crop=val_crop,
-                           adl_restore_optimizer=restore_optimizer)
+        flags = _overrides(
+            strategy=strategy,
+            data=data,
+            target=target,
+            target_pairs=target_pairs,
+            sources=sources,
+            arch=arch,
+            width=width,
+            iters=iters,
+            pretrain_iters=pretrain_iters,
+            finetune_iters=finetune_iters,
+            patch=patch,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            device=device,
+            threads=threads,
+            precision=precision,
+            eval_every=eval_every,
+            add_harmful=add_harmful,
+            no_iso=no_iso,
+            no_sensor=no_sensor,
+            adl_criterion=criterion,
+            adl_queue_size=queue_size,
+            adl_validation=validation,
+            adl_domain_sampling=domain_sampling,
+            adl_val_crop=val_crop,
+            adl_restore_optimizer=restore_optimizer,
+        )
         cfg = with_overrides(base, flags, source=config) if flags else base
         try:
             metrics = run_training(cfg, out, resume=resume, progress=not no_progress)
@@ -174,9 +208,11 @@ def register(app: typer.Typer) -> None:
         tile: int = typer.Option(None, "--tile", help="Tiled inference with this tile side."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         precision: str = typer.Option(None, "--precision", help=PRECISION_HELP),
-        unknown_sensor: str = typer.Option(None, "--unknown-sensor",
-                                           help="Policy for sensors outside the model's vocabulary: "
-                                                "error | average | iso-only."),
+        unknown_sensor: str = typer.Option(
+            None,
+            "--unknown-sensor",
+            help="Policy for sensors outside the model's vocabulary: error | average | iso-only.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object."),
     ) -> None:
         """Per-sensor PSNR/SSIM of a run's model on a split recreated from its config and seed."""

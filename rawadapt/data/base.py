@@ -85,8 +85,13 @@ class PairDataset(Sequence[Sample]):
     def subset(self, indices: Iterable[int], *, name: str | None = None) -> PairDataset:
         """A view on some records (same loader and memory cache)."""
         return PairDataset(
-            [self.records[i] for i in indices], self.loader, name=name or self.name, space=self.space,
-            root=self.root, memory_cache=self.memory_cache, _shared_cache=self._cache,
+            [self.records[i] for i in indices],
+            self.loader,
+            name=name or self.name,
+            space=self.space,
+            root=self.root,
+            memory_cache=self.memory_cache,
+            _shared_cache=self._cache,
         )
 
     def filter(self, predicate: Callable[[SampleRecord], bool], *, name: str | None = None) -> PairDataset:
@@ -114,8 +119,12 @@ class PairDataset(Sequence[Sample]):
             for i in idx:
                 key = self.records[i].split or "-"
                 splits[key] = splits.get(key, 0) + 1
-            per[sensor] = {"count": len(idx), "isos": isos, "scenes": len({self.records[i].scene for i in idx}),
-                           "splits": splits}
+            per[sensor] = {
+                "count": len(idx),
+                "isos": isos,
+                "scenes": len({self.records[i].scene for i in idx}),
+                "splits": splits,
+            }
         return {"name": self.name, "space": self.space, "root": self.root, "count": len(self), "sensors": per}
 
     def materialize(self) -> list[Sample]:

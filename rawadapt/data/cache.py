@@ -63,8 +63,9 @@ def _entry(key: str, suffix: str) -> Path:
     return decoded_dir() / key[:2] / f"{key}{suffix}"
 
 
-def cached_decode(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Callable[[], np.ndarray],
-                  *, enabled: bool = True) -> np.ndarray:
+def cached_decode(
+    key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Callable[[], np.ndarray], *, enabled: bool = True
+) -> np.ndarray:
     """Return ``fn()`` (the decoded array of ``path``), from the cache when possible.
 
     Parameters
@@ -102,8 +103,9 @@ def cached_decode(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Ca
     return arr
 
 
-def cached_json(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Callable[[], dict[str, Any]],
-                *, enabled: bool = True) -> dict[str, Any]:
+def cached_json(
+    key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Callable[[], dict[str, Any]], *, enabled: bool = True
+) -> dict[str, Any]:
     """Like :func:`cached_decode` for small JSON-friendly dicts (file metadata)."""
     if not (enabled and cache_enabled()):
         return fn()
@@ -129,6 +131,7 @@ def cached_json(key_parts: Sequence[Any], path: str | os.PathLike[str], fn: Call
 # RAW files through the cache (what the adapters use)
 # --------------------------------------------------------------------------------------------
 
+
 def raw_metadata_cached(path: str | os.PathLike[str], *, enabled: bool = True) -> dict[str, Any]:
     """:func:`rawadapt.io.raw.read_raw_metadata` as a dict, cached (no pixel decode)."""
     from rawadapt.io.raw import read_raw_metadata
@@ -136,9 +139,14 @@ def raw_metadata_cached(path: str | os.PathLike[str], *, enabled: bool = True) -
     return cached_json(("raw_meta",), path, lambda: read_raw_metadata(path).to_dict(), enabled=enabled)
 
 
-def raw_planes_cached(path: str | os.PathLike[str], *, clip: bool = True,
-                      black_level: float | Sequence[float] | None = None, white_level: float | None = None,
-                      enabled: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+def raw_planes_cached(
+    path: str | os.PathLike[str],
+    *,
+    clip: bool = True,
+    black_level: float | Sequence[float] | None = None,
+    white_level: float | None = None,
+    enabled: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Normalised canonical planes of a RAW file and its metadata dict, decoded at most once.
 
     The metadata of a freshly decoded file is cached too, so later calls open nothing. Level
@@ -169,6 +177,7 @@ def raw_planes_cached(path: str | os.PathLike[str], *, clip: bool = True,
 # --------------------------------------------------------------------------------------------
 # Any supported file -> normalised (C, H, W) array (pairs and manifest adapters)
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Decoded:
@@ -214,9 +223,16 @@ def space_of(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def load_file(path: str | os.PathLike[str], *, space: str | None = None, cfa: str | None = None,
-              black_level: float | Sequence[float] | None = None, white_level: float | None = None,
-              clip: bool = True, cache: bool = True) -> Decoded:
+def load_file(
+    path: str | os.PathLike[str],
+    *,
+    space: str | None = None,
+    cfa: str | None = None,
+    black_level: float | Sequence[float] | None = None,
+    white_level: float | None = None,
+    clip: bool = True,
+    cache: bool = True,
+) -> Decoded:
     """Decode any supported file into rawadapt's array conventions.
 
     * RAW containers: :func:`rawadapt.io.raw.read_raw` through the decode cache (optional level
@@ -252,10 +268,10 @@ def load_file(path: str | os.PathLike[str], *, space: str | None = None, cfa: st
         return canonical_black(black_level, p), float(white_level)
 
     if kind == "raw":
-        planes, meta = raw_planes_cached(p, clip=clip, black_level=black_level, white_level=white_level,
-                                         enabled=cache)
-        return Decoded(planes, "raw", meta["cfa"], list(meta["used_black_level"]), float(meta["used_white_level"]),
-                       meta)
+        planes, meta = raw_planes_cached(p, clip=clip, black_level=black_level, white_level=white_level, enabled=cache)
+        return Decoded(
+            planes, "raw", meta["cfa"], list(meta["used_black_level"]), float(meta["used_white_level"]), meta
+        )
     if kind == "image":
         if sp == "raw":
             if cfa is None:
@@ -277,8 +293,13 @@ def load_file(path: str | os.PathLike[str], *, space: str | None = None, cfa: st
             if a.ndim == 3 and a.shape[0] == 4:
                 from rawadapt.io.raw import canonical_black
 
-                return Decoded(a, "raw", cfa, None if black_level is None else canonical_black(black_level, p),
-                               None if white_level is None else float(white_level))
+                return Decoded(
+                    a,
+                    "raw",
+                    cfa,
+                    None if black_level is None else canonical_black(black_level, p),
+                    None if white_level is None else float(white_level),
+                )
             if a.ndim == 3 and a.shape[0] == 3:
                 return Decoded(a, "srgb")
             raise ShapeError(f"a float array must be (4, h, w) raw or (3, H, W) sRGB, got {a.shape}", p)
@@ -293,17 +314,21 @@ def load_file(path: str | os.PathLike[str], *, space: str | None = None, cfa: st
                 raise MetadataError("an (H, W) mosaic array needs a CFA pattern (cfa)", p)
             a = pack(a[: a.shape[0] // 2 * 2, : a.shape[1] // 2 * 2], cfa)
         if a.ndim != 3 or a.shape[0] != 4:
-            raise ShapeError(f"an integer raw array must be (4, h, w) packed planes or an (H, W) mosaic, "
-                             f"got {a.shape}", p)
+            raise ShapeError(
+                f"an integer raw array must be (4, h, w) packed planes or an (H, W) mosaic, got {a.shape}", p
+            )
         return Decoded(normalize_levels(a, black, white, clip=clip), "raw", cfa, black, white)
     if kind == "mat":
         if cfa is None:
             raise MetadataError("a SIDD .MAT mosaic needs a CFA pattern (cfa)", p)
         from rawadapt.io.mat import read_sidd_mosaic
 
-        planes = cached_decode(("sidd_mosaic", cfa, clip), p,
-                               lambda: normalize_levels(pack(read_sidd_mosaic(p), cfa), 0.0, 1.0, clip=clip),
-                               enabled=cache)
+        planes = cached_decode(
+            ("sidd_mosaic", cfa, clip),
+            p,
+            lambda: normalize_levels(pack(read_sidd_mosaic(p), cfa), 0.0, 1.0, clip=clip),
+            enabled=cache,
+        )
         return Decoded(planes, "raw", cfa, [0.0] * 4, 1.0)
     from rawadapt.errors import InputFileError
 

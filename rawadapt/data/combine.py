@@ -92,5 +92,11 @@ def concat_datasets(parts: Sequence[PairDataset], *, name: str | None = None) ->
             sample = replace(sample, sample_id=record.sample_id)
         return sample
 
-    return PairDataset(records, load, name=name or "+".join(p.name for p in parts), space=parts[0].space,
-                       root=parts[0].root, memory_cache=max(p.memory_cache for p in parts))
+    return PairDataset(
+        records,
+        load,
+        name=name or "+".join(p.name for p in parts),
+        space=parts[0].space,
+        root=parts[0].root,
+        memory_cache=max(p.memory_cache for p in parts),
+    )

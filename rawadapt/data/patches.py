@@ -7,7 +7,8 @@ keeps its colour (a transpose swaps G1 and G2) exactly as if the mosaic had been
 and re-packed; the transform changes the CFA phase, so the patch is then unified to the RGGB
 phase by dropping one mosaic row/column (:func:`rawadapt.io.bayer.unify_crop`: Bayer-preserving
 augmentation, Liu et al. 2019). Every RAW training patch thus has one phase whatever the sensor
-or augmentation, which is what RAW models expect (``Denoiser.raw_phase``). The sampler's state is its NumPy generator state (JSON-friendly), so an
+or augmentation, which is what RAW models expect (``Denoiser.raw_phase``). The sampler's state is
+its NumPy generator state (JSON-friendly), so an
 interrupted training run resumes with the very same batches.
 """
 
@@ -74,11 +75,15 @@ class Batch:
         if not bs:
             raise ValueError("nothing to concatenate")
         return Batch(
-            noisy=torch.cat([b.noisy for b in bs]), clean=torch.cat([b.clean for b in bs]),
-            sensor=[s for b in bs for s in b.sensor], iso=torch.cat([b.iso for b in bs]),
-            sample_ids=[s for b in bs for s in b.sample_ids], domains=[d for b in bs for d in b.domains],
+            noisy=torch.cat([b.noisy for b in bs]),
+            clean=torch.cat([b.clean for b in bs]),
+            sensor=[s for b in bs for s in b.sensor],
+            iso=torch.cat([b.iso for b in bs]),
+            sample_ids=[s for b in bs for s in b.sample_ids],
+            domains=[d for b in bs for d in b.domains],
             noise=torch.cat([b.noise for b in bs]) if all(b.noise is not None for b in bs) else None,
-            ratio=torch.cat([b.ratios() for b in bs]), space=bs[0].space,
+            ratio=torch.cat([b.ratios() for b in bs]),
+            space=bs[0].space,
         )
 
     def ratios(self) -> Any:
@@ -88,13 +93,22 @@ class Batch:
         return self.ratio if self.ratio is not None else torch.ones(len(self), dtype=torch.float32)
 
     def to(self, device: Any) -> Batch:
-        return Batch(self.noisy.to(device), self.clean.to(device), self.sensor, self.iso.to(device),
-                     self.sample_ids, self.domains, noise=None if self.noise is None else self.noise.to(device),
-                     ratio=self.ratio, space=self.space)
+        return Batch(
+            self.noisy.to(device),
+            self.clean.to(device),
+            self.sensor,
+            self.iso.to(device),
+            self.sample_ids,
+            self.domains,
+            noise=None if self.noise is None else self.noise.to(device),
+            ratio=self.ratio,
+            space=self.space,
+        )
 
 
-def augment_pair(noisy: np.ndarray, clean: np.ndarray | None, space: str, code: int,
-                 cfa: str | None = None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+def augment_pair(
+    noisy: np.ndarray, clean: np.ndarray | None, space: str, code: int, cfa: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     """Apply dihedral transform ``code`` (0..7) to a pair; RAW keeps colour identities."""
     if space == "raw":
         n, new_cfa = packed_dihedral(noisy, cfa, code)
@@ -125,9 +139,17 @@ class PatchSampler:
         Off: patches keep their (augmented) phase.
     """
 
-    def __init__(self, samples: Sequence[Sample], *, patch: int, batch: int, augment: bool = True,
-                 seed: int | np.random.Generator | None = 0, domain: str | None = None,
-                 unify: bool = True) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        *,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int | np.random.Generator | None = 0,
+        domain: str | None = None,
+        unify: bool = True,
+    ) -> None:
         if not samples:
             raise ShapeError("a patch sampler needs at least one sample")
         spaces = {s.space for s in samples}
@@ -168,8 +190,8 @@ class PatchSampler:
             s = self.samples[int(i)]
             top = int(self.rng.integers(0, s.height - q + 1))
             left = int(self.rng.integers(0, s.width - q + 1))
-            n_ = s.noisy[:, top:top + q, left:left + q]
-            c_ = s.clean[:, top:top + q, left:left + q]  # type: ignore[index]
+            n_ = s.noisy[:, top : top + q, left : left + q]
+            c_ = s.clean[:, top : top + q, left : left + q]  # type: ignore[index]
             cfa = s.cfa
             if self.augment:
                 code = int(self.rng.integers(0, 8))
@@ -185,9 +207,16 @@ class PatchSampler:
             ids.append(s.sample_id)
             doms.append(self.domain or s.sensor)
             ratios.append(float(s.ratio or 1.0))
-        return Batch(torch.from_numpy(np.stack(noisy)), torch.from_numpy(np.stack(clean)), sensors,
-                     torch.tensor(isos, dtype=torch.float32), ids, doms,
-                     ratio=torch.tensor(ratios, dtype=torch.float32), space=self.space)
+        return Batch(
+            torch.from_numpy(np.stack(noisy)),
+            torch.from_numpy(np.stack(clean)),
+            sensors,
+            torch.tensor(isos, dtype=torch.float32),
+            ids,
+            doms,
+            ratio=torch.tensor(ratios, dtype=torch.float32),
+            space=self.space,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-friendly generator state (for exact resume)."""

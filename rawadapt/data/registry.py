@@ -64,12 +64,23 @@ def register_adapter(info: AdapterInfo) -> None:
 
 
 for _info in (
-    AdapterInfo("manifest", "rawadapt.data.adapters.manifest", "CSV/YAML manifest: noisy, clean, sensor, iso[, ratio, scene]", "raw|srgb"),
-    AdapterInfo("sidd", "rawadapt.data.adapters.sidd", "SIDD raw (SSSS_NNN_CC_IIIII_... folders, HDF5 .MAT mosaics)", "raw"),
+    AdapterInfo(
+        "manifest",
+        "rawadapt.data.adapters.manifest",
+        "CSV/YAML manifest: noisy, clean, sensor, iso[, ratio, scene]",
+        "raw|srgb",
+    ),
+    AdapterInfo(
+        "sidd", "rawadapt.data.adapters.sidd", "SIDD raw (SSSS_NNN_CC_IIIII_... folders, HDF5 .MAT mosaics)", "raw"
+    ),
     AdapterInfo("sid", "rawadapt.data.adapters.sid", "SID Sony (short/long .ARW, list files, ratio from names)", "raw"),
-    AdapterInfo("eld", "rawadapt.data.adapters.eld", "ELD (scene folders per camera, IMG_0001..0016, ratio from EXIF)", "raw"),
+    AdapterInfo(
+        "eld", "rawadapt.data.adapters.eld", "ELD (scene folders per camera, IMG_0001..0016, ratio from EXIF)", "raw"
+    ),
     AdapterInfo("polyu", "rawadapt.data.adapters.polyu", "PolyU real-noise sRGB pairs (*_real / *_mean)", "srgb"),
-    AdapterInfo("pairs", "rawadapt.data.adapters.pairs", "generic folder: *_real/*_mean or noisy/ + gt/ (clean/)", "raw|srgb"),
+    AdapterInfo(
+        "pairs", "rawadapt.data.adapters.pairs", "generic folder: *_real/*_mean or noisy/ + gt/ (clean/)", "raw|srgb"
+    ),
 ):
     register_adapter(_info)
 
@@ -101,8 +112,9 @@ def open_dataset(spec: str | Path, **options: Any) -> PairDataset:
         mod = info.load()
         if mod.detect(root):
             return mod.open(root, **options)
-    raise DatasetError("no dataset adapter recognises this path; use ADAPTER:PATH "
-                       f"with one of {', '.join(ADAPTERS)}", root)
+    raise DatasetError(
+        f"no dataset adapter recognises this path; use ADAPTER:PATH with one of {', '.join(ADAPTERS)}", root
+    )
 
 
 def is_combined_spec(spec: str) -> bool:

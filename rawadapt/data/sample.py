@@ -38,9 +38,7 @@ def check_image(array: np.ndarray, space: str, *, what: str = "image", path: str
         raise ShapeError(f"unknown space {space!r}; expected 'raw' or 'srgb'", path)
     want = SPACE_CHANNELS[space]
     if array.ndim != 3 or array.shape[0] != want:
-        raise ShapeError(
-            f"{what} must have shape ({want}, H, W) for space {space!r}, got {tuple(array.shape)}", path
-        )
+        raise ShapeError(f"{what} must have shape ({want}, H, W) for space {space!r}, got {tuple(array.shape)}", path)
     if array.shape[1] == 0 or array.shape[2] == 0:
         raise ShapeError(f"{what} is empty: shape {tuple(array.shape)}", path)
     if not np.isfinite(array).all():
@@ -197,9 +195,16 @@ def sample_from_raw(raw: Any, sensor: str | None = None, iso: float | None = Non
 
     meta = raw.meta
     return Sample(
-        noisy=raw.planes, clean=None, sensor=sensor or meta.camera,
-        iso=meta.iso if iso is None else float(iso), space="raw", scene=Path(meta.path).stem,
-        path=meta.path, cfa=raw.cfa, black_level=tuple(float(b) for b in raw.black_level),
-        white_level=float(raw.white_level), sample_id=Path(meta.path).stem,
+        noisy=raw.planes,
+        clean=None,
+        sensor=sensor or meta.camera,
+        iso=meta.iso if iso is None else float(iso),
+        space="raw",
+        scene=Path(meta.path).stem,
+        path=meta.path,
+        cfa=raw.cfa,
+        black_level=tuple(float(b) for b in raw.black_level),
+        white_level=float(raw.white_level),
+        sample_id=Path(meta.path).stem,
         extra={"exposure_time": meta.exposure_time, "camera": meta.camera},
     )

@@ -64,9 +64,11 @@ class DomainSplit:
     def summary(self) -> dict[str, Any]:
         """Counts, sensors and scenes (JSON-friendly)."""
         return {
-            "target": self.target, "seed": self.seed,
+            "target": self.target,
+            "seed": self.seed,
             "sources": {s: len(i) for s, i in self.sources.by_sensor().items()},
-            "target_pool": len(self.target_pool), "target_test": len(self.target_test),
+            "target_pool": len(self.target_pool),
+            "target_test": len(self.target_test),
             "pool_scenes": sorted({r.scene for r in self.target_pool.records}),
             "test_scenes": sorted({r.scene for r in self.target_test.records}),
         }
@@ -74,8 +76,10 @@ class DomainSplit:
 
 def source_domains(split: DomainSplit) -> dict[str, PairDataset]:
     """The sources of ``split`` as one dataset per sensor (sorted by sensor name)."""
-    return {sensor: split.sources.subset(idx, name=f"{split.sources.name}:{sensor}")
-            for sensor, idx in split.sources.by_sensor().items()}
+    return {
+        sensor: split.sources.subset(idx, name=f"{split.sources.name}:{sensor}")
+        for sensor, idx in split.sources.by_sensor().items()
+    }
 
 
 def _pick(rng: np.random.Generator, indices: list[int], n: int) -> list[int]:
@@ -89,8 +93,9 @@ def _by_scene(ds: PairDataset, indices: list[int]) -> dict[str, list[int]]:
     return dict(sorted(out.items()))
 
 
-def _scene_split(ds: PairDataset, idx: list[int], n: int, rng: np.random.Generator,
-                 target: str) -> tuple[list[int], list[int]]:
+def _scene_split(
+    ds: PairDataset, idx: list[int], n: int, rng: np.random.Generator, target: str
+) -> tuple[list[int], list[int]]:
     scenes = _by_scene(ds, idx)
     order = [list(scenes)[int(k)] for k in rng.permutation(len(scenes))]
     pool_scenes: list[str] = []
@@ -107,7 +112,8 @@ def _scene_split(ds: PairDataset, idx: list[int], n: int, rng: np.random.Generat
         if held is None:
             raise DatasetError(
                 f"target sensor {target!r} has {total} pairs in {len(scenes)} scene(s): cannot take "
-                f"{n} pool pairs and keep at least one whole scene for the test set; lower target_pairs")
+                f"{n} pool pairs and keep at least one whole scene for the test set; lower target_pairs"
+            )
         test_scenes = [held]
         pool_scenes = [s for s in order if s != held]
     pool_idx = [i for s in pool_scenes for i in scenes[s]]
@@ -115,8 +121,9 @@ def _scene_split(ds: PairDataset, idx: list[int], n: int, rng: np.random.Generat
     return _pick(rng, pool_idx, n), test_idx
 
 
-def leave_one_sensor_out(dataset: PairDataset, target: str, *, target_pairs: int, seed: int = 0,
-                         test_pairs: int | None = None) -> DomainSplit:
+def leave_one_sensor_out(
+    dataset: PairDataset, target: str, *, target_pairs: int, seed: int = 0, test_pairs: int | None = None
+) -> DomainSplit:
     """Hold out ``target`` as the few-shot target domain (see the module docstring).
 
     Parameters
@@ -141,8 +148,10 @@ def leave_one_sensor_out(dataset: PairDataset, target: str, *, target_pairs: int
         raise DatasetError(f"target_pairs must be at least 1, got {target_pairs}")
     groups = dataset.by_sensor()
     if target not in groups:
-        raise DatasetError(f"unknown target sensor {target!r}; dataset {dataset.name!r} has: "
-                           f"{', '.join(groups) or '(none)'}", dataset.root)
+        raise DatasetError(
+            f"unknown target sensor {target!r}; dataset {dataset.name!r} has: {', '.join(groups) or '(none)'}",
+            dataset.root,
+        )
     rng = np.random.default_rng(derive_seed(seed, "leave_one_sensor_out", target))
     idx = groups[target]
     roles = {dataset.records[i].split for i in idx}
@@ -151,18 +160,25 @@ def leave_one_sensor_out(dataset: PairDataset, target: str, *, target_pairs: int
         if not cands:
             cands = [i for i in idx if dataset.records[i].split != "test"]
         if len(cands) < target_pairs:
-            raise DatasetError(f"target sensor {target!r} has only {len(cands)} pool-eligible pairs "
-                               f"(split 'target'); {target_pairs} requested", dataset.root)
+            raise DatasetError(
+                f"target sensor {target!r} has only {len(cands)} pool-eligible pairs "
+                f"(split 'target'); {target_pairs} requested",
+                dataset.root,
+            )
         pool = _pick(rng, cands, target_pairs)
         pool_scenes = {dataset.records[i].scene for i in pool}
         test = [i for i in idx if dataset.records[i].split == "test" and dataset.records[i].scene not in pool_scenes]
         if not test:
-            raise DatasetError(f"target sensor {target!r} has no 'test' pairs from scenes outside the pool",
-                               dataset.root)
+            raise DatasetError(
+                f"target sensor {target!r} has no 'test' pairs from scenes outside the pool", dataset.root
+            )
     else:
         if len(idx) <= target_pairs:
-            raise DatasetError(f"target sensor {target!r} has only {len(idx)} pairs; {target_pairs} requested for "
-                               "the pool plus at least one scene for the test set", dataset.root)
+            raise DatasetError(
+                f"target sensor {target!r} has only {len(idx)} pairs; {target_pairs} requested for "
+                "the pool plus at least one scene for the test set",
+                dataset.root,
+            )
         pool, test = _scene_split(dataset, idx, target_pairs, rng, target)
     if test_pairs is not None and 0 < test_pairs < len(test):
         test = _pick(rng, test, int(test_pairs))
@@ -171,5 +187,6 @@ def leave_one_sensor_out(dataset: PairDataset, target: str, *, target_pairs: int
         sources=dataset.subset(sorted(sources), name=f"{dataset.name}:sources"),
         target_pool=dataset.subset(pool, name=f"{dataset.name}:{target}:pool"),
         target_test=dataset.subset(test, name=f"{dataset.name}:{target}:test"),
-        target=target, seed=int(seed),
+        target=target,
+        seed=int(seed),
     )

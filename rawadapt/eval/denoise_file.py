@@ -52,6 +52,7 @@ from rawadapt.utils.compute import resolve_precision
 RAW_OUTPUTS = (".dng", ".tif", ".tiff", ".npy")
 SRGB_OUTPUTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
 
+
 #: sRGB (D65) -> XYZ, as in :mod:`rawadapt.io.dng`
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
@@ -106,8 +107,12 @@ def _write_tiff_mosaic(path: Path, mosaic: np.ndarray, description: dict[str, An
     from rawadapt.utils.atomic import atomic_path
 
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, np.ascontiguousarray(mosaic, dtype=np.uint16), photometric="minisblack",
-                         description=json.dumps(description))
+        tifffile.imwrite(
+            tmp,
+            np.ascontiguousarray(mosaic, dtype=np.uint16),
+            photometric="minisblack",
+            description=json.dumps(description),
+        )
 
 
 def _profile_names() -> list[str]:
@@ -116,8 +121,9 @@ def _profile_names() -> list[str]:
     return list_profiles()
 
 
-def _noise_line(model: Any, profile: str | None, sensor: str | None, camera: str | None, iso: float | None,
-                src: Path) -> tuple[tuple[float, float] | None, str]:
+def _noise_line(
+    model: Any, profile: str | None, sensor: str | None, camera: str | None, iso: float | None, src: Path
+) -> tuple[tuple[float, float] | None, str]:
     """The image's noise line for a noise-conditioned model, and where it came from."""
     if not getattr(model, "uses_noise", False):
         return None, "not used (the model is not noise-conditioned)"
@@ -136,11 +142,22 @@ def _noise_line(model: Any, profile: str | None, sensor: str | None, camera: str
     return sample_noise_line(None, iso, 1.0, profile=prof), source
 
 
-def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str],
-                 output_path: str | os.PathLike[str], *, sensor: str | None = None, iso: float | None = None,
-                 tile: int | None = 512, overlap: int = 32, unknown_sensor: str | None = None,
-                 preview: str | os.PathLike[str] | None = None, bits: int = 8, precision: str | None = None,
-                 device: str = "cpu", profile: str | None = None) -> dict[str, Any]:
+def denoise_file(
+    run: str | os.PathLike[str],
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    sensor: str | None = None,
+    iso: float | None = None,
+    tile: int | None = 512,
+    overlap: int = 32,
+    unknown_sensor: str | None = None,
+    preview: str | os.PathLike[str] | None = None,
+    bits: int = 8,
+    precision: str | None = None,
+    device: str = "cpu",
+    profile: str | None = None,
+) -> dict[str, Any]:
     """Denoise ``input_path`` with the model in ``run`` and write ``output_path`` atomically.
 
     Parameters
@@ -197,14 +214,16 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     if kind == "array":
         space = "array"
     if space is None:
-        raise InputFileError(f"unsupported input type {src.suffix!r} (a camera RAW file, an sRGB image or .npy)",
-                             src)
+        raise InputFileError(f"unsupported input type {src.suffix!r} (a camera RAW file, an sRGB image or .npy)", src)
     ext = dst.suffix.lower()
     allowed = {"raw": RAW_OUTPUTS, "srgb": SRGB_OUTPUTS, "array": (".npy",)}[space]
     if ext not in allowed:
         hint = " (use --preview for an sRGB PNG of a RAW result)" if space == "raw" and ext in (".png", ".jpg") else ""
-        raise ConfigError(f"output format {ext or '(none)'!r} is not available for {space} input; "
-                          f"use one of {', '.join(allowed)}{hint}", dst)
+        raise ConfigError(
+            f"output format {ext or '(none)'!r} is not available for {space} input; "
+            f"use one of {', '.join(allowed)}{hint}",
+            dst,
+        )
     if preview is not None and space != "raw":
         raise ConfigError("--preview renders a RAW result; the input is not a RAW file", src)
     if preview is not None and Path(preview).suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
@@ -232,8 +251,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     file_iso: float | None = None
     if space == "raw":
         if model.space != "raw":
-            raise ShapeError(f"{src.name} is a RAW file but the model in {run} denoises {model.space} images "
-                             "(see its model.json \"space\")", src)
+            raise ShapeError(
+                f"{src.name} is a RAW file but the model in {run} denoises {model.space} images "
+                '(see its model.json "space")',
+                src,
+            )
         from rawadapt.io.raw import read_raw
 
         raw = read_raw(src)
@@ -241,8 +263,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         file_camera, file_iso = raw.meta.camera, raw.meta.iso
     elif space == "srgb":
         if model.space != "srgb":
-            raise ShapeError(f"{src.name} is an sRGB image but the model in {run} denoises {model.space} images "
-                             "(see its model.json \"space\")", src)
+            raise ShapeError(
+                f"{src.name} is an sRGB image but the model in {run} denoises {model.space} images "
+                '(see its model.json "space")',
+                src,
+            )
         from rawadapt.io.images import read_image
 
         x = read_image(src)
@@ -252,8 +277,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
 
         x = read_array(src)
         if x.ndim != 3 or x.shape[0] != model.in_channels or x.dtype.kind != "f":
-            raise ShapeError(f"a .npy input for this {model.space} model must be float ({model.in_channels}, H, W), "
-                             f"got {x.dtype} {x.shape}", src)
+            raise ShapeError(
+                f"a .npy input for this {model.space} model must be float ({model.in_channels}, H, W), "
+                f"got {x.dtype} {x.shape}",
+                src,
+            )
         with np.errstate(over="ignore"):
             x = x.astype(np.float32, copy=False)  # float64 beyond the float32 range becomes Inf: refused below
         if not np.isfinite(x).all():
@@ -267,15 +295,23 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
     elif sensor is not None:
         used_sensor = match_sensor(model.sensors, [sensor]) or sensor
         sensor_source = "--sensor"
-        if (used_sensor not in model.sensors and getattr(model, "uses_noise", False) and unknown_sensor is None
-                and (profile is not None or match_sensor(_profile_names(), [sensor]))):
+        if (
+            used_sensor not in model.sensors
+            and getattr(model, "uses_noise", False)
+            and unknown_sensor is None
+            and (profile is not None or match_sensor(_profile_names(), [sensor]))
+        ):
             model.set_unknown_sensor_policy("iso-only")
             sensor_source = "--sensor, not in the vocabulary (no type; noise parameters from its profile)"
     else:
         used_sensor = match_sensor(model.sensors, [file_camera, raw.meta.model if raw else None])
         sensor_source = "file metadata"
-        if used_sensor is None and getattr(model, "uses_noise", False) and unknown_sensor is None and (
-                profile is not None or match_sensor(_profile_names(), [file_camera])):
+        if (
+            used_sensor is None
+            and getattr(model, "uses_noise", False)
+            and unknown_sensor is None
+            and (profile is not None or match_sensor(_profile_names(), [file_camera]))
+        ):
             # a noise-conditioned model needs no type guess when the noise parameters are known
             model.set_unknown_sensor_policy("iso-only")
             sensor_source = "unknown (no type; noise parameters from its profile)"
@@ -283,8 +319,11 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
             known = ", ".join(model.sensors) or "(none)"
             if model.unknown_sensor == "error" and model._needs_sensor():
                 what = f"the file's camera {file_camera!r}" if file_camera else "the file names no camera; it"
-                raise UnknownSensorError(f"{what} is not in the model's vocabulary [{known}]; pass --sensor NAME "
-                                         "or --unknown-sensor average|iso-only", src)
+                raise UnknownSensorError(
+                    f"{what} is not in the model's vocabulary [{known}]; pass --sensor NAME "
+                    "or --unknown-sensor average|iso-only",
+                    src,
+                )
             sensor_source = f"unknown ({model.unknown_sensor})"
     used_iso = float(iso) if iso is not None else file_iso
     iso_source = "--iso" if iso is not None else ("file metadata" if file_iso is not None else "unknown")
@@ -292,8 +331,18 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
 
     t0 = time.perf_counter()
     shape = list(x.shape)
-    y = denoise_image(model, x, sensor=used_sensor, iso=used_iso, cfa=raw.cfa if raw is not None else None,
-                      tile=tile or None, overlap=overlap, device=device, precision=precision, noise=noise)
+    y = denoise_image(
+        model,
+        x,
+        sensor=used_sensor,
+        iso=used_iso,
+        cfa=raw.cfa if raw is not None else None,
+        tile=tile or None,
+        overlap=overlap,
+        device=device,
+        precision=precision,
+        noise=noise,
+    )
     seconds = time.perf_counter() - t0
     del x  # the input is no longer needed: lower peak memory while writing
     if not np.isfinite(y).all():
@@ -313,15 +362,25 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
                 from rawadapt.io.raw import planes_to_mosaic
 
                 mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
-                _write_tiff_mosaic(dst, mosaic, {"cfa": raw.cfa, "black_level": raw.black_level,
-                                                 "white_level": raw.white_level, "camera": raw.meta.camera,
-                                                 "iso": raw.meta.iso, "software": "rawadapt denoise"})
+                _write_tiff_mosaic(
+                    dst,
+                    mosaic,
+                    {
+                        "cfa": raw.cfa,
+                        "black_level": raw.black_level,
+                        "white_level": raw.white_level,
+                        "camera": raw.meta.camera,
+                        "iso": raw.meta.iso,
+                        "software": "rawadapt denoise",
+                    },
+                )
         if preview is not None:
             from rawadapt.io.images import write_image
             from rawadapt.noise.pipeline import render_srgb
 
-            rgb = render_srgb(np.clip(y, 0.0, 1.0), raw.cfa, wb=wb_gains(raw.meta.camera_whitebalance),
-                              ccm=raw.meta.color_matrix)
+            rgb = render_srgb(
+                np.clip(y, 0.0, 1.0), raw.cfa, wb=wb_gains(raw.meta.camera_whitebalance), ccm=raw.meta.color_matrix
+            )
             write_image(Path(preview), rgb, bits=8)
     elif ext == ".npy":
         _write_npy(dst, y)
@@ -331,12 +390,23 @@ def denoise_file(run: str | os.PathLike[str], input_path: str | os.PathLike[str]
         write_image(dst, np.clip(y, 0.0, 1.0, out=y), bits=8 if ext in (".jpg", ".jpeg") else bits)
 
     return {
-        "input": str(src), "output": str(dst), "preview": str(preview) if preview else None,
-        "run": str(run), "arch": meta.get("arch"), "space": space, "shape": shape,
-        "sensor": used_sensor, "sensor_source": sensor_source, "file_camera": file_camera,
-        "iso": used_iso, "iso_source": iso_source, "unknown_sensor": model.unknown_sensor,
-        "noise": list(noise) if noise is not None else None, "noise_source": noise_source,
-        "tile": tile or None, "overlap": overlap if tile else None,
+        "input": str(src),
+        "output": str(dst),
+        "preview": str(preview) if preview else None,
+        "run": str(run),
+        "arch": meta.get("arch"),
+        "space": space,
+        "shape": shape,
+        "sensor": used_sensor,
+        "sensor_source": sensor_source,
+        "file_camera": file_camera,
+        "iso": used_iso,
+        "iso_source": iso_source,
+        "unknown_sensor": model.unknown_sensor,
+        "noise": list(noise) if noise is not None else None,
+        "noise_source": noise_source,
+        "tile": tile or None,
+        "overlap": overlap if tile else None,
         "precision": resolve_precision(precision if precision is not None else model.compute_precision, device),
         "seconds": round(seconds, 4),
     }

@@ -67,8 +67,9 @@ def render(image: np.ndarray, display: Display) -> np.ndarray:
 
     a = np.asarray(image, dtype=np.float32)
     if display.space == "raw":
-        rgb = render_srgb(np.clip(a, 0.0, 1.0), display.cfa or "RGGB", wb=display.wb, ccm=display.ccm,
-                          gain=display.gain)
+        rgb = render_srgb(
+            np.clip(a, 0.0, 1.0), display.cfa or "RGGB", wb=display.wb, ccm=display.ccm, gain=display.gain
+        )
     else:
         rgb = np.clip(a, 0.0, 1.0)
     return to_uint8_hwc(rgb)
@@ -134,8 +135,9 @@ class CropSet:
     psnr: dict[str, float]
 
 
-def load_crop_sets(out: Any, cells: Sequence[dict[str, Any]], cell_paths: Sequence[str], *,
-                   limit: int | None = None) -> list[CropSet]:
+def load_crop_sets(
+    out: Any, cells: Sequence[dict[str, Any]], cell_paths: Sequence[str], *, limit: int | None = None
+) -> list[CropSet]:
     """The stored crops of the given cells (same variant/target/seed), grouped per test image.
 
     Parameters
@@ -166,9 +168,17 @@ def load_crop_sets(out: Any, cells: Sequence[dict[str, Any]], cell_paths: Sequen
                     with np.load(cdir / crop["inputs"], allow_pickle=False) as z:
                         noisy, clean = z["noisy"].astype(np.float32), z["clean"].astype(np.float32)
                     noisy_psnr = next((i["psnr_noisy"] for i in cell["images"] if i["sample_id"] == sid), float("nan"))
-                    sets[sid] = CropSet(sample_id=sid, target=cell["key"]["target"], space=crop["space"],
-                                        cfa=crop.get("cfa"), sensor=crop.get("sensor") or cell["key"]["target"],
-                                        noisy=noisy, clean=clean, outputs={}, psnr={"noisy": noisy_psnr})
+                    sets[sid] = CropSet(
+                        sample_id=sid,
+                        target=cell["key"]["target"],
+                        space=crop["space"],
+                        cfa=crop.get("cfa"),
+                        sensor=crop.get("sensor") or cell["key"]["target"],
+                        noisy=noisy,
+                        clean=clean,
+                        outputs={},
+                        psnr={"noisy": noisy_psnr},
+                    )
                     order.append(sid)
             except (OSError, ValueError, KeyError):
                 continue  # a crop file missing or damaged: the report shows what is there

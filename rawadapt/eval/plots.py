@@ -115,8 +115,7 @@ def plot_psnr_gain(result: dict[str, Any], variant: str, path: Path) -> Path | N
             r = idx.get((variant, t, m))
             vals.append(r["psnr_gain"] if r and r.get("psnr_gain") is not None else np.nan)
             errs.append(r["psnr_std"] or 0.0 if r else 0.0)
-        ax.bar(np.arange(len(cols)) + (j - (len(methods) - 1) / 2) * width, vals, width, yerr=errs, capsize=2,
-               label=m)
+        ax.bar(np.arange(len(cols)) + (j - (len(methods) - 1) / 2) * width, vals, width, yerr=errs, capsize=2, label=m)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("PSNR gain over noisy (dB)")
@@ -162,13 +161,15 @@ def load_cells(out: Path, result: dict[str, Any]) -> list[tuple[str, dict[str, A
     return cells
 
 
-def _cell_of(cells: Sequence[tuple[str, dict[str, Any]]], variant: str, target: str, method: str,
-             seed: int | None = None) -> dict[str, Any] | None:
+def _cell_of(
+    cells: Sequence[tuple[str, dict[str, Any]]], variant: str, target: str, method: str, seed: int | None = None
+) -> dict[str, Any] | None:
     """The cell of (variant, target, method) at ``seed`` (default: the first one listed)."""
     for _, c in cells:
         k = c.get("key", {})
-        if (k.get("variant"), k.get("target"), k.get("method")) == (variant, target, method) and \
-                (seed is None or k.get("seed") == seed):
+        if (k.get("variant"), k.get("target"), k.get("method")) == (variant, target, method) and (
+            seed is None or k.get("seed") == seed
+        ):
             return c
     return None
 
@@ -177,8 +178,9 @@ def _adl_methods(result: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(a["method"] for a in result.get("acceptance", [])))
 
 
-def plot_adl_thresholds(out: Path, result: dict[str, Any], cells: Sequence[tuple[str, dict[str, Any]]], method: str,
-                        path: Path) -> Path | None:
+def plot_adl_thresholds(
+    out: Path, result: dict[str, Any], cells: Sequence[tuple[str, dict[str, Any]]], method: str, path: Path
+) -> Path | None:
     """The acceptance threshold over the adaptive iterations of ``method``, one line per target
     (main variant, first seed)."""
     from rawadapt.adapt.figures import plot_iteration_curves
@@ -199,8 +201,12 @@ def plot_adl_thresholds(out: Path, result: dict[str, Any], cells: Sequence[tuple
             curves[t] = th
     if not curves:
         return None
-    return plot_iteration_curves(path, curves, ylabel="acceptance threshold: queue mean PSNR on V' (dB)",
-                                 title=f"{method}: validation PSNR threshold over ADL iterations")
+    return plot_iteration_curves(
+        path,
+        curves,
+        ylabel="acceptance threshold: queue mean PSNR on V' (dB)",
+        title=f"{method}: validation PSNR threshold over ADL iterations",
+    )
 
 
 def plot_noise_histograms(crops: Sequence[Any], path: Path, *, bins: int = 81) -> Path | None:
@@ -213,13 +219,26 @@ def plot_noise_histograms(crops: Sequence[Any], path: Path, *, bins: int = 81) -
     lim = max(float(np.percentile(np.abs(noise), 99.5)), 1e-4)
     edges = np.linspace(-lim, lim, bins + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    ax.hist(np.clip(noise, -lim, lim), bins=edges, density=True, histtype="step", linewidth=2.0, color="black",
-            label=f"noise (noisy - clean), std {noise.std():.4f}")
+    ax.hist(
+        np.clip(noise, -lim, lim),
+        bins=edges,
+        density=True,
+        histtype="step",
+        linewidth=2.0,
+        color="black",
+        label=f"noise (noisy - clean), std {noise.std():.4f}",
+    )
     methods = [m for m in crops[0].outputs if m != "noisy"]
     for m in methods:
         res = np.concatenate([(c.outputs[m] - c.clean).ravel() for c in crops if m in c.outputs])
-        ax.hist(np.clip(res, -lim, lim), bins=edges, density=True, histtype="step", linewidth=1.3,
-                label=f"{m} residual, std {res.std():.4f}")
+        ax.hist(
+            np.clip(res, -lim, lim),
+            bins=edges,
+            density=True,
+            histtype="step",
+            linewidth=1.3,
+            label=f"{m} residual, std {res.std():.4f}",
+        )
     ax.set_xlabel("value (data range 1)")
     ax.set_ylabel("density")
     ax.set_yscale("log")

@@ -69,8 +69,13 @@ def _file_img(path: Path, caption: str) -> str:
     return f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[str]], *, classes: Sequence[str] | None = None,
-           best: Sequence[set[int]] | None = None) -> str:
+def _table(
+    header: Sequence[str],
+    body: Sequence[Sequence[str]],
+    *,
+    classes: Sequence[str] | None = None,
+    best: Sequence[set[int]] | None = None,
+) -> str:
     """An HTML table; first column left-aligned; ``best[i]`` = columns to highlight in row i."""
     out = ['<table class="results"><thead><tr>']
     out += [f'<th class="{"name" if j == 0 else ""}">{html.escape(h)}</th>' for j, h in enumerate(header)]
@@ -91,8 +96,11 @@ def _best_columns(rows: list[list[dict[str, Any] | None]]) -> list[set[int]]:
     best: list[set[int]] = [set() for _ in rows]
     ncol = max((len(r) for r in rows), default=0)
     for j in range(ncol):
-        vals = [(r[j]["psnr"], i) for i, r in enumerate(rows)
-                if j < len(r) and r[j] is not None and r[j].get("psnr") is not None and r[j]["method"] != "noisy"]
+        vals = [
+            (r[j]["psnr"], i)
+            for i, r in enumerate(rows)
+            if j < len(r) and r[j] is not None and r[j].get("psnr") is not None and r[j]["method"] != "noisy"
+        ]
         if vals:
             best[max(vals)[1]].add(j + 1)
     return best
@@ -114,9 +122,14 @@ def _results_tables(result: dict[str, Any]) -> str:
     if len(variants) > 1:
         parts.append("<h3>Summary (PSNR dB, average over targets)</h3>")
         cells = [[idx.get((v["key"], "average", m)) for v in variants] for m in methods]
-        parts.append(_table(["method"] + [v["label"] for v in variants],
-                            [[m] + [avg(v["key"], m, fmt_psnr) for v in variants] for m in methods],
-                            classes=["noisy" if m == "noisy" else "" for m in methods], best=_best_columns(cells)))
+        parts.append(
+            _table(
+                ["method"] + [v["label"] for v in variants],
+                [[m] + [avg(v["key"], m, fmt_psnr) for v in variants] for m in methods],
+                classes=["noisy" if m == "noisy" else "" for m in methods],
+                best=_best_columns(cells),
+            )
+        )
     for v in variants:
         vt = [t for t in targets if any((v["key"], t, m) in idx for m in methods)]
         ms = [m for m in methods if (v["key"], "average", m) in idx]
@@ -125,23 +138,37 @@ def _results_tables(result: dict[str, Any]) -> str:
         suffix = "" if len(variants) == 1 else f" — {v['label']}"
         parts.append(f"<h3>PSNR (dB) per target{html.escape(suffix)}</h3>")
         cells = [[idx.get((v["key"], t, m)) for t in vt + ["average"]] for m in ms]
-        body = [[m] + [fmt_psnr(idx.get((v["key"], t, m))) for t in vt] + [avg(v["key"], m, fmt_psnr),
+        body = [
+            [m]
+            + [fmt_psnr(idx.get((v["key"], t, m))) for t in vt]
+            + [
+                avg(v["key"], m, fmt_psnr),
                 fmt_seconds(idx[(v["key"], "average", m)].get("fit_seconds")),
-                fmt_seconds(idx[(v["key"], "average", m)].get("denoise_seconds_per_image"))] for m in ms]
-        parts.append(_table(["method"] + vt + ["average", "fit s", "denoise s/img"], body,
-                            classes=["noisy" if m == "noisy" else "" for m in ms], best=_best_columns(cells)))
+                fmt_seconds(idx[(v["key"], "average", m)].get("denoise_seconds_per_image")),
+            ]
+            for m in ms
+        ]
+        parts.append(
+            _table(
+                ["method"] + vt + ["average", "fit s", "denoise s/img"],
+                body,
+                classes=["noisy" if m == "noisy" else "" for m in ms],
+                best=_best_columns(cells),
+            )
+        )
         parts.append(f"<h3>SSIM per target{html.escape(suffix)}</h3>")
         body = [[m] + [fmt_ssim(idx.get((v["key"], t, m))) for t in vt] + [avg(v["key"], m, fmt_ssim)] for m in ms]
-        parts.append(_table(["method"] + vt + ["average"], body,
-                            classes=["noisy" if m == "noisy" else "" for m in ms]))
+        parts.append(_table(["method"] + vt + ["average"], body, classes=["noisy" if m == "noisy" else "" for m in ms]))
     acc = result.get("acceptance", [])
     if acc:
         labels = {v["key"]: v["label"] for v in variants}
         domains = sorted({d for a in acc for d in a["domains"]})
         parts.append("<h3>ADL: acceptance rate of source batches per domain</h3>")
-        body = [[labels.get(a["variant"], a["variant"]), a["target"], a["method"]]
-                + [f"{a['domains'][d]:.2f}" if a["domains"].get(d) is not None else "-" for d in domains]
-                for a in acc]
+        body = [
+            [labels.get(a["variant"], a["variant"]), a["target"], a["method"]]
+            + [f"{a['domains'][d]:.2f}" if a["domains"].get(d) is not None else "-" for d in domains]
+            for a in acc
+        ]
         parts.append(_table(["variant", "target", "method"] + domains, body))
     return "\n".join(parts)
 
@@ -166,8 +193,11 @@ def _image_section(out: Path, result: dict[str, Any], images: int) -> str:
     cells_all = load_cells(out, result)
     parts: list[str] = []
     for t in result["targets"]:
-        sel = [(rel, c) for rel, c in cells_all
-               if c["key"]["variant"] == v and c["key"]["target"] == t and c["key"]["seed"] == seed]
+        sel = [
+            (rel, c)
+            for rel, c in cells_all
+            if c["key"]["variant"] == v and c["key"]["target"] == t and c["key"]["seed"] == seed
+        ]
         order = {m: i for i, m in enumerate(result["methods"])}
         sel.sort(key=lambda rc: order.get(rc[1]["key"]["method"], 99))
         crops = load_crop_sets(out, [c for _, c in sel], [r for r, _ in sel], limit=images)
@@ -184,13 +214,14 @@ def _image_section(out: Path, result: dict[str, Any], images: int) -> str:
             top.append("</tr><tr>")
             for (name, _), m in zip(panels, maps):
                 top.append(f"<td>{_img(png_bytes(colorize(m, vmax)), 'error ' + name)}|error| {html.escape(name)}</td>")
-            top.append(f'<td class="scale">{_img(png_bytes(colorbar(vmax)), "error scale")}'
-                       f"0 … {vmax:.4f}</td></tr>")
+            top.append(f'<td class="scale">{_img(png_bytes(colorbar(vmax)), "error scale")}0 … {vmax:.4f}</td></tr>')
             what = "RAW through the camera pipeline" if crop.space == "raw" else "sRGB"
-            parts.append(f"<h3>{html.escape(t)} — {html.escape(crop.sample_id)}</h3>"
-                         f'<p class="meta">{what}; PSNR on the whole test image; error maps share one scale '
-                         f"(0 … {vmax:.4f}, the noisy input's 99th percentile).</p>"
-                         f'<table class="grid">{"".join(top)}</table>')
+            parts.append(
+                f"<h3>{html.escape(t)} — {html.escape(crop.sample_id)}</h3>"
+                f'<p class="meta">{what}; PSNR on the whole test image; error maps share one scale '
+                f"(0 … {vmax:.4f}, the noisy input's 99th percentile).</p>"
+                f'<table class="grid">{"".join(top)}</table>'
+            )
     if not parts:
         return ""
     return "<h2>Images</h2>\n" + "\n".join(parts)
@@ -210,14 +241,18 @@ def _valuation_section(out: Path, result: dict[str, Any]) -> str:
             continue
         run = out / c["run_dir"]
         label = f"{k['target']} / {k['method']}" + ("" if k["variant"] in ("default",) else f" / {k['variant']}")
-        figs = [_file_img(run / "adl_contribution.png", f"{label}: per-domain acceptance over training"),
-                _file_img(run / "adl_acceptance.png", f"{label}: cumulative acceptance")]
+        figs = [
+            _file_img(run / "adl_contribution.png", f"{label}: per-domain acceptance over training"),
+            _file_img(run / "adl_acceptance.png", f"{label}: cumulative acceptance"),
+        ]
         if any(figs):
             parts.append(f"<h3>{html.escape(label)}</h3>" + "".join(figs))
     if not parts:
         return ""
-    return ("<h2>ADL data valuation</h2><p class=\"meta\">Which source data helped: the share of each "
-            "source domain's candidate steps that ADL accepted, over the adaptive stage.</p>" + "\n".join(parts))
+    return (
+        '<h2>ADL data valuation</h2><p class="meta">Which source data helped: the share of each '
+        "source domain's candidate steps that ADL accepted, over the adaptive stage.</p>" + "\n".join(parts)
+    )
 
 
 CAPTIONS = {
@@ -234,26 +269,39 @@ def _caption(rel: str) -> str:
     stem = Path(rel).stem
     for k, c in CAPTIONS.items():
         if stem.startswith(k):
-            rest = stem[len(k):].strip("_")
+            rest = stem[len(k) :].strip("_")
             return f"{c}{' — ' + rest if rest else ''}"
     return stem
 
 
 def _settings_block(result: dict[str, Any]) -> str:
     s, b, m = result["settings"], result["budget"], result.get("machine", {})
-    items = [("protocol", f"{result['protocol']} ({result['paper']})"), ("data", f"{s['data']} ({result['space']})"),
-             ("targets", ", ".join(result["targets"])), ("methods", ", ".join(result["methods"])),
-             ("|T_adp|", "per variant (n=…)" if result["protocol"] == "target-size" else str(result["target_pairs"])), ("seeds", ", ".join(map(str, s["seeds"]))),
-             ("budget", f"{b['name']}: iters {b['iters']}, pretrain {b['pretrain_iters']}, finetune "
-                        f"{b['finetune_iters']}, patch {b['patch']}, batch {b['batch']}, width {b['width']}, "
-                        f"depth {b['depth']}"),
-             ("machine", f"{m.get('host', '?')}, {m.get('cpus', '?')} CPUs, {m.get('threads', '?')} threads, "
-                         f"torch {m.get('torch', '?')}"),
-             ("created", result.get("created", "?"))]
+    items = [
+        ("protocol", f"{result['protocol']} ({result['paper']})"),
+        ("data", f"{s['data']} ({result['space']})"),
+        ("targets", ", ".join(result["targets"])),
+        ("methods", ", ".join(result["methods"])),
+        ("|T_adp|", "per variant (n=…)" if result["protocol"] == "target-size" else str(result["target_pairs"])),
+        ("seeds", ", ".join(map(str, s["seeds"]))),
+        (
+            "budget",
+            f"{b['name']}: iters {b['iters']}, pretrain {b['pretrain_iters']}, finetune "
+            f"{b['finetune_iters']}, patch {b['patch']}, batch {b['batch']}, width {b['width']}, "
+            f"depth {b['depth']}",
+        ),
+        (
+            "machine",
+            f"{m.get('host', '?')}, {m.get('cpus', '?')} CPUs, {m.get('threads', '?')} threads, "
+            f"torch {m.get('torch', '?')}",
+        ),
+        ("created", result.get("created", "?")),
+    ]
     lis = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in items)
     notes = "".join(f'<li class="note">{html.escape(n)}</li>' for n in result.get("notes", []))
-    fails = "".join(f'<li class="note">failed: {html.escape(json.dumps(f["key"]))}: {html.escape(f["error"])}</li>'
-                    for f in result.get("failures", []))
+    fails = "".join(
+        f'<li class="note">failed: {html.escape(json.dumps(f["key"]))}: {html.escape(f["error"])}</li>'
+        for f in result.get("failures", [])
+    )
     return f'<ul class="meta">{lis}{notes}{fails}</ul><p class="meta">{html.escape(result["metric_note"])}</p>'
 
 
@@ -285,23 +333,29 @@ def build_html(out: str | Path, *, images: int = 2) -> str:
     try:
         result = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise InputFileError(f"no readable results.json ({type(exc).__name__}); run `rawadapt bench ...` "
-                             "into this folder first", out) from None
+        raise InputFileError(
+            f"no readable results.json ({type(exc).__name__}); run `rawadapt bench ...` into this folder first", out
+        ) from None
     if result.get("schema") == 1 and "variants" in result and "methods" in result:
         title = f"{result['title']} — {result['paper']}"
         plots = "".join(_file_img(out / rel, _caption(rel)) for rel in result.get("plots", []))
-        body = (f"<h1>{html.escape(title)}</h1>{_settings_block(result)}"
-                f"<h2>Results</h2>{_results_tables(result)}"
-                + (f"<h2>Plots</h2>{plots}" if plots else "")
-                + _valuation_section(out, result) + _image_section(out, result, images))
+        body = (
+            f"<h1>{html.escape(title)}</h1>{_settings_block(result)}"
+            f"<h2>Results</h2>{_results_tables(result)}"
+            + (f"<h2>Plots</h2>{plots}" if plots else "")
+            + _valuation_section(out, result)
+            + _image_section(out, result, images)
+        )
     else:
         title = f"rawadapt benchmark: {out.name}"
         body = f"<h1>{html.escape(title)}</h1>" + _generic_html(out, result)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
-            f'<body>{body}<p class="meta">Generated by rawadapt report from {html.escape(str(out))}.</p>'
-            f"</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f'<body>{body}<p class="meta">Generated by rawadapt report from {html.escape(str(out))}.</p>'
+        f"</body></html>\n"
+    )
 
 
 def write_report(out: str | Path, path: str | Path | None = None, *, images: int = 2) -> Path:
@@ -310,8 +364,11 @@ def write_report(out: str | Path, path: str | Path | None = None, *, images: int
 
     dest = Path(path) if path is not None else Path(out) / "report.html"
     # the report reads results and images under `out`: never write over one of them
-    sources = [f for f in Path(out).rglob("*") if f.is_file() and f.suffix.lower() != ".html"] \
-        if dest.exists() and Path(out).is_dir() else []
+    sources = (
+        [f for f in Path(out).rglob("*") if f.is_file() and f.suffix.lower() != ".html"]
+        if dest.exists() and Path(out).is_dir()
+        else []
+    )
     check_output_paths([dest], sources)
     write_text(dest, build_html(out, images=images))
     # the atomic write's temporary file is private (0600); a report is meant to be shared

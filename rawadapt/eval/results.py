@@ -32,9 +32,29 @@ from rawadapt.utils.atomic import write_json, write_text
 
 AVERAGE = "average"
 
-CSV_COLUMNS = ("protocol", "variant", "target", "method", "n_seeds", "seeds", "n_targets", "n_images",
-               "psnr", "psnr_std", "psnr_min", "psnr_max", "ssim", "ssim_std", "ssim_min", "ssim_max",
-               "psnr_noisy", "ssim_noisy", "psnr_gain", "fit_seconds", "denoise_seconds_per_image")
+CSV_COLUMNS = (
+    "protocol",
+    "variant",
+    "target",
+    "method",
+    "n_seeds",
+    "seeds",
+    "n_targets",
+    "n_images",
+    "psnr",
+    "psnr_std",
+    "psnr_min",
+    "psnr_max",
+    "ssim",
+    "ssim_std",
+    "ssim_min",
+    "ssim_max",
+    "psnr_noisy",
+    "ssim_noisy",
+    "psnr_gain",
+    "fit_seconds",
+    "denoise_seconds_per_image",
+)
 
 
 def seed_stats(values: Sequence[float]) -> dict[str, float | None]:
@@ -42,41 +62,79 @@ def seed_stats(values: Sequence[float]) -> dict[str, float | None]:
     v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
     if not v:
         return {"mean": None, "std": None, "min": None, "max": None}
-    return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
-            "min": float(np.min(v)), "max": float(np.max(v))}
+    return {
+        "mean": float(np.mean(v)),
+        "std": float(np.std(v, ddof=1)) if len(v) > 1 else None,
+        "min": float(np.min(v)),
+        "max": float(np.max(v)),
+    }
 
 
 def _num(x: Any) -> float:
     return float(x) if x is not None and isinstance(x, (int, float)) and math.isfinite(float(x)) else math.nan
 
 
-def _row(protocol: str, variant: str, target: str, method: str, per_seed: dict[int, dict[str, float]],
-         n_targets: int, n_images: int | None) -> dict[str, Any]:
+def _row(
+    protocol: str,
+    variant: str,
+    target: str,
+    method: str,
+    per_seed: dict[int, dict[str, float]],
+    n_targets: int,
+    n_images: int | None,
+) -> dict[str, Any]:
     seeds = sorted(per_seed)
     stats = {m: seed_stats([per_seed[s][m] for s in seeds]) for m in ("psnr", "ssim")}
-    mean = {m: seed_stats([per_seed[s][m] for s in seeds])["mean"]
-            for m in ("psnr_noisy", "ssim_noisy", "fit_seconds", "denoise_seconds_per_image")}
-    gain = (stats["psnr"]["mean"] - mean["psnr_noisy"]
-            if stats["psnr"]["mean"] is not None and mean["psnr_noisy"] is not None else None)
+    mean = {
+        m: seed_stats([per_seed[s][m] for s in seeds])["mean"]
+        for m in ("psnr_noisy", "ssim_noisy", "fit_seconds", "denoise_seconds_per_image")
+    }
+    gain = (
+        stats["psnr"]["mean"] - mean["psnr_noisy"]
+        if stats["psnr"]["mean"] is not None and mean["psnr_noisy"] is not None
+        else None
+    )
     return {
-        "protocol": protocol, "variant": variant, "target": target, "method": method,
-        "n_seeds": len(seeds), "seeds": seeds, "n_targets": n_targets, "n_images": n_images,
-        "psnr": stats["psnr"]["mean"], "psnr_std": stats["psnr"]["std"], "psnr_min": stats["psnr"]["min"],
-        "psnr_max": stats["psnr"]["max"], "ssim": stats["ssim"]["mean"], "ssim_std": stats["ssim"]["std"],
-        "ssim_min": stats["ssim"]["min"], "ssim_max": stats["ssim"]["max"],
-        "psnr_noisy": mean["psnr_noisy"], "ssim_noisy": mean["ssim_noisy"], "psnr_gain": gain,
-        "fit_seconds": mean["fit_seconds"], "denoise_seconds_per_image": mean["denoise_seconds_per_image"],
+        "protocol": protocol,
+        "variant": variant,
+        "target": target,
+        "method": method,
+        "n_seeds": len(seeds),
+        "seeds": seeds,
+        "n_targets": n_targets,
+        "n_images": n_images,
+        "psnr": stats["psnr"]["mean"],
+        "psnr_std": stats["psnr"]["std"],
+        "psnr_min": stats["psnr"]["min"],
+        "psnr_max": stats["psnr"]["max"],
+        "ssim": stats["ssim"]["mean"],
+        "ssim_std": stats["ssim"]["std"],
+        "ssim_min": stats["ssim"]["min"],
+        "ssim_max": stats["ssim"]["max"],
+        "psnr_noisy": mean["psnr_noisy"],
+        "ssim_noisy": mean["ssim_noisy"],
+        "psnr_gain": gain,
+        "fit_seconds": mean["fit_seconds"],
+        "denoise_seconds_per_image": mean["denoise_seconds_per_image"],
         "per_seed": {str(s): per_seed[s] for s in seeds},
     }
 
 
 def _cell_scores(cell: dict[str, Any]) -> dict[str, float]:
-    return {k: _num(cell.get(k)) for k in ("psnr", "ssim", "psnr_noisy", "ssim_noisy", "fit_seconds",
-                                           "denoise_seconds_per_image")}
+    return {
+        k: _num(cell.get(k))
+        for k in ("psnr", "ssim", "psnr_noisy", "ssim_noisy", "fit_seconds", "denoise_seconds_per_image")
+    }
 
 
-def aggregate(cells: Iterable[dict[str, Any]], *, protocol: str, variants: Sequence[str], targets: Sequence[str],
-              methods: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def aggregate(
+    cells: Iterable[dict[str, Any]],
+    *,
+    protocol: str,
+    variants: Sequence[str],
+    targets: Sequence[str],
+    methods: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Table rows and per-domain acceptance from cell records (see the module docstring).
 
     Returns
@@ -110,19 +168,27 @@ def aggregate(cells: Iterable[dict[str, Any]], *, protocol: str, variants: Seque
                 acc = {s: c["acceptance"] for s, c in got.items() if c.get("acceptance")}
                 if acc:
                     domains = sorted({d for a in acc.values() for d in a})
-                    acceptance.append({
-                        "variant": v, "target": t, "method": m,
-                        "domains": {d: seed_stats([acc[s].get(d) for s in sorted(acc)])["mean"] for d in domains},
-                        "per_seed": {str(s): acc[s] for s in sorted(acc)},
-                    })
+                    acceptance.append(
+                        {
+                            "variant": v,
+                            "target": t,
+                            "method": m,
+                            "domains": {d: seed_stats([acc[s].get(d) for s in sorted(acc)])["mean"] for d in domains},
+                            "per_seed": {str(s): acc[s] for s in sorted(acc)},
+                        }
+                    )
             if not per_target:
                 continue
             common = sorted(set.intersection(*(set(p) for p in per_target.values())))
-            avg_seed = {s: {k: float(np.nanmean([per_target[t][s][k] for t in per_target]))
-                            if any(math.isfinite(per_target[t][s][k]) for t in per_target) else math.nan
-                            for k in ("psnr", "ssim", "psnr_noisy", "ssim_noisy", "fit_seconds",
-                                      "denoise_seconds_per_image")}
-                        for s in common}
+            avg_seed = {
+                s: {
+                    k: float(np.nanmean([per_target[t][s][k] for t in per_target]))
+                    if any(math.isfinite(per_target[t][s][k]) for t in per_target)
+                    else math.nan
+                    for k in ("psnr", "ssim", "psnr_noisy", "ssim_noisy", "fit_seconds", "denoise_seconds_per_image")
+                }
+                for s in common
+            }
             row = _row(protocol, v, AVERAGE, m, avg_seed, len(per_target), None)
             row["complete"] = len(per_target) == len(present)
             row["targets"] = list(per_target)
@@ -211,10 +277,12 @@ def markdown(result: dict[str, Any]) -> str:
     b = result["budget"]
     lines = [f"# {result['title']} — {result['paper']}", ""]
     pairs = "per column" if result["protocol"] == "target-size" else str(result["target_pairs"])
-    lines.append(f"Data `{s['data']}` ({result['space']}), |T_adp| = {pairs}, seeds "
-                 f"{', '.join(map(str, s['seeds']))}, budget `{b['name']}` (iters {b['iters']}, pretrain "
-                 f"{b['pretrain_iters']}, finetune {b['finetune_iters']}, patch {b['patch']}, batch {b['batch']}, "
-                 f"U-Net width {b['width']} depth {b['depth']}).")
+    lines.append(
+        f"Data `{s['data']}` ({result['space']}), |T_adp| = {pairs}, seeds "
+        f"{', '.join(map(str, s['seeds']))}, budget `{b['name']}` (iters {b['iters']}, pretrain "
+        f"{b['pretrain_iters']}, finetune {b['finetune_iters']}, patch {b['patch']}, batch {b['batch']}, "
+        f"U-Net width {b['width']} depth {b['depth']})."
+    )
     lines.append("")
     machine = (result.get("machine") or {}).get("line")
     if machine:
@@ -226,8 +294,11 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("notes"):
         lines.append("")
     if len(variants) > 1:
-        lines += [f"## Summary over {'sizes' if result['protocol'] == 'target-size' else 'variants'} "
-                  "(PSNR dB, average over targets)", ""]
+        lines += [
+            f"## Summary over {'sizes' if result['protocol'] == 'target-size' else 'variants'} "
+            "(PSNR dB, average over targets)",
+            "",
+        ]
         header = ["method"] + [v["label"] for v in variants]
         body = [[m] + [_avg_cell(idx.get((v["key"], "average", m)), fmt_psnr) for v in variants] for m in methods]
         lines += _md_table(header, body) + [""]
@@ -243,30 +314,49 @@ def markdown(result: dict[str, Any]) -> str:
             avg = idx.get((v["key"], "average", m))
             if avg is None:
                 continue
-            body.append([m] + [fmt_psnr(idx.get((v["key"], t, m))) for t in vt] + [_avg_cell(avg, fmt_psnr),
-                        fmt_seconds(avg.get("fit_seconds")), fmt_seconds(avg.get("denoise_seconds_per_image"))])
+            body.append(
+                [m]
+                + [fmt_psnr(idx.get((v["key"], t, m))) for t in vt]
+                + [
+                    _avg_cell(avg, fmt_psnr),
+                    fmt_seconds(avg.get("fit_seconds")),
+                    fmt_seconds(avg.get("denoise_seconds_per_image")),
+                ]
+            )
         lines += _md_table(header, body) + [""]
         lines += [f"## SSIM per target{title}", ""]
-        body = [[m] + [fmt_ssim(idx.get((v["key"], t, m))) for t in vt]
-                + [_avg_cell(idx.get((v["key"], "average", m)), fmt_ssim)]
-                for m in methods if (v["key"], "average", m) in idx]
+        body = [
+            [m]
+            + [fmt_ssim(idx.get((v["key"], t, m))) for t in vt]
+            + [_avg_cell(idx.get((v["key"], "average", m)), fmt_ssim)]
+            for m in methods
+            if (v["key"], "average", m) in idx
+        ]
         lines += _md_table(["method"] + vt + ["average"], body) + [""]
     acc = result.get("acceptance", [])
     if acc:
         domains = sorted({d for a in acc for d in a["domains"]})
-        lines += ["## ADL: acceptance rate of source batches per domain", "",
-                  "Share of the candidate steps drawn from each source domain that were accepted "
-                  "(mean over seeds).", ""]
+        lines += [
+            "## ADL: acceptance rate of source batches per domain",
+            "",
+            "Share of the candidate steps drawn from each source domain that were accepted (mean over seeds).",
+            "",
+        ]
         header = ["variant", "target", "method"] + domains
-        body = [[next((v["label"] for v in variants if v["key"] == a["variant"]), a["variant"]), a["target"],
-                 a["method"]] + [f"{a['domains'][d]:.2f}" if a["domains"].get(d) is not None else "-"
-                                 for d in domains] for a in acc]
+        body = [
+            [next((v["label"] for v in variants if v["key"] == a["variant"]), a["variant"]), a["target"], a["method"]]
+            + [f"{a['domains'][d]:.2f}" if a["domains"].get(d) is not None else "-" for d in domains]
+            for a in acc
+        ]
         lines += _md_table(header, body) + [""]
     fails = result.get("failures", [])
     if fails:
         lines += ["## Failed cells", ""]
-        lines += [f"- {f['key']['variant']} / {f['key']['target']} / seed {f['key']['seed']} / "
-                  f"{f['key']['method']}: {f['error']}" for f in fails] + [""]
+        lines += [
+            f"- {f['key']['variant']} / {f['key']['target']} / seed {f['key']['seed']} / "
+            f"{f['key']['method']}: {f['error']}"
+            for f in fails
+        ] + [""]
     return "\n".join(lines)
 
 

@@ -121,6 +121,7 @@ def unpack(planes: ArrayT, cfa: str) -> ArrayT:
 # Dihedral transforms that keep colour identities right.
 # --------------------------------------------------------------------------------------------
 
+
 def _cfa_grid(cfa: str) -> list[list[str]]:
     c = normalize_cfa(cfa)
     return [[c[0], c[1]], [c[2], c[3]]]
@@ -218,6 +219,7 @@ def image_dihedral(image: ArrayT, code: int) -> ArrayT:
 # --------------------------------------------------------------------------------------------
 # Levels
 # --------------------------------------------------------------------------------------------
+
 
 def normalize_levels(
     planes: np.ndarray,
@@ -331,7 +333,7 @@ def unify_crop(planes: ArrayT, cfa: str) -> ArrayT:
     out = []
     for k, (oy, ox) in enumerate(RGGB_OFFSETS):
         sy, sx = (oy + dy) // 2, (ox + dx) // 2
-        out.append(planes[..., k, sy:sy + h, sx:sx + w])  # type: ignore[index]
+        out.append(planes[..., k, sy : sy + h, sx : sx + w])  # type: ignore[index]
     return _stack(out)
 
 
@@ -364,4 +366,4 @@ def deunify_pad(planes_rggb: ArrayT, cfa: str) -> ArrayT:
         return planes_rggb
     m = unpack(planes_rggb, "RGGB")
     hh, ww = m.shape[-2], m.shape[-1]  # type: ignore[attr-defined]
-    return pack(m[..., dy:hh - dy, dx:ww - dx], cfa)  # type: ignore[index]
+    return pack(m[..., dy : hh - dy, dx : ww - dx], cfa)  # type: ignore[index]

@@ -112,12 +112,23 @@ class _Ifd:
         return head + struct.pack("<I", next_ifd) + blobs
 
 
-def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
-              black_level: float | Sequence[float], white_level: int,
-              make: str = "rawadapt", model: str = "unknown", unique_model: str | None = None,
-              iso: float | None = None, exposure_time: float | None = None,
-              color_matrix: np.ndarray | None = None, as_shot_neutral: Sequence[float] | None = None,
-              software: str = "rawadapt", orientation: int = 1) -> Path:
+def write_dng(
+    path: str | os.PathLike[str],
+    mosaic: np.ndarray,
+    cfa: str,
+    *,
+    black_level: float | Sequence[float],
+    white_level: int,
+    make: str = "rawadapt",
+    model: str = "unknown",
+    unique_model: str | None = None,
+    iso: float | None = None,
+    exposure_time: float | None = None,
+    color_matrix: np.ndarray | None = None,
+    as_shot_neutral: Sequence[float] | None = None,
+    software: str = "rawadapt",
+    orientation: int = 1,
+) -> Path:
     """Write ``mosaic`` (``uint16`` H x W, in the file's own DN and CFA) as a DNG, atomically.
 
     Parameters
@@ -229,8 +240,9 @@ def write_dng(path: str | os.PathLike[str], mosaic: np.ndarray, cfa: str, *,
     return Path(path)
 
 
-def write_dng_like(path: str | os.PathLike[str], planes01: np.ndarray, raw: object, *,
-                   software: str = "rawadapt") -> Path:
+def write_dng_like(
+    path: str | os.PathLike[str], planes01: np.ndarray, raw: object, *, software: str = "rawadapt"
+) -> Path:
     """Write packed [0, 1] planes as a DNG in the CFA, levels and metadata of a source RAW file.
 
     Parameters
@@ -253,11 +265,19 @@ def write_dng_like(path: str | os.PathLike[str], planes01: np.ndarray, raw: obje
     mosaic = planes_to_mosaic(np.minimum(planes01, 1.0), raw.cfa, raw.black_level, raw.white_level)  # type: ignore[attr-defined]
     gains = wb_gains(m.camera_whitebalance)
     flip = int((getattr(m, "extra", None) or {}).get("flip", 0) or 0)
-    return write_dng(path, mosaic, raw.cfa, black_level=raw.black_level,  # type: ignore[attr-defined]
-                     white_level=int(round(raw.white_level)),  # type: ignore[attr-defined]
-                     make=m.make or "unknown", model=m.model or "unknown",
-                     unique_model=m.camera if m.camera and m.camera != "unknown" else None,
-                     iso=m.iso, exposure_time=m.exposure_time,
-                     color_matrix=xyz_to_camera(m.rgb_xyz, m.color_matrix, gains),
-                     as_shot_neutral=None if gains is None else [1.0 / g for g in gains],
-                     software=software, orientation=LIBRAW_FLIP_TO_ORIENTATION.get(flip, 1))
+    return write_dng(
+        path,
+        mosaic,
+        raw.cfa,
+        black_level=raw.black_level,  # type: ignore[attr-defined]
+        white_level=int(round(raw.white_level)),  # type: ignore[attr-defined]
+        make=m.make or "unknown",
+        model=m.model or "unknown",
+        unique_model=m.camera if m.camera and m.camera != "unknown" else None,
+        iso=m.iso,
+        exposure_time=m.exposure_time,
+        color_matrix=xyz_to_camera(m.rgb_xyz, m.color_matrix, gains),
+        as_shot_neutral=None if gains is None else [1.0 / g for g in gains],
+        software=software,
+        orientation=LIBRAW_FLIP_TO_ORIENTATION.get(flip, 1),
+    )

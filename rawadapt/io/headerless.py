@@ -36,17 +36,35 @@ from rawadapt.io.raw import (
 )
 
 
-def _metadata(path: Path, cfa: str, black: list[float], white: float, h: int, w: int,
-              **extra: object) -> RawMetadata:
+def _metadata(path: Path, cfa: str, black: list[float], white: float, h: int, w: int, **extra: object) -> RawMetadata:
     return RawMetadata(
-        path=str(path), make="", model="", camera="unknown", cfa=cfa, black_level=black,
-        white_level=float(white), iso=None, exposure_time=None, width=w // 2 * 2, height=h // 2 * 2,
-        raw_width=w, raw_height=h, extra=dict(extra),
+        path=str(path),
+        make="",
+        model="",
+        camera="unknown",
+        cfa=cfa,
+        black_level=black,
+        white_level=float(white),
+        iso=None,
+        exposure_time=None,
+        width=w // 2 * 2,
+        height=h // 2 * 2,
+        raw_width=w,
+        raw_height=h,
+        extra=dict(extra),
     )
 
 
-def _finish(mosaic: np.ndarray, path: Path, cfa: str, black_level: float | Sequence[float],
-            white_level: float, clip: bool, check_empty: bool, **extra: object) -> RawImage:
+def _finish(
+    mosaic: np.ndarray,
+    path: Path,
+    cfa: str,
+    black_level: float | Sequence[float],
+    white_level: float,
+    clip: bool,
+    check_empty: bool,
+    **extra: object,
+) -> RawImage:
     c = normalize_cfa(cfa)
     black = canonical_black(black_level, path)
     check_levels(black, white_level, path)
@@ -63,13 +81,29 @@ def _finish(mosaic: np.ndarray, path: Path, cfa: str, black_level: float | Seque
             raise ShapeError(f"mosaic values must be integers in [0, 65535], got dtype {cropped.dtype}", path)
         cropped = cropped.astype(np.uint16)
     planes = mosaic_to_planes(cropped, c, black, float(white_level), clip=clip, path=path)
-    return RawImage(planes=planes, mosaic=cropped, cfa=c, black_level=black, white_level=float(white_level),
-                    meta=_metadata(path, c, black, float(white_level), h, w, **extra))
+    return RawImage(
+        planes=planes,
+        mosaic=cropped,
+        cfa=c,
+        black_level=black,
+        white_level=float(white_level),
+        meta=_metadata(path, c, black, float(white_level), h, w, **extra),
+    )
 
 
-def read_headerless(path: str | os.PathLike[str], *, width: int, height: int, cfa: str,
-                    black_level: float | Sequence[float], white_level: float, dtype: str = "<u2",
-                    offset: int = 0, clip: bool = True, check_empty: bool = True) -> RawImage:
+def read_headerless(
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    cfa: str,
+    black_level: float | Sequence[float],
+    white_level: float,
+    dtype: str = "<u2",
+    offset: int = 0,
+    clip: bool = True,
+    check_empty: bool = True,
+) -> RawImage:
     """Read a headerless Bayer dump (``height`` rows of ``width`` pixels, row-major).
 
     Parameters
@@ -116,8 +150,11 @@ def read_headerless(path: str | os.PathLike[str], *, width: int, height: int, cf
     size = p.stat().st_size
     if size != expected:
         what = "truncated or wrong size" if size < expected else "larger than expected (wrong size, dtype or offset?)"
-        raise InputFileError(f"file has {size} bytes but {width}x{height} {dt.str} pixels after a {offset}-byte "
-                             f"offset need {expected}: {what}", p)
+        raise InputFileError(
+            f"file has {size} bytes but {width}x{height} {dt.str} pixels after a {offset}-byte "
+            f"offset need {expected}: {what}",
+            p,
+        )
     n = int(width) * int(height)
     mosaic = np.fromfile(p, dtype=dt, count=n, offset=int(offset)).reshape(int(height), int(width))
     return _finish(mosaic, p, cfa, black_level, white_level, clip, check_empty, source="headerless", dtype=dt.str)
@@ -153,8 +190,15 @@ def load_mosaic_array(path: str | os.PathLike[str]) -> np.ndarray:
     return arr
 
 
-def read_mosaic_image(path: str | os.PathLike[str], *, cfa: str, black_level: float | Sequence[float],
-                      white_level: float, clip: bool = True, check_empty: bool = True) -> RawImage:
+def read_mosaic_image(
+    path: str | os.PathLike[str],
+    *,
+    cfa: str,
+    black_level: float | Sequence[float],
+    white_level: float,
+    clip: bool = True,
+    check_empty: bool = True,
+) -> RawImage:
     """Read a single-channel 8/16-bit PNG, PGM or TIFF holding a Bayer mosaic.
 
     Parameters
@@ -168,5 +212,4 @@ def read_mosaic_image(path: str | os.PathLike[str], *, cfa: str, black_level: fl
     """
     p = Path(path)
     mosaic = load_mosaic_array(p)
-    return _finish(mosaic, p, cfa, black_level, white_level, clip, check_empty, source="image",
-                   dtype=str(mosaic.dtype))
+    return _finish(mosaic, p, cfa, black_level, white_level, clip, check_empty, source="image", dtype=str(mosaic.dtype))

@@ -50,13 +50,14 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 # PNG (16-bit colour) and PNM decoding/encoding
 # --------------------------------------------------------------------------------------------
 
+
 def _png_chunks(data: bytes, path: Path) -> tuple[dict[str, int], bytes]:
     if not data.startswith(_PNG_SIG):
         raise InputFileError("not a PNG file", path)
     pos, ihdr, idat = 8, None, []
     while pos + 8 <= len(data):
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if len(body) < length:
             raise InputFileError("truncated PNG chunk", path)
         if ctype == b"IHDR":
@@ -169,8 +170,12 @@ def encode_png16(array: np.ndarray) -> bytes:
     sub[:, 1:] = be[:, 1:] - be[:, :-1]  # uint8 arithmetic wraps modulo 256 (PNG filter 1)
     rows = np.concatenate([np.ones((h, 1), np.uint8), sub.reshape(h, w * 2 * ch)], axis=1)
     ihdr = struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0)
-    return (_PNG_SIG + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-            + _png_chunk(b"IEND", b""))
+    return (
+        _PNG_SIG
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def read_pnm(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
@@ -197,7 +202,7 @@ def read_pnm(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     n = w * h * ch
     if magic in (b"P5", b"P6"):
         dt = np.dtype(">u2") if maxval > 255 else np.dtype("u1")
-        body = data[pos + 1:]
+        body = data[pos + 1 :]
         if len(body) < n * dt.itemsize:
             raise InputFileError("truncated PNM pixel data", p)
         arr = np.frombuffer(body, dtype=dt, count=n).astype(np.uint16 if maxval > 255 else np.uint8)
@@ -213,6 +218,7 @@ def read_pnm(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
+
 
 def load_pixels(path: str | os.PathLike[str]) -> np.ndarray:
     """The stored samples of an image file, ``(H, W)`` or ``(H, W, C)``, in their own dtype.
@@ -269,8 +275,9 @@ def _load(p: Path) -> tuple[np.ndarray, float]:
             raise InputFileError("not a readable image (unknown or corrupt format)", p) from None
         except Image.DecompressionBombError:  # Pillow's own check (twice the limit) came first
             lim = max_pixels()
-            raise InputFileError(f"image size exceeds the limit of {lim / 1e6:g} megapixels "
-                                 f"(set {MAX_PIXELS_ENV} to raise it)", p) from None
+            raise InputFileError(
+                f"image size exceeds the limit of {lim / 1e6:g} megapixels (set {MAX_PIXELS_ENV} to raise it)", p
+            ) from None
     except RawAdaptError:
         raise
     except MemoryError:
@@ -332,8 +339,11 @@ def read_image(path: str | os.PathLike[str], *, gray: Literal["error", "replicat
     ch = arr.shape[-1]
     if ch in (1, 2):  # gray or gray + alpha
         if gray != "replicate":
-            raise ShapeError("grayscale image where an RGB image is expected (pass gray='replicate' to copy "
-                             "the channel, or read it as a Bayer mosaic with a CFA)", p)
+            raise ShapeError(
+                "grayscale image where an RGB image is expected (pass gray='replicate' to copy "
+                "the channel, or read it as a Bayer mosaic with a CFA)",
+                p,
+            )
         arr = np.repeat(arr[..., :1], 3, axis=-1)
     elif ch == 4:
         arr = arr[..., :3]  # drop alpha
@@ -396,11 +406,11 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, *, bits: int = 
         q: np.ndarray = np.empty(a.shape, dtype=qtype)
         rows = max(1, (1 << 18) // max(1, a.shape[1] * a.shape[2]))
         for r in range(0, a.shape[0], rows):  # in row blocks: no full-size float temporaries
-            if not np.isfinite(a[r:r + rows]).all():
+            if not np.isfinite(a[r : r + rows]).all():
                 raise NonFiniteError("image to write holds NaN/Inf values", p)
-            t = np.clip(a[r:r + rows], 0.0, 1.0)
+            t = np.clip(a[r : r + rows], 0.0, 1.0)
             t *= maxv
-            q[r:r + rows] = np.rint(t, out=t)
+            q[r : r + rows] = np.rint(t, out=t)
     else:
         if a.min() < 0 or a.max() > maxv:
             raise ShapeError(f"integer image values must lie in [0, {maxv}] for {bits}-bit output", p)
@@ -409,8 +419,9 @@ def write_image(path: str | os.PathLike[str], array: np.ndarray, *, bits: int = 
         if ext in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, q[..., 0] if q.shape[-1] == 1 else q, photometric="minisblack"
-                             if q.shape[-1] == 1 else "rgb")
+            tifffile.imwrite(
+                tmp, q[..., 0] if q.shape[-1] == 1 else q, photometric="minisblack" if q.shape[-1] == 1 else "rgb"
+            )
         elif ext == ".png" and bits == 16:
             tmp.write_bytes(encode_png16(q))
         else:
@@ -467,8 +478,11 @@ def _npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         count *= n
     need = count * dtype.itemsize
     if size - offset < need:
-        raise InputFileError(f"truncated or corrupt .npy: the header declares {dtype.str} {shape} ({need} bytes) but "
-                             f"the file holds {size - offset} bytes of data", p)
+        raise InputFileError(
+            f"truncated or corrupt .npy: the header declares {dtype.str} {shape} ({need} bytes) but "
+            f"the file holds {size - offset} bytes of data",
+            p,
+        )
     return tuple(shape), dtype, offset
 
 

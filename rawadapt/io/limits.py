@@ -62,8 +62,11 @@ def check_pixels(width: int, height: int, path: Any, what: str = "image") -> Non
         raise InputFileError(f"{what} declares an empty size {w}x{h}", path)
     limit = max_pixels()
     if w * h > limit:
-        raise InputFileError(f"{what} of {w}x{h} = {w * h / 1e6:.1f} megapixels exceeds the limit of "
-                             f"{limit / 1e6:g} megapixels (set {MAX_PIXELS_ENV} to raise it)", path)
+        raise InputFileError(
+            f"{what} of {w}x{h} = {w * h / 1e6:.1f} megapixels exceeds the limit of "
+            f"{limit / 1e6:g} megapixels (set {MAX_PIXELS_ENV} to raise it)",
+            path,
+        )
 
 
 def set_pillow_limit() -> None:

@@ -46,13 +46,15 @@ def _pick_dataset(f: Any, key: str | None, path: Path) -> Any:
         return f["x"]
     cands = [f[k] for k in f.keys() if not k.startswith("#") and isinstance(f[k], h5py.Dataset) and f[k].ndim == 2]
     if len(cands) != 1:
-        raise InputFileError(f"cannot tell which dataset holds the mosaic (2-D datasets: "
-                             f"{[c.name for c in cands]}); pass key=", path)
+        raise InputFileError(
+            f"cannot tell which dataset holds the mosaic (2-D datasets: {[c.name for c in cands]}); pass key=", path
+        )
     return cands[0]
 
 
-def read_sidd_mosaic(path: str | os.PathLike[str], *, key: str | None = None,
-                     expected_shape: tuple[int, int] | None = None) -> np.ndarray:
+def read_sidd_mosaic(
+    path: str | os.PathLike[str], *, key: str | None = None, expected_shape: tuple[int, int] | None = None
+) -> np.ndarray:
     """Read a SIDD noisy or ground-truth RAW mosaic as ``(H, W)`` float32.
 
     Parameters

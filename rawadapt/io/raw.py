@@ -182,6 +182,7 @@ class RawImage:
 # Shared helpers (also used by rawadapt.io.headerless)
 # --------------------------------------------------------------------------------------------
 
+
 def canonical_black(black_level: float | Sequence[float] | np.ndarray, path: Any = None) -> list[float]:
     """One or four black levels -> a list of four (canonical R, G1, G2, B)."""
     b = np.asarray(black_level, dtype=np.float64).reshape(-1)
@@ -205,8 +206,7 @@ def check_levels(black_level: Sequence[float], white_level: float, path: Any = N
     if not (np.isfinite(white) and 0 < white <= 65535):
         raise MetadataError(f"white level must be a finite number in (0, 65535], got {white_level}", path)
     if not all(np.isfinite(b) and 0 <= b < white for b in black):
-        raise MetadataError(f"black levels must be finite, >= 0 and below the white level {white:g}, got {black}",
-                            path)
+        raise MetadataError(f"black levels must be finite, >= 0 and below the white level {white:g}, got {black}", path)
 
 
 def even_crop(mosaic: np.ndarray) -> np.ndarray:
@@ -226,7 +226,9 @@ def check_not_empty(mosaic: np.ndarray, path: Any) -> None:
     if zeros > EMPTY_ZERO_FRACTION * n:
         raise EmptyFrameError(
             f"{100.0 * zeros / n:.1f} % of the pixels are 0 (more than {100 * EMPTY_ZERO_FRACTION:.0f} %): "
-            "image data missing or broken", path)
+            "image data missing or broken",
+            path,
+        )
 
 
 def check_file_holds_pixels(path: Path, n_pixels: int) -> None:
@@ -238,12 +240,22 @@ def check_file_holds_pixels(path: Path, n_pixels: int) -> None:
     """
     size = path.stat().st_size
     if n_pixels > 0 and size * 8 < MIN_BITS_PER_PIXEL * n_pixels:
-        raise EmptyFrameError(f"the file has {size} bytes for {n_pixels} pixels (< {MIN_BITS_PER_PIXEL} bit per "
-                              "pixel): image data stripped or truncated", path)
+        raise EmptyFrameError(
+            f"the file has {size} bytes for {n_pixels} pixels (< {MIN_BITS_PER_PIXEL} bit per "
+            "pixel): image data stripped or truncated",
+            path,
+        )
 
 
-def mosaic_to_planes(mosaic: np.ndarray, cfa: str, black_level: Sequence[float], white_level: float,
-                     *, clip: bool = True, path: Any = None) -> np.ndarray:
+def mosaic_to_planes(
+    mosaic: np.ndarray,
+    cfa: str,
+    black_level: Sequence[float],
+    white_level: float,
+    *,
+    clip: bool = True,
+    path: Any = None,
+) -> np.ndarray:
     """Pack an even-sized mosaic (DN) and normalise it: the core of every Bayer reader."""
     try:
         return normalize_levels(pack(mosaic, cfa), black_level, white_level, clip=clip)
@@ -251,8 +263,9 @@ def mosaic_to_planes(mosaic: np.ndarray, cfa: str, black_level: Sequence[float],
         raise type(exc)(exc.message, path) from None
 
 
-def planes_to_mosaic(planes01: np.ndarray, cfa: str, black_level: float | Sequence[float],
-                     white_level: float) -> np.ndarray:
+def planes_to_mosaic(
+    planes01: np.ndarray, cfa: str, black_level: float | Sequence[float], white_level: float
+) -> np.ndarray:
     """Exact inverse of the normalisation and packing of :func:`read_raw`.
 
     Parameters
@@ -282,11 +295,25 @@ def planes_to_mosaic(planes01: np.ndarray, cfa: str, black_level: float | Sequen
 # --------------------------------------------------------------------------------------------
 
 _MAKE_ALIASES = {
-    "eastman kodak company": "Kodak", "nikon corporation": "Nikon", "nikon": "Nikon",
-    "olympus imaging corp.": "Olympus", "olympus corporation": "Olympus", "olympus optical co.,ltd": "Olympus",
-    "samsung": "Samsung", "sony": "Sony", "canon": "Canon", "fujifilm": "Fujifilm", "panasonic": "Panasonic",
-    "pentax corporation": "Pentax", "ricoh imaging company, ltd.": "Ricoh", "leica camera ag": "Leica",
-    "hasselblad": "Hasselblad", "lge": "LG", "google": "Google", "apple": "Apple", "huawei": "Huawei",
+    "eastman kodak company": "Kodak",
+    "nikon corporation": "Nikon",
+    "nikon": "Nikon",
+    "olympus imaging corp.": "Olympus",
+    "olympus corporation": "Olympus",
+    "olympus optical co.,ltd": "Olympus",
+    "samsung": "Samsung",
+    "sony": "Sony",
+    "canon": "Canon",
+    "fujifilm": "Fujifilm",
+    "panasonic": "Panasonic",
+    "pentax corporation": "Pentax",
+    "ricoh imaging company, ltd.": "Ricoh",
+    "leica camera ag": "Leica",
+    "hasselblad": "Hasselblad",
+    "lge": "LG",
+    "google": "Google",
+    "apple": "Apple",
+    "huawei": "Huawei",
 }
 _MAKE_SUFFIX = re.compile(r"[\s,]+(corporation|corp\.?|company|co\.?,?\s*ltd\.?|inc\.?|ag|imaging)$", re.I)
 
@@ -313,7 +340,7 @@ def camera_name(make: str, model: str) -> str:
             prev, mk = mk, _MAKE_SUFFIX.sub("", mk).strip()
         alias = mk
     if md and alias and md.lower().startswith(alias.lower()):
-        md = md[len(alias):].strip()
+        md = md[len(alias) :].strip()
     name = _clean(f"{alias} {md}")
     return name or "unknown"
 
@@ -358,8 +385,16 @@ def _exifread_tags(path: Path) -> dict[str, Any] | None:
     return out
 
 
-_TIFF_TYPES = {1: ("B", 1), 2: ("s", 1), 3: ("H", 2), 4: ("I", 4), 5: ("II", 8), 7: ("B", 1),
-               9: ("i", 4), 10: ("ii", 8)}
+_TIFF_TYPES = {
+    1: ("B", 1),
+    2: ("s", 1),
+    3: ("H", 2),
+    4: ("I", 4),
+    5: ("II", 8),
+    7: ("B", 1),
+    9: ("i", 4),
+    10: ("ii", 8),
+}
 
 
 def _tiff_tags(path: Path) -> dict[str, Any]:
@@ -390,12 +425,12 @@ def _tiff_tags(path: Path) -> dict[str, Any]:
                 ents = fh.read(12 * n)
                 tags: dict[int, Any] = {}
                 for i in range(n):
-                    tag, typ, cnt = struct.unpack(e + "HHI", ents[12 * i:12 * i + 8])
+                    tag, typ, cnt = struct.unpack(e + "HHI", ents[12 * i : 12 * i + 8])
                     if typ not in _TIFF_TYPES or cnt == 0 or cnt > 4096:
                         continue
                     fmt, size = _TIFF_TYPES[typ]
                     nbytes = size * cnt
-                    val = ents[12 * i + 8:12 * i + 12]
+                    val = ents[12 * i + 8 : 12 * i + 12]
                     if nbytes > 4:
                         pos = fh.tell()
                         fh.seek(struct.unpack(e + "I", val)[0])
@@ -497,7 +532,7 @@ class _CapturedStderr:
         for ln in lines:
             for prefix in (f"{path}:", f"{path.name}:", f"{path.resolve()}:"):
                 if ln.startswith(prefix):
-                    ln = ln[len(prefix):].strip()
+                    ln = ln[len(prefix) :].strip()
             out.append(ln)
         return "; ".join(out)[:200]
 
@@ -544,8 +579,11 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
     from rawadapt.io.readers import file_kind
 
     if file_kind(p) == "headerless":
-        raise InputFileError("a headerless .raw/.bin dump cannot be read with LibRaw (it would guess a camera "
-                             "from the file size); use read_headerless with width, height, CFA and levels", p)
+        raise InputFileError(
+            "a headerless .raw/.bin dump cannot be read with LibRaw (it would guess a camera "
+            "from the file size); use read_headerless with width, height, CFA and levels",
+            p,
+        )
     check_raw_signature(p)
     check_dng_header(p)
     return p
@@ -557,16 +595,21 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
 
 #: (offset, bytes) signatures of the camera RAW containers LibRaw reads by header
 RAW_SIGNATURES: tuple[tuple[int, bytes], ...] = (
-    (0, b"II*\0"), (0, b"MM\0*"),          # TIFF: DNG, NEF, NRW, CR2, ARW, SRF, SR2, PEF, SRW, KDC, DCR, 3FR...
-    (0, b"II+\0"), (0, b"MM\0+"),          # BigTIFF
-    (0, b"IIRO"), (0, b"IIRS"), (0, b"MMOR"),  # Olympus ORF
-    (0, b"IIU\0"),                          # Panasonic RW2 / Leica RWL
-    (4, b"ftypcrx "),                       # Canon CR3
-    (6, b"HEAPCCDR"),                       # Canon CRW
-    (0, b"FUJIFILM"),                       # Fujifilm RAF
-    (0, b"\0MRM"),                          # Minolta MRW
-    (0, b"FOVb"),                           # Sigma X3F
-    (0, b"IIII"), (0, b"MMMM"),             # Phase One IIQ
+    (0, b"II*\0"),
+    (0, b"MM\0*"),  # TIFF: DNG, NEF, NRW, CR2, ARW, SRF, SR2, PEF, SRW, KDC, DCR, 3FR...
+    (0, b"II+\0"),
+    (0, b"MM\0+"),  # BigTIFF
+    (0, b"IIRO"),
+    (0, b"IIRS"),
+    (0, b"MMOR"),  # Olympus ORF
+    (0, b"IIU\0"),  # Panasonic RW2 / Leica RWL
+    (4, b"ftypcrx "),  # Canon CR3
+    (6, b"HEAPCCDR"),  # Canon CRW
+    (0, b"FUJIFILM"),  # Fujifilm RAF
+    (0, b"\0MRM"),  # Minolta MRW
+    (0, b"FOVb"),  # Sigma X3F
+    (0, b"IIII"),
+    (0, b"MMMM"),  # Phase One IIQ
 )
 
 
@@ -584,9 +627,11 @@ def check_raw_signature(path: str | os.PathLike[str]) -> None:
             head = fh.read(16)
     except OSError as exc:
         raise InputFileError(f"cannot read: {exc.strerror or exc}", p) from None
-    if not any(head[off:off + len(sig)] == sig for off, sig in RAW_SIGNATURES):
-        raise InputFileError("not a camera RAW file: no TIFF/DNG or maker header (LibRaw would only guess a "
-                             "camera from the file size)", p)
+    if not any(head[off : off + len(sig)] == sig for off, sig in RAW_SIGNATURES):
+        raise InputFileError(
+            "not a camera RAW file: no TIFF/DNG or maker header (LibRaw would only guess a camera from the file size)",
+            p,
+        )
 
 
 _TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 16: 8}
@@ -612,26 +657,26 @@ def _tiff_ifds(data: bytes, max_ifds: int = 32) -> list[dict[int, list[int]]]:
         seen.add(off)
         if off + 2 > len(data):
             raise ValueError("IFD offset outside the file")
-        n = struct.unpack(e + "H", data[off:off + 2])[0]
+        n = struct.unpack(e + "H", data[off : off + 2])[0]
         if off + 2 + 12 * n + 4 > len(data):
             raise ValueError("IFD outside the file")
         tags: dict[int, list[int]] = {}
         for i in range(n):
             q = off + 2 + 12 * i
-            tag, typ, cnt = struct.unpack(e + "HHI", data[q:q + 8])
+            tag, typ, cnt = struct.unpack(e + "HHI", data[q : q + 8])
             if typ not in _TIFF_INT or cnt == 0 or cnt > 1_000_000:
                 continue
             nbytes = _TIFF_SIZES[typ] * cnt
             if nbytes <= 4:
-                raw = data[q + 8:q + 8 + nbytes]
+                raw = data[q + 8 : q + 8 + nbytes]
             else:
-                at = struct.unpack(e + "I", data[q + 8:q + 12])[0]
+                at = struct.unpack(e + "I", data[q + 8 : q + 12])[0]
                 if at + nbytes > len(data):
                     raise ValueError("tag value outside the file")
-                raw = data[at:at + nbytes]
+                raw = data[at : at + nbytes]
             tags[tag] = list(struct.unpack(e + _TIFF_INT[typ] * cnt, raw))
         out.append(tags)
-        todo.append(struct.unpack(e + "I", data[off + 2 + 12 * n:off + 6 + 12 * n])[0])
+        todo.append(struct.unpack(e + "I", data[off + 2 + 12 * n : off + 6 + 12 * n])[0])
         todo.extend(tags.get(330, []))
     return out
 
@@ -688,8 +733,11 @@ def check_dng_header(path: str | os.PathLike[str]) -> None:
             expected = have = 0
         # fewer bytes: truncated or BitsPerSample raised; room for a whole extra bit per pixel: lowered
         if have < expected or have * bps >= expected * (bps + 1) > 0:
-            raise InputFileError(f"corrupt DNG header: {width}x{height} pixels of {bps} bits need {expected} bytes "
-                                 f"but the image data holds {have}", p)
+            raise InputFileError(
+                f"corrupt DNG header: {width}x{height} pixels of {bps} bits need {expected} bytes "
+                f"but the image data holds {have}",
+                p,
+            )
     white = t.get(50717, [None])[0]
     if white is not None and not float_data and bps < 32 and 50712 not in t and white > 2**bps - 1:
         raise InputFileError(f"corrupt DNG header: WhiteLevel {white} does not fit BitsPerSample {bps}", p)
@@ -706,20 +754,25 @@ def _bayer_layout(raw: Any, path: Path) -> tuple[str, list[float]]:
     black = list(raw.black_level_per_channel)
     if raw_type != rawpy.RawType.Flat or pattern is None:
         raise UnsupportedSensorError(
-            "not a Bayer sensor: no colour filter array (Foveon, linear/demosaiced DNG or similar)", path)
+            "not a Bayer sensor: no colour filter array (Foveon, linear/demosaiced DNG or similar)", path
+        )
     pattern = np.asarray(pattern)
     if pattern.shape == (6, 6):
         raise UnsupportedSensorError("not a Bayer sensor: X-Trans (6x6 colour filter array)", path)
     if pattern.shape != (2, 2):
-        raise UnsupportedSensorError(f"not a Bayer sensor: {pattern.shape[0]}x{pattern.shape[1]} colour filter array",
-                                     path)
-    letters = "".join(desc[int(pattern[dy, dx])] if int(pattern[dy, dx]) < len(desc) else "?"
-                      for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)))
+        raise UnsupportedSensorError(
+            f"not a Bayer sensor: {pattern.shape[0]}x{pattern.shape[1]} colour filter array", path
+        )
+    letters = "".join(
+        desc[int(pattern[dy, dx])] if int(pattern[dy, dx]) < len(desc) else "?"
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1))
+    )
     try:
         cfa = normalize_cfa(letters)
     except RawAdaptError:
-        raise UnsupportedSensorError(f"not an RGB Bayer sensor: colour filter pattern {letters!r} "
-                                     f"(colours {desc!r}, {num_colors} colours)", path) from None
+        raise UnsupportedSensorError(
+            f"not an RGB Bayer sensor: colour filter pattern {letters!r} (colours {desc!r}, {num_colors} colours)", path
+        ) from None
     canon = [float(black[int(pattern[dy, dx])]) for dy, dx in plane_offsets(cfa)]
     return cfa, canon
 
@@ -746,8 +799,12 @@ def _metadata(raw: Any, p: Path) -> RawMetadata:
     white = float(raw.white_level)
     cm, rgb_xyz = raw.color_matrix, raw.rgb_xyz_matrix
     cam_wb, day_wb = raw.camera_whitebalance, raw.daylight_whitebalance
-    if (not (np.isfinite(white) and 0 < white <= 65535) or not all(np.isfinite(b) for b in black)
-            or min(black) < 0 or max(black) >= white):
+    if (
+        not (np.isfinite(white) and 0 < white <= 65535)
+        or not all(np.isfinite(b) for b in black)
+        or min(black) < 0
+        or max(black) >= white
+    ):
         # LibRaw reads uninitialised levels from some stripped files (seen on the ExifTool DNG stub)
         raise InputFileError(f"implausible levels: black {black} vs white {white:g} (corrupt metadata)", p)
     tags = exif_tags(p)
@@ -762,14 +819,31 @@ def _metadata(raw: Any, p: Path) -> RawMetadata:
     make, model = tags.get("make", ""), tags.get("model", "")
     vis_w, vis_h = int(sizes.width), int(sizes.height)
     return RawMetadata(
-        path=str(p), make=make, model=model, camera=camera_name(make, model), cfa=cfa, black_level=black,
-        white_level=white, iso=iso, exposure_time=exposure, width=vis_w // 2 * 2, height=vis_h // 2 * 2,
-        raw_width=vis_w, raw_height=vis_h, color_matrix=_matrix(cm), camera_whitebalance=_wb(cam_wb),
-        daylight_whitebalance=_wb(day_wb), rgb_xyz=_matrix(rgb_xyz),
-        extra={"aperture": float(other.aperture) if other.aperture and other.aperture > 0 else None,
-               "flip": int(sizes.flip), "top_margin": int(sizes.top_margin),
-               "left_margin": int(sizes.left_margin), "full_width": int(sizes.raw_width),
-               "full_height": int(sizes.raw_height)},
+        path=str(p),
+        make=make,
+        model=model,
+        camera=camera_name(make, model),
+        cfa=cfa,
+        black_level=black,
+        white_level=white,
+        iso=iso,
+        exposure_time=exposure,
+        width=vis_w // 2 * 2,
+        height=vis_h // 2 * 2,
+        raw_width=vis_w,
+        raw_height=vis_h,
+        color_matrix=_matrix(cm),
+        camera_whitebalance=_wb(cam_wb),
+        daylight_whitebalance=_wb(day_wb),
+        rgb_xyz=_matrix(rgb_xyz),
+        extra={
+            "aperture": float(other.aperture) if other.aperture and other.aperture > 0 else None,
+            "flip": int(sizes.flip),
+            "top_margin": int(sizes.top_margin),
+            "left_margin": int(sizes.left_margin),
+            "full_width": int(sizes.raw_width),
+            "full_height": int(sizes.raw_height),
+        },
     )
 
 
@@ -787,9 +861,14 @@ def read_raw_metadata(path: str | os.PathLike[str]) -> RawMetadata:
     return _libraw_call(p, lambda raw: _metadata(raw, p))
 
 
-def read_raw(path: str | os.PathLike[str], *, clip: bool = True,
-             black_level: float | Sequence[float] | None = None, white_level: float | None = None,
-             check_empty: bool = True) -> RawImage:
+def read_raw(
+    path: str | os.PathLike[str],
+    *,
+    clip: bool = True,
+    black_level: float | Sequence[float] | None = None,
+    white_level: float | None = None,
+    check_empty: bool = True,
+) -> RawImage:
     """Decode a Bayer RAW file into canonical normalised planes (see the module docstring).
 
     Parameters
@@ -831,5 +910,6 @@ def read_raw(path: str | os.PathLike[str], *, clip: bool = True,
     white = meta.white_level if white_level is None else float(white_level)
     check_levels(black, white, p)
     planes = mosaic_to_planes(mosaic, meta.cfa, black, white, clip=clip, path=p)
-    return RawImage(planes=planes, mosaic=mosaic, cfa=meta.cfa, black_level=list(black),
-                    white_level=float(white), meta=meta)
+    return RawImage(
+        planes=planes, mosaic=mosaic, cfa=meta.cfa, black_level=list(black), white_level=float(white), meta=meta
+    )

@@ -31,15 +31,57 @@ FileKind = Literal["raw", "headerless", "image", "array", "mat", "unknown"]
 
 #: Extensions of camera RAW containers read through LibRaw (lower case, with the dot). ``.raw``
 #: is deliberately absent: in rawadapt it means a headerless dump (see module docstring).
-RAW_EXTENSIONS: frozenset[str] = frozenset({
-    ".dng", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".cr2", ".cr3", ".crw", ".raf", ".rw2",
-    ".rwl", ".orf", ".pef", ".ptx", ".srw", ".kdc", ".dcr", ".dcs", ".k25", ".mrw", ".3fr",
-    ".fff", ".iiq", ".mos", ".mef", ".erf", ".x3f", ".rwz", ".gpr", ".mdc", ".nksc",
-})
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".dng",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".raf",
+        ".rw2",
+        ".rwl",
+        ".orf",
+        ".pef",
+        ".ptx",
+        ".srw",
+        ".kdc",
+        ".dcr",
+        ".dcs",
+        ".k25",
+        ".mrw",
+        ".3fr",
+        ".fff",
+        ".iiq",
+        ".mos",
+        ".mef",
+        ".erf",
+        ".x3f",
+        ".rwz",
+        ".gpr",
+        ".mdc",
+        ".nksc",
+    }
+)
 HEADERLESS_EXTENSIONS: frozenset[str] = frozenset({".raw", ".bin"})
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({
-    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".bmp", ".webp",
-})
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".tif",
+        ".tiff",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".bmp",
+        ".webp",
+    }
+)
 ARRAY_EXTENSIONS: frozenset[str] = frozenset({".npy"})
 MAT_EXTENSIONS: frozenset[str] = frozenset({".mat"})
 

@@ -71,13 +71,19 @@ class NoiseLevelEstimator(nn.Module):
 
     def __init__(self, channels: int, width: int = 16) -> None:
         super().__init__()
-        self.enc1 = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
-        self.enc2 = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.enc1 = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
+        )
+        self.enc2 = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()
+        )
         self.to_map = nn.Conv2d(width, channels, 3, padding=1)
-        self.refine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-                                    nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU())
+        self.refine = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.enc1(x)
@@ -108,8 +114,16 @@ class AINUNet(Denoiser):
 
     arch = "ain-unet"
 
-    def __init__(self, in_channels: int = 4, *, width: int = 16, depth: int = 4, sensors: Sequence[str] | None = None,
-                 est_width: int = 16, residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 4,
+        *,
+        width: int = 16,
+        depth: int = 4,
+        sensors: Sequence[str] | None = None,
+        est_width: int = 16,
+        residual: bool = True,
+    ) -> None:
         super().__init__(in_channels, sensors)
         if depth < 1 or width < 1 or est_width < 1:
             raise ValueError("depth, width and est_width must be positive")
@@ -120,16 +134,19 @@ class AINUNet(Denoiser):
         self.inc = nn.Conv2d(c, widths[0], 3, padding=1)
         self.enc = nn.ModuleList([AINResBlock(w, c) for w in widths])
         self.down = nn.ModuleList([nn.Conv2d(widths[i], widths[i + 1], 3, padding=1) for i in range(self.depth)])
-        self.up = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-                                 for i in reversed(range(self.depth))])
-        self.fuse = nn.ModuleList([nn.Conv2d(2 * widths[i], widths[i], 3, padding=1)
-                                   for i in reversed(range(self.depth))])
+        self.up = nn.ModuleList(
+            [nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(self.depth))]
+        )
+        self.fuse = nn.ModuleList(
+            [nn.Conv2d(2 * widths[i], widths[i], 3, padding=1) for i in reversed(range(self.depth))]
+        )
         self.dec = nn.ModuleList([AINResBlock(widths[i], c) for i in reversed(range(self.depth))])
         self.head = nn.Conv2d(widths[0], c, 1)
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, x: torch.Tensor, sensor: torch.Tensor | None = None,
-                iso: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sensor: torch.Tensor | None = None, iso: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.forward_with_map(x)[0]
 
     def forward_with_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,8 +172,15 @@ class AINUNet(Denoiser):
         return crop_to(out, size), crop_to(m, size)
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "width": self.width, "depth": self.depth,
-                "sensors": list(self.sensors), "est_width": self.est_width, "residual": self.residual}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "width": self.width,
+            "depth": self.depth,
+            "sensors": list(self.sensors),
+            "est_width": self.est_width,
+            "residual": self.residual,
+        }
 
     def first_layer(self) -> nn.Module:
         return self.inc

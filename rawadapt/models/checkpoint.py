@@ -59,8 +59,22 @@ STATE_FORMAT = "rawadapt-training-state"
 STATE_FORMAT_VERSION = 1
 
 #: keys of model.json that ``extra`` may not override
-_RESERVED = ("raw_phase", "format", "format_version", "package_version", "arch", "config", "space", "in_channels", "sensors",
-             "uses_metadata", "iso_normalisation", "unknown_sensor", "num_parameters", "tensors_sha256")
+_RESERVED = (
+    "raw_phase",
+    "format",
+    "format_version",
+    "package_version",
+    "arch",
+    "config",
+    "space",
+    "in_channels",
+    "sensors",
+    "uses_metadata",
+    "iso_normalisation",
+    "unknown_sensor",
+    "num_parameters",
+    "tensors_sha256",
+)
 _JSON_MARK = "__rawadapt_json__"
 
 #: limits on untrusted model files (see the module docstring)
@@ -71,8 +85,23 @@ MAX_CONFIG_INT = 1024
 MAX_CONFIG_LIST = 16
 MAX_WEIGHTS_BYTES = 2 * 2**30
 MAX_HEADER_BYTES = 16 * 2**20
-_ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-              "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+_ST_DTYPES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 PathLike = str | os.PathLike[str]
 
@@ -80,6 +109,7 @@ PathLike = str | os.PathLike[str]
 # --------------------------------------------------------------------------------------------
 # Model weights + description
 # --------------------------------------------------------------------------------------------
+
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """State dict as independent contiguous CPU tensors.
@@ -96,8 +126,12 @@ def model_metadata(model: Denoiser) -> dict[str, Any]:
     mod = getattr(model, "modulation", None)
     iso_norm = None
     if mod is not None:
-        iso_norm = {"type": "log2", "ref": float(mod.iso_ref), "scale": float(mod.iso_scale),
-                    "formula": "log2(iso / ref) / scale; unknown ISO -> 0"}
+        iso_norm = {
+            "type": "log2",
+            "ref": float(mod.iso_ref),
+            "scale": float(mod.iso_scale),
+            "formula": "log2(iso / ref) / scale; unknown ISO -> 0",
+        }
     return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
@@ -187,21 +221,25 @@ def _read_meta(js: Path) -> dict[str, Any]:
     except RecursionError:
         raise CheckpointError("unreadable model description: nested too deeply", js) from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"not a rawadapt model description (no \"format\": \"{MODEL_FORMAT}\")", js)
+        raise CheckpointError(f'not a rawadapt model description (no "format": "{MODEL_FORMAT}")', js)
     version = meta.get("format_version")
     if not isinstance(version, int):
         raise CheckpointError("format_version missing or not an integer", js)
     if version > MODEL_FORMAT_VERSION:
-        raise CheckpointError(f"written by a newer rawadapt (format_version {version} > {MODEL_FORMAT_VERSION}, "
-                              f"package {meta.get('package_version')}); upgrade rawadapt", js)
+        raise CheckpointError(
+            f"written by a newer rawadapt (format_version {version} > {MODEL_FORMAT_VERSION}, "
+            f"package {meta.get('package_version')}); upgrade rawadapt",
+            js,
+        )
     if not isinstance(meta.get("config"), dict):
-        raise CheckpointError("\"config\" missing or not an object", js)
+        raise CheckpointError('"config" missing or not an object', js)
     _check_config(meta["config"], js)
     return meta
 
 
 def _check_config(config: dict[str, Any], js: Path) -> None:
     """Refuse configs that would build huge or deeply nested models (limits in the module docstring)."""
+
     def scalar(k: str, v: Any) -> None:
         if isinstance(v, bool) or v is None or (isinstance(v, str) and len(v) <= MAX_SENSOR_NAME):
             return
@@ -209,18 +247,24 @@ def _check_config(config: dict[str, Any], js: Path) -> None:
             return
         if isinstance(v, float) and math.isfinite(v) and abs(v) <= 1e12:
             return
-        raise CheckpointError(f"invalid model config: {k}={str(v)[:40]!r} is out of range (integers up to "
-                              f"{MAX_CONFIG_INT}, finite numbers, short strings)", js)
+        raise CheckpointError(
+            f"invalid model config: {k}={str(v)[:40]!r} is out of range (integers up to "
+            f"{MAX_CONFIG_INT}, finite numbers, short strings)",
+            js,
+        )
 
     for k, v in config.items():
         if k == "sensors":
             if not isinstance(v, list) or len(v) > MAX_SENSORS:
-                raise CheckpointError(f"invalid model config: \"sensors\" must be a list of at most {MAX_SENSORS} "
-                                      "names", js)
+                raise CheckpointError(
+                    f'invalid model config: "sensors" must be a list of at most {MAX_SENSORS} names', js
+                )
             for name in v:
                 if not isinstance(name, str) or len(name) > MAX_SENSOR_NAME:
-                    raise CheckpointError(f"invalid model config: sensor names must be strings of at most "
-                                          f"{MAX_SENSOR_NAME} characters", js)
+                    raise CheckpointError(
+                        f"invalid model config: sensor names must be strings of at most {MAX_SENSOR_NAME} characters",
+                        js,
+                    )
         elif isinstance(v, list):
             if len(v) > MAX_CONFIG_LIST:
                 raise CheckpointError(f"invalid model config: {k} has {len(v)} entries (at most {MAX_CONFIG_LIST})", js)
@@ -248,8 +292,9 @@ def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, .
     try:
         size = p.stat().st_size
         if size > MAX_WEIGHTS_BYTES:
-            raise CheckpointError(f"weights file of {size / 2**30:.1f} GiB exceeds the limit of "
-                                  f"{MAX_WEIGHTS_BYTES / 2**30:g} GiB", p)
+            raise CheckpointError(
+                f"weights file of {size / 2**30:.1f} GiB exceeds the limit of {MAX_WEIGHTS_BYTES / 2**30:g} GiB", p
+            )
         with open(p, "rb") as fh:
             head = fh.read(8)
             if len(head) < 8:
@@ -275,9 +320,14 @@ def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, .
         try:
             dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
             count = math.prod(int(d) for d in shape)
-            ok = (dtype in _ST_DTYPES and all(isinstance(d, int) and d >= 0 for d in shape)
-                  and isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_bytes
-                  and end - begin == count * _ST_DTYPES[dtype])
+            ok = (
+                dtype in _ST_DTYPES
+                and all(isinstance(d, int) and d >= 0 for d in shape)
+                and isinstance(begin, int)
+                and isinstance(end, int)
+                and 0 <= begin <= end <= data_bytes
+                and end - begin == count * _ST_DTYPES[dtype]
+            )
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
@@ -285,13 +335,15 @@ def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, .
         out[name] = (dtype, shape)
         end_max = max(end_max, end)
     if end_max != data_bytes:
-        raise CheckpointError(f"{bad} (the header accounts for {end_max} bytes of tensor data, the file holds "
-                              f"{data_bytes})", p)
+        raise CheckpointError(
+            f"{bad} (the header accounts for {end_max} bytes of tensor data, the file holds {data_bytes})", p
+        )
     return out
 
 
-def _check_architecture(config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]],
-                        js: Path, weights: Path) -> None:
+def _check_architecture(
+    config: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...]]], js: Path, weights: Path
+) -> None:
     """Build the config on the ``meta`` device (no memory) and compare with the header's tensors."""
     try:
         with torch.device("meta"):
@@ -311,13 +363,18 @@ def _check_architecture(config: dict[str, Any], tensors: dict[str, tuple[str, tu
         if missing:
             parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
         if unexpected:
-            parts.append(f"unexpected {', '.join(str(u)[:60] for u in unexpected[:3])}"
-                         + (" ..." if len(unexpected) > 3 else ""))
+            parts.append(
+                f"unexpected {', '.join(str(u)[:60] for u in unexpected[:3])}" + (" ..." if len(unexpected) > 3 else "")
+            )
         if wrong:
-            parts.append("size mismatch for " + ", ".join(f"{k}: {have[k]} vs {want[k]}" for k in wrong[:3])
-                         + (" ..." if len(wrong) > 3 else ""))
-        raise CheckpointError(f"weights do not fit the {config.get('arch')} architecture in {js.name}: "
-                              f"{'; '.join(parts)}", weights)
+            parts.append(
+                "size mismatch for "
+                + ", ".join(f"{k}: {have[k]} vs {want[k]}" for k in wrong[:3])
+                + (" ..." if len(wrong) > 3 else "")
+            )
+        raise CheckpointError(
+            f"weights do not fit the {config.get('arch')} architecture in {js.name}: {'; '.join(parts)}", weights
+        )
 
 
 def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[Denoiser, dict[str, Any]]:
@@ -353,13 +410,13 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
         raise CheckpointError(f"cannot read weights: {exc}", weights) from None
     digest = meta.get("tensors_sha256")
     if digest and hashlib.sha256(blob).hexdigest() != digest:
-        raise CheckpointError(f"weights do not match the checksum in {js.name} (corrupted, truncated or "
-                              "replaced file)", weights)
+        raise CheckpointError(
+            f"weights do not match the checksum in {js.name} (corrupted, truncated or replaced file)", weights
+        )
     try:
         state = st_load(blob)
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise CheckpointError(f"corrupt or truncated safetensors file ({type(exc).__name__}: {exc})",
-                              weights) from None
+        raise CheckpointError(f"corrupt or truncated safetensors file ({type(exc).__name__}: {exc})", weights) from None
     del blob
     for name, t in state.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -375,8 +432,9 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         detail = " ".join(s.strip() for s in first[:3])
-        raise CheckpointError(f"weights do not fit the {meta['config'].get('arch')} architecture in "
-                              f"{js.name}: {detail}", weights) from None
+        raise CheckpointError(
+            f"weights do not fit the {meta['config'].get('arch')} architecture in {js.name}: {detail}", weights
+        ) from None
     if model.in_channels == 4:
         # models saved before the phase convention was recorded were fed packed planes as is
         model.raw_phase = meta.get("raw_phase")
@@ -391,6 +449,7 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
 # --------------------------------------------------------------------------------------------
 # Training state (exact resume)
 # --------------------------------------------------------------------------------------------
+
 
 def _encode(obj: Any) -> Any:
     """Make ``obj`` loadable by ``torch.load(weights_only=True)``.
@@ -447,8 +506,12 @@ def save_training_state(path: PathLike, state: dict[str, Any]) -> None:
         The state holds an object that the safe loader would refuse (checked before anything
         is written).
     """
-    payload = {"format": STATE_FORMAT, "format_version": STATE_FORMAT_VERSION,
-               "package_version": rawadapt.__version__, "state": _encode(dict(state))}
+    payload = {
+        "format": STATE_FORMAT,
+        "format_version": STATE_FORMAT_VERSION,
+        "package_version": rawadapt.__version__,
+        "state": _encode(dict(state)),
+    }
     buf = io.BytesIO()
     torch.save(payload, buf)
     buf.seek(0)
@@ -478,8 +541,11 @@ def load_training_state(path: PathLike, *, map_location: str | torch.device = "c
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, zip errors...
-        raise CheckpointError(f"unreadable training state ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})", p) from None
+        raise CheckpointError(
+            f"unreadable training state ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})",
+            p,
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise CheckpointError("not a rawadapt training state", p)
     if int(payload.get("format_version", 0)) > STATE_FORMAT_VERSION:

@@ -33,8 +33,15 @@ class DnCNN(Denoiser):
 
     arch = "dncnn"
 
-    def __init__(self, in_channels: int = 3, *, depth: int = 10, width: int = 32, batch_norm: bool = True,
-                 sensors: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        *,
+        depth: int = 10,
+        width: int = 32,
+        batch_norm: bool = True,
+        sensors: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(in_channels, sensors)
         if depth < 3:
             raise ValueError("DnCNN depth must be at least 3")
@@ -48,14 +55,21 @@ class DnCNN(Denoiser):
         layers.append(nn.Conv2d(width, in_channels, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, sensor: torch.Tensor | None = None,
-                iso: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sensor: torch.Tensor | None = None, iso: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.check_input(x)
         return x - self.body(x)
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "depth": self.depth, "width": self.width,
-                "batch_norm": self.batch_norm, "sensors": list(self.sensors)}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "depth": self.depth,
+            "width": self.width,
+            "batch_norm": self.batch_norm,
+            "sensors": list(self.sensors),
+        }
 
     def first_layer(self) -> nn.Module:
         return self.body[0]

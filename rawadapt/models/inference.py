@@ -36,10 +36,20 @@ def noise_kwargs(model: Denoiser, noise: Any, device: Any) -> dict[str, Any]:
     return {"noise": torch.as_tensor(noise, dtype=torch.float32, device=device).reshape(1, 2)}
 
 
-def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: str | None = None,
-                  iso: float | None = None, cfa: str | None = None, tile: int | None = None, overlap: int = 32,
-                  device: str | torch.device = "cpu", precision: str | None = None,
-                  channels_last: bool = True, noise: tuple[float, float] | None = None) -> np.ndarray:
+def denoise_image(
+    model: Denoiser,
+    image: np.ndarray | torch.Tensor,
+    *,
+    sensor: str | None = None,
+    iso: float | None = None,
+    cfa: str | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+    device: str | torch.device = "cpu",
+    precision: str | None = None,
+    channels_last: bool = True,
+    noise: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Denoise a ``(C, H, W)`` image; returns a float32 ``(C, H, W)`` NumPy array (not clipped).
 
     Parameters
@@ -104,11 +114,11 @@ def denoise_image(model: Denoiser, image: np.ndarray | torch.Tensor, *, sensor: 
     return y.float().cpu().numpy()
 
 
-def _run(net: Any, model: Denoiser, x: torch.Tensor, cfa: str | None, tile: int | None,
-         overlap: int) -> torch.Tensor:
+def _run(net: Any, model: Denoiser, x: torch.Tensor, cfa: str | None, tile: int | None, overlap: int) -> torch.Tensor:
     """Unify the CFA phase, run whole or tiled under inference mode, undo the phase padding."""
-    unify = (cfa is not None and x.shape[0] == 4 and getattr(model, "raw_phase", None) == "RGGB"
-             and cfa.upper() != "RGGB")
+    unify = (
+        cfa is not None and x.shape[0] == 4 and getattr(model, "raw_phase", None) == "RGGB" and cfa.upper() != "RGGB"
+    )
     if unify:
         from rawadapt.io.bayer import unify_pad
 

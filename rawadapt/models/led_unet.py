@@ -21,7 +21,6 @@ from rawadapt.models.unet import UNet
 DEFAULT_CAMERAS = 5
 
 
-
 class RepNRConv2d(nn.Module):
     """A convolution with per-camera input alignment and an optional parallel branch (see the
     module docstring). Built from an ``nn.Conv2d`` (its weights are copied).
@@ -102,10 +101,19 @@ class LEDUNet(UNet):
 
     arch = "led-unet"
 
-    def __init__(self, in_channels: int = 4, *, width: int = 16, depth: int = 4, sensors: Sequence[str] | None = None,
-                 cameras: int = DEFAULT_CAMERAS, residual: bool = True) -> None:
-        super().__init__(in_channels, width=width, depth=depth, sensors=sensors, use_sensor=False, use_iso=False,
-                         residual=residual)
+    def __init__(
+        self,
+        in_channels: int = 4,
+        *,
+        width: int = 16,
+        depth: int = 4,
+        sensors: Sequence[str] | None = None,
+        cameras: int = DEFAULT_CAMERAS,
+        residual: bool = True,
+    ) -> None:
+        super().__init__(
+            in_channels, width=width, depth=depth, sensors=sensors, use_sensor=False, use_iso=False, residual=residual
+        )
         if cameras < 1:
             raise ValueError("cameras must be >= 1")
         self.cameras = int(cameras)
@@ -134,14 +142,28 @@ class LEDUNet(UNet):
             m.aux_on.fill_(bool(on))
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "width": self.width, "depth": self.depth,
-                "sensors": list(self.sensors), "cameras": self.cameras, "residual": self.residual}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "width": self.width,
+            "depth": self.depth,
+            "sensors": list(self.sensors),
+            "cameras": self.cameras,
+            "residual": self.residual,
+        }
 
     @torch.no_grad()
     def deploy(self, branch: int = -1) -> UNet:
         """The equivalent plain U-Net for ``branch`` (exact reparameterisation)."""
-        plain = UNet(self.in_channels, width=self.width, depth=self.depth, sensors=self.sensors, use_sensor=False,
-                     use_iso=False, residual=self.residual)
+        plain = UNet(
+            self.in_channels,
+            width=self.width,
+            depth=self.depth,
+            sensors=self.sensors,
+            use_sensor=False,
+            use_iso=False,
+            residual=self.residual,
+        )
         src = self.state_dict()
         fused = {}
         for name, mod in self.named_modules():

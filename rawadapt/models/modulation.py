@@ -9,7 +9,8 @@ Choices the paper leaves open (documented, each a constructor argument):
 
 * One MLP pair serves every modulated layer: its output is the concatenation of all layers'
   channel vectors, split per layer and returned keyed by the layer's name (the network looks
-  its own pair up by name; the concatenation order is the order of ``channels``). The paper names "two four-layer MLPs" and one (gamma, beta)
+  its own pair up by name; the concatenation order is the order of ``channels``). The paper names
+  "two four-layer MLPs" and one (gamma, beta)
   per feature map; a shared trunk is the cheapest reading of that (one MLP evaluation per batch).
 * ISO normalisation: ``s = log2(ISO / iso_ref) / iso_scale`` (defaults 100 and 4, so ISO 100 ->
   0 and ISO 25600 -> 2). Gain is proportional to ISO, so a log scale spreads the range evenly.
@@ -41,8 +42,13 @@ DEFAULT_ISO_REF = 100.0
 DEFAULT_ISO_SCALE = 4.0
 
 
-def normalize_iso(iso: torch.Tensor | None, batch: int, device: torch.device,
-                  ref: float = DEFAULT_ISO_REF, scale: float = DEFAULT_ISO_SCALE) -> torch.Tensor:
+def normalize_iso(
+    iso: torch.Tensor | None,
+    batch: int,
+    device: torch.device,
+    ref: float = DEFAULT_ISO_REF,
+    scale: float = DEFAULT_ISO_SCALE,
+) -> torch.Tensor:
     """``log2(iso / ref) / scale`` as a float tensor ``[B]``; None/NaN/<=0 -> 0."""
     if iso is None:
         return torch.zeros(batch, device=device)
@@ -82,9 +88,18 @@ class Modulation(nn.Module):
         Ablation switches.
     """
 
-    def __init__(self, channels: Mapping[str, int] | Sequence[int], n_sensors: int, *, hidden: int = 64,
-                 use_sensor: bool = True, use_iso: bool = True, use_noise: bool = False,
-                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
+    def __init__(
+        self,
+        channels: Mapping[str, int] | Sequence[int],
+        n_sensors: int,
+        *,
+        hidden: int = 64,
+        use_sensor: bool = True,
+        use_iso: bool = True,
+        use_noise: bool = False,
+        iso_ref: float = DEFAULT_ISO_REF,
+        iso_scale: float = DEFAULT_ISO_SCALE,
+    ) -> None:
         super().__init__()
         named = dict(channels) if isinstance(channels, Mapping) else {str(i): c for i, c in enumerate(channels)}
         self.names = list(named)
@@ -97,9 +112,15 @@ class Modulation(nn.Module):
         self.mlp_gamma = _mlp(n_in, hidden, total)
         self.mlp_beta = _mlp(n_in, hidden, total)
 
-    def metadata_vector(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
-                        device: torch.device, unknown_policy: str = "error",
-                        noise: torch.Tensor | None = None) -> torch.Tensor:
+    def metadata_vector(
+        self,
+        sensor: torch.Tensor | None,
+        iso: torch.Tensor | None,
+        batch: int,
+        device: torch.device,
+        unknown_policy: str = "error",
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The ``(p, s)`` vector ``[B, 2n]`` (``(p, s, f_a, f_b)``, ``[B, 4n]``, with ``use_noise``)."""
         p = torch.zeros(batch, self.n, device=device)
         if self.use_sensor and sensor is not None:
@@ -149,9 +170,15 @@ class Modulation(nn.Module):
             assert isinstance(first, nn.Linear)
             first.weight[:, int(index)] = first.weight[:, src].mean(dim=1)
 
-    def forward(self, sensor: torch.Tensor | None, iso: torch.Tensor | None, batch: int,
-                device: torch.device, unknown_policy: str = "error",
-                noise: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self,
+        sensor: torch.Tensor | None,
+        iso: torch.Tensor | None,
+        batch: int,
+        device: torch.device,
+        unknown_policy: str = "error",
+        noise: torch.Tensor | None = None,
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``{layer name: (gamma, beta)}``, each shaped ``[B, C_i, 1, 1]``."""
         v = self.metadata_vector(sensor, iso, batch, device, unknown_policy, noise)
         gamma = 1.0 + torch.tanh(self.mlp_gamma(v))
@@ -159,7 +186,7 @@ class Modulation(nn.Module):
         out = {}
         start = 0
         for name, c in zip(self.names, self.channels):
-            out[name] = (gamma[:, start:start + c, None, None], beta[:, start:start + c, None, None])
+            out[name] = (gamma[:, start : start + c, None, None], beta[:, start : start + c, None, None])
             start += c
         return out
 

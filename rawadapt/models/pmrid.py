@@ -128,10 +128,22 @@ class PMRID(ConditionedDenoiser):
 
     arch = "pmrid"
 
-    def __init__(self, in_channels: int = 4, *, width: int = 12, blocks: Sequence[int] = (1, 1, 2, 2),
-                 sensors: Sequence[str] | None = None, use_sensor: bool = True, use_iso: bool = True,
-                 use_noise: bool = False, ksigma: bool = False, mod_hidden: int = 64, residual: bool = True,
-                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE) -> None:
+    def __init__(
+        self,
+        in_channels: int = 4,
+        *,
+        width: int = 12,
+        blocks: Sequence[int] = (1, 1, 2, 2),
+        sensors: Sequence[str] | None = None,
+        use_sensor: bool = True,
+        use_iso: bool = True,
+        use_noise: bool = False,
+        ksigma: bool = False,
+        mod_hidden: int = 64,
+        residual: bool = True,
+        iso_ref: float = DEFAULT_ISO_REF,
+        iso_scale: float = DEFAULT_ISO_SCALE,
+    ) -> None:
         super().__init__(in_channels, sensors)
         blocks = [int(b) for b in blocks]
         if width < 1 or len(blocks) != 4 or min(blocks) < 1:
@@ -145,8 +157,12 @@ class PMRID(ConditionedDenoiser):
         self.encoder = nn.ModuleList()
         for level, n in enumerate(blocks):
             c_in, c_out = widths[level], widths[level + 1]
-            stage = nn.ModuleList([EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1,
-                                                key=f"encoder.{level}.{i}") for i in range(n)])
+            stage = nn.ModuleList(
+                [
+                    EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1, key=f"encoder.{level}.{i}")
+                    for i in range(n)
+                ]
+            )
             mod_channels.update({blk.key: blk.mid for blk in stage})
             self.encoder.append(stage)
         self.decoder = nn.ModuleList()
@@ -154,8 +170,16 @@ class PMRID(ConditionedDenoiser):
             self.decoder.append(DecoderStage(widths[level], widths[level - 1], widths[level - 1], key=f"decoder.{k}"))
             mod_channels[f"decoder.{k}"] = widths[level]
         self.head = nn.Conv2d(w, in_channels, 3, padding=1)
-        self.init_conditioning(mod_channels, use_sensor=use_sensor, use_iso=use_iso, use_noise=use_noise,
-                               ksigma=ksigma, mod_hidden=mod_hidden, iso_ref=iso_ref, iso_scale=iso_scale)
+        self.init_conditioning(
+            mod_channels,
+            use_sensor=use_sensor,
+            use_iso=use_iso,
+            use_noise=use_noise,
+            ksigma=ksigma,
+            mod_hidden=mod_hidden,
+            iso_ref=iso_ref,
+            iso_scale=iso_scale,
+        )
 
     def backbone(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
         xp, size = pad_to_multiple(x, 16)
@@ -174,8 +198,14 @@ class PMRID(ConditionedDenoiser):
         return crop_to(out, size)
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "width": self.width, "blocks": list(self.blocks),
-                "residual": self.residual, **self.conditioning_config()}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "width": self.width,
+            "blocks": list(self.blocks),
+            "residual": self.residual,
+            **self.conditioning_config(),
+        }
 
     def first_layer(self) -> nn.Module:
         return self.stem

@@ -150,9 +150,18 @@ class Restormer(Denoiser):
 
     arch = "restormer"
 
-    def __init__(self, in_channels: int = 4, *, dim: int = 16, num_blocks: Sequence[int] = (1, 2, 2, 2),
-                 heads: Sequence[int] = (1, 2, 4, 8), num_refinement: int = 1, ffn_expansion: float = 2.66,
-                 bias: bool = False, sensors: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 4,
+        *,
+        dim: int = 16,
+        num_blocks: Sequence[int] = (1, 2, 2, 2),
+        heads: Sequence[int] = (1, 2, 4, 8),
+        num_refinement: int = 1,
+        ffn_expansion: float = 2.66,
+        bias: bool = False,
+        sensors: Sequence[str] | None = None,
+    ) -> None:
         super().__init__(in_channels, sensors)
         blocks, hds = [int(n) for n in num_blocks], [int(h) for h in heads]
         if not blocks or len(blocks) != len(hds):
@@ -165,19 +174,24 @@ class Restormer(Denoiser):
         widths = [self.dim * 2**i for i in range(levels)]
 
         self.patch_embed = nn.Conv2d(in_channels, self.dim, 3, padding=1, bias=self.bias)
-        self.encoders = nn.ModuleList(_stage(blocks[i], widths[i], hds[i], self.ffn_expansion, self.bias)
-                                      for i in range(levels))
+        self.encoders = nn.ModuleList(
+            _stage(blocks[i], widths[i], hds[i], self.ffn_expansion, self.bias) for i in range(levels)
+        )
         # Downsample: conv to C/2 then pixel-unshuffle (x4 channels) = 2C at half resolution.
         self.downs = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[i], widths[i] // 2, 3, padding=1, bias=self.bias), nn.PixelUnshuffle(2))
-            for i in range(levels - 1))
+            for i in range(levels - 1)
+        )
         # Upsample: conv to 2C then pixel-shuffle (/4 channels) = C/2 at double resolution.
         self.ups = nn.ModuleList()
         self.reduces = nn.ModuleList()
         self.decoders = nn.ModuleList()
         for i in reversed(range(levels - 1)):  # target level i (from level i + 1)
-            self.ups.append(nn.Sequential(nn.Conv2d(widths[i + 1], widths[i + 1] * 2, 3, padding=1, bias=self.bias),
-                                          nn.PixelShuffle(2)))
+            self.ups.append(
+                nn.Sequential(
+                    nn.Conv2d(widths[i + 1], widths[i + 1] * 2, 3, padding=1, bias=self.bias), nn.PixelShuffle(2)
+                )
+            )
             # after concatenation with the skip: 2 * widths[i]; the top level keeps it (as the
             # paper does), the others reduce back to widths[i] with a 1x1 convolution
             if i == 0:
@@ -190,8 +204,9 @@ class Restormer(Denoiser):
         self.refinement = _stage(self.num_refinement, top, hds[0], self.ffn_expansion, self.bias)
         self.output = nn.Conv2d(top, in_channels, 3, padding=1, bias=self.bias)
 
-    def forward(self, x: torch.Tensor, sensor: torch.Tensor | None = None,
-                iso: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sensor: torch.Tensor | None = None, iso: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.check_input(x)
         xp, size = pad_to_multiple(x, 2 ** (len(self.num_blocks) - 1))
         h = self.patch_embed(xp)
@@ -207,10 +222,17 @@ class Restormer(Denoiser):
         return crop_to(out, size)
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "dim": self.dim,
-                "num_blocks": list(self.num_blocks), "heads": list(self.heads),
-                "num_refinement": self.num_refinement, "ffn_expansion": self.ffn_expansion, "bias": self.bias,
-                "sensors": list(self.sensors)}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "dim": self.dim,
+            "num_blocks": list(self.num_blocks),
+            "heads": list(self.heads),
+            "num_refinement": self.num_refinement,
+            "ffn_expansion": self.ffn_expansion,
+            "bias": self.bias,
+            "sensors": list(self.sensors),
+        }
 
     # Layer handles used by the first/last-layer adaptation baselines.
     def first_layer(self) -> nn.Module:

@@ -54,8 +54,16 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def axis_weights(length: int, *, ramp_start: bool, ramp_end: bool, overlap: int, guard: int,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+def axis_weights(
+    length: int,
+    *,
+    ramp_start: bool,
+    ramp_end: bool,
+    overlap: int,
+    guard: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """1-D blending weights of one tile side: guarded linear ramps on interior edges.
 
     Parameters
@@ -79,8 +87,15 @@ def axis_weights(length: int, *, ramp_start: bool, ramp_end: bool, overlap: int,
     return w.to(dtype)
 
 
-def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, tile: int, overlap: int,
-                  guard: int | None = None, batch: int = 1) -> torch.Tensor:
+def tiled_forward(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    tile: int,
+    overlap: int,
+    guard: int | None = None,
+    batch: int = 1,
+) -> torch.Tensor:
     """Apply ``fn`` to overlapping tiles of ``x`` and blend the results.
 
     Parameters
@@ -127,8 +142,8 @@ def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *
     wy_cache: dict[tuple[bool, bool], torch.Tensor] = {}
     wx_cache: dict[tuple[bool, bool], torch.Tensor] = {}
     for k in range(0, len(boxes), per_call):
-        group = boxes[k:k + per_call]
-        tiles = torch.cat([x[:, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in group], dim=0)
+        group = boxes[k : k + per_call]
+        tiles = torch.cat([x[:, :, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in group], dim=0)
         res = fn(tiles)
         if res.ndim != 4 or res.shape[-2:] != tiles.shape[-2:] or res.shape[0] != tiles.shape[0]:
             raise ValueError(f"fn changed the tile shape from {tuple(tiles.shape)} to {tuple(res.shape)}")
@@ -140,14 +155,16 @@ def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *
             ky = (y0 > 0, y0 + th < h)
             kx = (x0 > 0, x0 + tw < w)
             if ky not in wy_cache:
-                wy_cache[ky] = axis_weights(th, ramp_start=ky[0], ramp_end=ky[1], overlap=overlap, guard=guard,
-                                            dtype=out.dtype, device=x.device)
+                wy_cache[ky] = axis_weights(
+                    th, ramp_start=ky[0], ramp_end=ky[1], overlap=overlap, guard=guard, dtype=out.dtype, device=x.device
+                )
             if kx not in wx_cache:
-                wx_cache[kx] = axis_weights(tw, ramp_start=kx[0], ramp_end=kx[1], overlap=overlap, guard=guard,
-                                            dtype=out.dtype, device=x.device)
+                wx_cache[kx] = axis_weights(
+                    tw, ramp_start=kx[0], ramp_end=kx[1], overlap=overlap, guard=guard, dtype=out.dtype, device=x.device
+                )
             wt = wy_cache[ky][:, None] * wx_cache[kx][None, :]
-            out[:, :, y0:y0 + th, x0:x0 + tw] += res[j * b:(j + 1) * b].to(out.dtype) * wt
-            weight[:, :, y0:y0 + th, x0:x0 + tw] += wt  # type: ignore[index]
+            out[:, :, y0 : y0 + th, x0 : x0 + tw] += res[j * b : (j + 1) * b].to(out.dtype) * wt
+            weight[:, :, y0 : y0 + th, x0 : x0 + tw] += wt  # type: ignore[index]
     assert out is not None and weight is not None
     if bool((weight <= 0).any()):  # cannot happen with 2 * guard < overlap; kept as a guard rail
         raise RuntimeError("tiling left pixels without weight; report this with the image size and tile")

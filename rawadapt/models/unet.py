@@ -77,11 +77,22 @@ class UNet(ConditionedDenoiser):
 
     arch = "unet"
 
-    def __init__(self, in_channels: int = 4, *, width: int = 16, depth: int = 4,
-                 sensors: Sequence[str] | None = None, use_sensor: bool = True, use_iso: bool = True,
-                 mod_hidden: int = 64, residual: bool = True,
-                 iso_ref: float = DEFAULT_ISO_REF, iso_scale: float = DEFAULT_ISO_SCALE,
-                 use_noise: bool = False, ksigma: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int = 4,
+        *,
+        width: int = 16,
+        depth: int = 4,
+        sensors: Sequence[str] | None = None,
+        use_sensor: bool = True,
+        use_iso: bool = True,
+        mod_hidden: int = 64,
+        residual: bool = True,
+        iso_ref: float = DEFAULT_ISO_REF,
+        iso_scale: float = DEFAULT_ISO_SCALE,
+        use_noise: bool = False,
+        ksigma: bool = False,
+    ) -> None:
         super().__init__(in_channels, sensors)
         if depth < 1 or width < 1:
             raise ValueError("depth and width must be positive")
@@ -101,8 +112,16 @@ class UNet(ConditionedDenoiser):
             c = wd
         self.head = nn.Conv2d(c, in_channels, 1)
         mod_channels = {k: c for block in [*self.down, *self.dec] for k, c in block.modulated().items()}
-        self.init_conditioning(mod_channels, use_sensor=use_sensor, use_iso=use_iso, use_noise=use_noise,
-                               ksigma=ksigma, mod_hidden=mod_hidden, iso_ref=iso_ref, iso_scale=iso_scale)
+        self.init_conditioning(
+            mod_channels,
+            use_sensor=use_sensor,
+            use_iso=use_iso,
+            use_noise=use_noise,
+            ksigma=ksigma,
+            mod_hidden=mod_hidden,
+            iso_ref=iso_ref,
+            iso_scale=iso_scale,
+        )
 
     def backbone(self, x: torch.Tensor, mods: Mods) -> torch.Tensor:
         xp, size = pad_to_multiple(x, 2**self.depth)
@@ -122,8 +141,14 @@ class UNet(ConditionedDenoiser):
         return crop_to(out, size)
 
     def config(self) -> dict[str, Any]:
-        return {"arch": self.arch, "in_channels": self.in_channels, "width": self.width, "depth": self.depth,
-                "residual": self.residual, **self.conditioning_config()}
+        return {
+            "arch": self.arch,
+            "in_channels": self.in_channels,
+            "width": self.width,
+            "depth": self.depth,
+            "residual": self.residual,
+            **self.conditioning_config(),
+        }
 
     # Layer handles used by the first/last-layer adaptation baselines.
     def first_layer(self) -> nn.Module:

@@ -17,13 +17,24 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_profile": "profiles", "list_profiles": "profiles", "Profile": "profiles",
-    "NoiseParams": "model", "sample_noise_params": "model", "add_noise": "model", "SensorNoise": "model",
-    "unprocess": "pipeline", "render_srgb": "pipeline",
-    "dead_leaves": "scenes", "sample_scene": "scenes",
-    "calibrate_pairs": "calibrate", "calibrate_flat_regions": "calibrate", "calibrate_dark_flat": "calibrate",
+    "load_profile": "profiles",
+    "list_profiles": "profiles",
+    "Profile": "profiles",
+    "NoiseParams": "model",
+    "sample_noise_params": "model",
+    "add_noise": "model",
+    "SensorNoise": "model",
+    "unprocess": "pipeline",
+    "render_srgb": "pipeline",
+    "dead_leaves": "scenes",
+    "sample_scene": "scenes",
+    "calibrate_pairs": "calibrate",
+    "calibrate_flat_regions": "calibrate",
+    "calibrate_dark_flat": "calibrate",
     "make_harmful": "harmful",
-    "build_synth": "synth_dataset", "open_synth": "synth_dataset", "open_synth_srgb": "synth_dataset",
+    "build_synth": "synth_dataset",
+    "open_synth": "synth_dataset",
+    "open_synth_srgb": "synth_dataset",
 }
 
 __all__ = sorted(_EXPORTS)

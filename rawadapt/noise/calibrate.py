@@ -45,9 +45,14 @@ class ChannelPoints:
     read_var: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"K": self.K, "read_var": self.read_var, "n_points": int(len(self.means)),
-                "means": self.means.round(3).tolist(), "variances": self.variances.round(3).tolist(),
-                "counts": self.counts.astype(int).tolist()}
+        return {
+            "K": self.K,
+            "read_var": self.read_var,
+            "n_points": int(len(self.means)),
+            "means": self.means.round(3).tolist(),
+            "variances": self.variances.round(3).tolist(),
+            "counts": self.counts.astype(int).tolist(),
+        }
 
 
 @dataclass
@@ -74,10 +79,19 @@ class CalibrationResult:
         return float(math.sqrt(max(float(np.mean(self.read_var)), 0.0)))
 
     def summary(self) -> dict[str, Any]:
-        return {"method": self.method, "K": [round(k, 5) for k in self.K], "K_mean": round(self.K_mean, 5),
-                "read_var": [round(v, 3) for v in self.read_var], "read_sigma": round(self.read_sigma, 4),
-                "black_level": list(self.black_level), "white_level": self.white_level, "cfa": self.cfa,
-                "iso": self.iso, "n_points": [len(c.means) for c in self.channels], "notes": self.notes}
+        return {
+            "method": self.method,
+            "K": [round(k, 5) for k in self.K],
+            "K_mean": round(self.K_mean, 5),
+            "read_var": [round(v, 3) for v in self.read_var],
+            "read_sigma": round(self.read_sigma, 4),
+            "black_level": list(self.black_level),
+            "white_level": self.white_level,
+            "cfa": self.cfa,
+            "iso": self.iso,
+            "n_points": [len(c.means) for c in self.channels],
+            "notes": self.notes,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "channels": [c.to_dict() for c in self.channels]}
@@ -87,8 +101,15 @@ class CalibrationResult:
 # Line fit
 # --------------------------------------------------------------------------------------------
 
-def fit_poisson_gaussian(means: np.ndarray, variances: np.ndarray, counts: np.ndarray | None = None, *,
-                         read_var: float | None = None, iterations: int = 4) -> tuple[float, float]:
+
+def fit_poisson_gaussian(
+    means: np.ndarray,
+    variances: np.ndarray,
+    counts: np.ndarray | None = None,
+    *,
+    read_var: float | None = None,
+    iterations: int = 4,
+) -> tuple[float, float]:
     """Weighted least-squares fit of ``var = K mean + c``.
 
     Parameters
@@ -130,18 +151,32 @@ def fit_poisson_gaussian(means: np.ndarray, variances: np.ndarray, counts: np.nd
     return K, c
 
 
-def _result(method: str, chans: list[ChannelPoints], black: Sequence[float], white: float, cfa: str | None,
-            iso: float | None, notes: list[str]) -> CalibrationResult:
+def _result(
+    method: str,
+    chans: list[ChannelPoints],
+    black: Sequence[float],
+    white: float,
+    cfa: str | None,
+    iso: float | None,
+    notes: list[str],
+) -> CalibrationResult:
     for i, ch in enumerate(chans):
         if ch.read_var < 0:
             notes.append(f"channel {i}: negative read variance {ch.read_var:.3g} clamped to 0")
             ch.read_var = 0.0
         if not ch.K > 0:
             raise ConfigError(f"channel {i}: fitted gain K={ch.K:.4g} is not positive (no signal range?)")
-    return CalibrationResult(method=method, K=tuple(c.K for c in chans),  # type: ignore[arg-type]
-                             read_var=tuple(c.read_var for c in chans),  # type: ignore[arg-type]
-                             black_level=tuple(float(b) for b in black), white_level=float(white),  # type: ignore[arg-type]
-                             cfa=cfa, channels=chans, iso=iso, notes=notes)
+    return CalibrationResult(
+        method=method,
+        K=tuple(c.K for c in chans),  # type: ignore[arg-type]
+        read_var=tuple(c.read_var for c in chans),  # type: ignore[arg-type]
+        black_level=tuple(float(b) for b in black),
+        white_level=float(white),  # type: ignore[arg-type]
+        cfa=cfa,
+        channels=chans,
+        iso=iso,
+        notes=notes,
+    )
 
 
 def _as_list(frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -181,9 +216,18 @@ def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
 # (a) noisy / clean pairs
 # --------------------------------------------------------------------------------------------
 
-def calibrate_pairs(noisy: np.ndarray | Sequence[np.ndarray], clean: np.ndarray | Sequence[np.ndarray], *,
-                    black_level: float | Sequence[float], white_level: float, cfa: str | None = None,
-                    ratio: float = 1.0, n_bins: int = 48, iso: float | None = None) -> CalibrationResult:
+
+def calibrate_pairs(
+    noisy: np.ndarray | Sequence[np.ndarray],
+    clean: np.ndarray | Sequence[np.ndarray],
+    *,
+    black_level: float | Sequence[float],
+    white_level: float,
+    cfa: str | None = None,
+    ratio: float = 1.0,
+    n_bins: int = 48,
+    iso: float | None = None,
+) -> CalibrationResult:
     """Fit from noisy/clean pairs in DN (packed planes ``(4, h, w)``, black level included).
 
     ``ratio`` > 1: the noisy frames are ``ratio`` times shorter exposures than the clean ones
@@ -225,6 +269,7 @@ def calibrate_pairs(noisy: np.ndarray | Sequence[np.ndarray], clean: np.ndarray 
 # (b) one frame with flat regions
 # --------------------------------------------------------------------------------------------
 
+
 def block_stats(plane: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per ``block x block`` tile of ``plane``: mean, residual variance after a least-squares
     plane fit (dof ``block^2 - 3``), min and max."""
@@ -242,8 +287,9 @@ def block_stats(plane: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, 
     return t.mean(1), var, t.min(1), t.max(1)
 
 
-def _robust_points(means: np.ndarray, vars_: np.ndarray, dof: int, n_bins: int,
-                   read_var: float | None = None) -> ChannelPoints:
+def _robust_points(
+    means: np.ndarray, vars_: np.ndarray, dof: int, n_bins: int, read_var: float | None = None
+) -> ChannelPoints:
     """Select flat blocks and bin them (see the module docstring)."""
     if means.size < 20:
         raise ConfigError("too few usable blocks to calibrate (need flat, unsaturated regions)")
@@ -289,9 +335,16 @@ def _robust_points(means: np.ndarray, vars_: np.ndarray, dof: int, n_bins: int,
     return pts
 
 
-def calibrate_flat_regions(frames: np.ndarray | Sequence[np.ndarray], *, black_level: float | Sequence[float],
-                           white_level: float, cfa: str | None = None, block: int = 8, n_bins: int = 32,
-                           iso: float | None = None) -> CalibrationResult:
+def calibrate_flat_regions(
+    frames: np.ndarray | Sequence[np.ndarray],
+    *,
+    black_level: float | Sequence[float],
+    white_level: float,
+    cfa: str | None = None,
+    block: int = 8,
+    n_bins: int = 32,
+    iso: float | None = None,
+) -> CalibrationResult:
     """Fit from single noisy frame(s) holding flat regions (DN planes ``(4, h, w)``).
 
     Note: the spatial variance of a flat region also holds the fixed pattern (PRNU grows as
@@ -318,6 +371,7 @@ def calibrate_flat_regions(frames: np.ndarray | Sequence[np.ndarray], *, black_l
 # (c) dark frames + flat frames (photon transfer)
 # --------------------------------------------------------------------------------------------
 
+
 def _temporal(frames: list[np.ndarray], c: int, black: float, white: float) -> tuple[float, float, int]:
     """Mean (above black) and mean per-pixel temporal variance of channel ``c`` over frames."""
     stack = np.stack([f[c] for f in frames])
@@ -341,9 +395,16 @@ def group_by_level(frames: list[np.ndarray], tolerance: float = 0.02) -> list[li
     return [[frames[i] for i in g] for g in groups]
 
 
-def calibrate_dark_flat(darks: np.ndarray | Sequence[np.ndarray], flats: np.ndarray | Sequence[np.ndarray], *,
-                        black_level: float | Sequence[float], white_level: float, cfa: str | None = None,
-                        block: int = 8, iso: float | None = None) -> CalibrationResult:
+def calibrate_dark_flat(
+    darks: np.ndarray | Sequence[np.ndarray],
+    flats: np.ndarray | Sequence[np.ndarray],
+    *,
+    black_level: float | Sequence[float],
+    white_level: float,
+    cfa: str | None = None,
+    block: int = 8,
+    iso: float | None = None,
+) -> CalibrationResult:
     """Photon-transfer fit from dark frames and flat frames (DN planes ``(4, h, w)``).
 
     Dark frames: with >= 2, the read variance is the mean temporal variance (DSNU excluded);
@@ -394,8 +455,10 @@ def calibrate_dark_flat(darks: np.ndarray | Sequence[np.ndarray], flats: np.ndar
 # Profile output
 # --------------------------------------------------------------------------------------------
 
-def calibration_profile(result: CalibrationResult, *, name: str, iso: float | None = None,
-                        description: str = "", source: str = "") -> dict[str, Any]:
+
+def calibration_profile(
+    result: CalibrationResult, *, name: str, iso: float | None = None, description: str = "", source: str = ""
+) -> dict[str, Any]:
     """A profile mapping (kind ``nlf``) that reproduces the fit; save it with
     :func:`rawadapt.noise.profiles.save_profile`.
 
@@ -410,12 +473,17 @@ def calibration_profile(result: CalibrationResult, *, name: str, iso: float | No
     channel_read = [math.sqrt(v / rv) if rv > 0 else 1.0 for v in result.read_var]
     bits = max(1, math.ceil(math.log2(result.white_level + 1)))
     return {
-        "name": name, "kind": "nlf",
+        "name": name,
+        "kind": "nlf",
         "description": description or f"calibrated with rawadapt ({result.method})",
         "source": source or f"rawadapt calibrate, method {result.method}",
-        "cfa": result.cfa or "RGGB", "bits": bits, "black_level": black.round(3).tolist(),
-        "white_level": float(result.white_level), "iso_range": [iso_v, iso_v], "read_model": "gaussian",
-        "nlf": [[iso_v, kmean / span, max(rv, 0.0) / span ** 2]],
+        "cfa": result.cfa or "RGGB",
+        "bits": bits,
+        "black_level": black.round(3).tolist(),
+        "white_level": float(result.white_level),
+        "iso_range": [iso_v, iso_v],
+        "read_model": "gaussian",
+        "nlf": [[iso_v, kmean / span, max(rv, 0.0) / span**2]],
         "channel_k": [round(k / kmean, 5) for k in result.K],
         "channel_read": [round(v, 5) for v in channel_read],
         "ratios": [1],

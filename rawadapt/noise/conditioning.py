@@ -79,8 +79,9 @@ def _builtin_line(sensor: str, iso: float, ratio: float) -> tuple[float, float]:
         return UNKNOWN
 
 
-def sample_noise_line(sensor: str | None, iso: float | None, ratio: float = 1.0,
-                      profile: Any = None) -> tuple[float, float]:
+def sample_noise_line(
+    sensor: str | None, iso: float | None, ratio: float = 1.0, profile: Any = None
+) -> tuple[float, float]:
     """``(a, b)`` of an image from its sensor's profile (``profile``, else the built-in or
     imported profile named ``sensor``); :data:`UNKNOWN` without a profile or an ISO."""
     if iso is None or not math.isfinite(float(iso)) or float(iso) <= 0:

@@ -41,8 +41,9 @@ def _profiles() -> list[str]:
     return list(BUILTIN_ORDER)
 
 
-def _pool_crop(pool: Sequence[np.ndarray], size: int, channels: int, rng: np.random.Generator,
-               margin: int = 0) -> np.ndarray:
+def _pool_crop(
+    pool: Sequence[np.ndarray], size: int, channels: int, rng: np.random.Generator, margin: int = 0
+) -> np.ndarray:
     arr = np.asarray(pool[int(rng.integers(0, len(pool)))], dtype=np.float32)
     need = size + 2 * margin
     if arr.ndim != 3 or arr.shape[0] != channels:
@@ -51,11 +52,12 @@ def _pool_crop(pool: Sequence[np.ndarray], size: int, channels: int, rng: np.ran
         raise ShapeError(f"clean_pool image {arr.shape} is smaller than the {need}x{need} crop needed")
     top = int(rng.integers(0, arr.shape[1] - need + 1))
     left = int(rng.integers(0, arr.shape[2] - need + 1))
-    return np.clip(arr[:, top:top + need, left:left + need], 0.0, 1.0)
+    return np.clip(arr[:, top : top + need, left : left + need], 0.0, 1.0)
 
 
-def _scene_raw(size: int, rng: np.random.Generator, profile: str, margin: int = 0,
-               *, bright: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+def _scene_raw(
+    size: int, rng: np.random.Generator, profile: str, margin: int = 0, *, bright: bool = False
+) -> tuple[np.ndarray, dict[str, Any]]:
     """A built-in scene unprocessed to packed RAW of ``size + 2 margin`` (packed pixels)."""
     from rawadapt.noise.pipeline import unprocess
     from rawadapt.noise.scenes import sample_scene
@@ -70,7 +72,7 @@ def _scene_raw(size: int, rng: np.random.Generator, profile: str, margin: int = 
 
 
 def _crop(a: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
-    return np.ascontiguousarray(a[:, top:top + size, left:left + size])
+    return np.ascontiguousarray(a[:, top : top + size, left : left + size])
 
 
 class _Generator:
@@ -106,14 +108,23 @@ class _Generator:
             extra["nominal_iso"] = True
         else:
             extra["mode"] = p["mode"]
-        return SampleRecord(sample_id=f"{self.kind}-{i:05d}", sensor=self.kind, iso=p["iso"],
-                            scene=f"{self.kind}-{i:05d}", noisy_path=f"generated:{self.kind}/{self.space}/{self.seed}/{i}",
-                            clean_path=None, ratio=1.0, space=self.space, split="source",  # type: ignore[arg-type]
-                            extra=extra)
+        return SampleRecord(
+            sample_id=f"{self.kind}-{i:05d}",
+            sensor=self.kind,
+            iso=p["iso"],
+            scene=f"{self.kind}-{i:05d}",
+            noisy_path=f"generated:{self.kind}/{self.space}/{self.seed}/{i}",
+            clean_path=None,
+            ratio=1.0,
+            space=self.space,
+            split="source",  # type: ignore[arg-type]
+            extra=extra,
+        )
 
     # -- content ------------------------------------------------------------------------------
-    def _clean(self, rng: np.random.Generator, profile: str, margin: int = 0,
-               bright: bool = False) -> tuple[np.ndarray, dict[str, Any] | None]:
+    def _clean(
+        self, rng: np.random.Generator, profile: str, margin: int = 0, bright: bool = False
+    ) -> tuple[np.ndarray, dict[str, Any] | None]:
         """Clean content in this dataset's space: (image, unprocess meta or None)."""
         if self.pool is not None:
             img = _pool_crop(self.pool, self.size, self.channels, rng, margin)
@@ -137,8 +148,9 @@ class _Generator:
         if self.space == "raw":
             return add_noise(clean, profile, params, generator=gen)
         # sRGB: unprocess, add the noise in RAW, render back with the same pipeline
-        planes, meta = unprocess(_even(clean), profile, np.random.default_rng(int(gen.initial_seed()) % (2**63)),
-                                 exposure=1.0)
+        planes, meta = unprocess(
+            _even(clean), profile, np.random.default_rng(int(gen.initial_seed()) % (2**63)), exposure=1.0
+        )
         noisy = add_noise(planes, profile, params, generator=gen)
         out = render_srgb(noisy, meta["cfa"], wb=meta["wb"], ccm=meta["ccm"])
         return _fit(out, clean.shape)
@@ -173,11 +185,19 @@ class _Generator:
             else:
                 clean = np.zeros_like(a)
             noisy = self._noisy(a, p["profile"], p["params"], gen)
-        return Sample(noisy=np.ascontiguousarray(noisy, dtype=np.float32),
-                      clean=np.ascontiguousarray(clean, dtype=np.float32), sensor=self.kind, iso=rec.iso,
-                      ratio=1.0, space=self.space, scene=rec.scene, path=rec.noisy_path,  # type: ignore[arg-type]
-                      cfa=cfa if self.space == "raw" else None, sample_id=rec.sample_id,
-                      extra=dict(rec.extra)).validate()
+        return Sample(
+            noisy=np.ascontiguousarray(noisy, dtype=np.float32),
+            clean=np.ascontiguousarray(clean, dtype=np.float32),
+            sensor=self.kind,
+            iso=rec.iso,
+            ratio=1.0,
+            space=self.space,
+            scene=rec.scene,
+            path=rec.noisy_path,  # type: ignore[arg-type]
+            cfa=cfa if self.space == "raw" else None,
+            sample_id=rec.sample_id,
+            extra=dict(rec.extra),
+        ).validate()
 
 
 def _even(img: np.ndarray) -> np.ndarray:
@@ -187,11 +207,12 @@ def _even(img: np.ndarray) -> np.ndarray:
 
 
 def _fit(img: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.ascontiguousarray(img[:, :shape[1], :shape[2]])
+    return np.ascontiguousarray(img[:, : shape[1], : shape[2]])
 
 
-def make_harmful(kind: str, *, n: int, size: int, space: str = "raw", seed: int = 0,
-                 clean_pool: Sequence[np.ndarray] | None = None) -> PairDataset:
+def make_harmful(
+    kind: str, *, n: int, size: int, space: str = "raw", seed: int = 0, clean_pool: Sequence[np.ndarray] | None = None
+) -> PairDataset:
     """A lazy dataset of harmful pairs (see the module docstring).
 
     Parameters

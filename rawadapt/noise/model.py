@@ -1,4 +1,4 @@
-"""Physics-based RAW noise in digital numbers (ELD, Wei et al. CVPR 2020, and its calibrations, the ELD model plus fixed pattern).
+"""Physics-based RAW noise in digital numbers: the ELD model (Wei et al., CVPR 2020) plus fixed pattern.
 
 For a clean packed image ``c`` in [0, 1] (canonical planes R, G1, G2, B), a profile (levels,
 CFA, fixed pattern) and per-image :class:`NoiseParams`:
@@ -54,6 +54,7 @@ _Vec4 = tuple[float, float, float, float]
 # Tukey lambda
 # --------------------------------------------------------------------------------------------
 
+
 def tukey_lambda_quantile(u: torch.Tensor | np.ndarray | float, lam: float) -> Any:
     """Quantile function of the Tukey-lambda distribution (location 0, scale 1).
 
@@ -93,14 +94,15 @@ def tukey_lambda_variance(lam: float) -> float:
     if lam <= -0.5:
         return math.inf
     if abs(lam) < 1e-4:
-        return math.pi ** 2 / 3.0
+        return math.pi**2 / 3.0
     g = math.lgamma(lam + 1) * 2 - math.lgamma(2 * lam + 2)
-    return 2.0 / lam ** 2 * (1.0 / (1.0 + 2.0 * lam) - math.exp(g))
+    return 2.0 / lam**2 * (1.0 / (1.0 + 2.0 * lam) - math.exp(g))
 
 
 # --------------------------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NoiseParams:
@@ -165,14 +167,15 @@ class NoiseParams:
             return self.sigma_read * math.sqrt(tukey_lambda_variance(self.tukey_lambda))
         return self.sigma_read
 
-    def variance(self, x_dn: float | np.ndarray, *, channel: int = 0, quantization: str = "uniform",
-                 include_row: bool = True) -> Any:
+    def variance(
+        self, x_dn: float | np.ndarray, *, channel: int = 0, quantization: str = "uniform", include_row: bool = True
+    ) -> Any:
         """Expected temporal variance (DN^2) at clean signal ``x_dn`` (DN above black), without
         fixed pattern or clipping: ``K x + read^2 + row^2 + q^2/12``."""
         k = self.K * self.k_scale[channel]
         v = k * np.asarray(x_dn, dtype=np.float64) + (self.read_std * self.read_scale[channel]) ** 2
         if include_row:
-            v = v + self.sigma_row ** 2
+            v = v + self.sigma_row**2
         if quantization != "none":
             v = v + 1.0 / 12.0
         return v
@@ -196,9 +199,14 @@ def _bias_at(profile: Profile, K: float) -> _Vec4:
     return tuple(a + t * (b - a) for a, b in zip(profile.bias_kmin, profile.bias_kmax))  # type: ignore[return-value]
 
 
-def sample_noise_params(profile: Profile | str, *, iso: float | None = None, K: float | None = None,
-                        rng: np.random.Generator | int | None = None,
-                        read_model: str | None = None) -> NoiseParams:
+def sample_noise_params(
+    profile: Profile | str,
+    *,
+    iso: float | None = None,
+    K: float | None = None,
+    rng: np.random.Generator | int | None = None,
+    read_model: str | None = None,
+) -> NoiseParams:
     """Draw the noise parameters of one image of ``profile`` (ELD-style sampling).
 
     Parameters
@@ -266,9 +274,17 @@ def sample_noise_params(profile: Profile | str, *, iso: float | None = None, K: 
             iso = prof.k_to_iso(K)
         sigma_read = prof.nlf_read_sigma(iso) * math.exp(gen.normal(0.0, prof.read_jitter))
         sigma_row = prof.row_fraction * sigma_read
-    params = NoiseParams(K=float(K), iso=float(iso), read_model=model, sigma_read=float(sigma_read),
-                         tukey_lambda=lam, sigma_row=float(sigma_row), bias=_bias_at(prof, K),
-                         k_scale=prof.channel_k, read_scale=prof.channel_read)
+    params = NoiseParams(
+        K=float(K),
+        iso=float(iso),
+        read_model=model,
+        sigma_read=float(sigma_read),
+        tukey_lambda=lam,
+        sigma_row=float(sigma_row),
+        bias=_bias_at(prof, K),
+        k_scale=prof.channel_k,
+        read_scale=prof.channel_read,
+    )
     fp = prof.fixed_pattern
     read_std = params.read_std
     return replace(params, dsnu=fp.dsnu * read_std, prnu=fp.prnu, column=fp.column * read_std)
@@ -277,6 +293,7 @@ def sample_noise_params(profile: Profile | str, *, iso: float | None = None, K: 
 # --------------------------------------------------------------------------------------------
 # Sampling helpers
 # --------------------------------------------------------------------------------------------
+
 
 def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
     if generator is not None:
@@ -290,7 +307,7 @@ def _generator(generator: torch.Generator | None, seed: int | None) -> torch.Gen
 
 
 def _sub_seeds(gen: torch.Generator, n: int) -> list[int]:
-    return [int(v) for v in torch.randint(0, 2 ** 62, (n,), generator=gen)]
+    return [int(v) for v in torch.randint(0, 2**62, (n,), generator=gen)]
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -348,8 +365,9 @@ def _poisson(lam: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.cat(_map_chunks(run, _CHUNKS)).reshape(lam.shape)
 
 
-def sample_shot(electrons: torch.Tensor, gen: torch.Generator, *,
-                exact_below: float = SHOT_EXACT_BELOW) -> torch.Tensor:
+def sample_shot(
+    electrons: torch.Tensor, gen: torch.Generator, *, exact_below: float = SHOT_EXACT_BELOW
+) -> torch.Tensor:
     """Photon counts for expected counts ``electrons``: exact Poisson below ``exact_below``,
     the skew-corrected rounded Gaussian above (see the module docstring). ``electrons`` is
     clamped at 0 in place."""
@@ -386,6 +404,7 @@ def _vec(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
 # The noise model
 # --------------------------------------------------------------------------------------------
 
+
 def add_noise(
     clean: np.ndarray | torch.Tensor,
     profile: Profile | str,
@@ -417,7 +436,7 @@ def add_noise(
     generator, seed
         Randomness (a fresh random generator when both are None).
     quantization
-        ``"uniform"`` (additive ``U(-1/2, 1/2)`` DN, ELD, Wei et al. CVPR 2020, and its calibrations), ``"round"`` (round the
+        ``"uniform"`` (additive ``U(-1/2, 1/2)`` DN, ELD), ``"round"`` (round the
         raw value as an ADC does) or ``"none"``.
     clip
         Clip the normalised output to [0, 1]. The raw value is always clipped to the ADC range.
@@ -519,8 +538,15 @@ class SensorNoise(nn.Module):
     >>> noisy, params = noise(clean, iso=1600, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
     """
 
-    def __init__(self, profile: Profile | str, *, quantization: str = "uniform", clip: bool = True,
-                 fixed_pattern: bool = True, shot_exact_below: float = SHOT_EXACT_BELOW) -> None:
+    def __init__(
+        self,
+        profile: Profile | str,
+        *,
+        quantization: str = "uniform",
+        clip: bool = True,
+        fixed_pattern: bool = True,
+        shot_exact_below: float = SHOT_EXACT_BELOW,
+    ) -> None:
         super().__init__()
         self.profile = load_profile(profile)
         self.quantization = quantization
@@ -528,10 +554,16 @@ class SensorNoise(nn.Module):
         self.fixed_pattern = fixed_pattern
         self.shot_exact_below = shot_exact_below
 
-    def forward(self, clean: torch.Tensor, *, iso: float | Sequence[float] | None = None,
-                ratio: float | Sequence[float] = 1.0, params: Sequence[NoiseParams] | None = None,
-                generator: torch.Generator | None = None,
-                seed: int | None = None) -> tuple[torch.Tensor, list[NoiseParams]]:
+    def forward(
+        self,
+        clean: torch.Tensor,
+        *,
+        iso: float | Sequence[float] | None = None,
+        ratio: float | Sequence[float] = 1.0,
+        params: Sequence[NoiseParams] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> tuple[torch.Tensor, list[NoiseParams]]:
         """Noisy batch ``(B, 4, h, w)`` and the parameters used for each element."""
         x = clean if clean.ndim == 4 else clean[None]
         gen = _generator(generator, seed)
@@ -547,9 +579,19 @@ class SensorNoise(nn.Module):
                 p = sample_noise_params(self.profile, iso=isos[i], rng=rng)
             else:
                 p = params[i]
-            outs.append(add_noise(x[i], self.profile, p, ratio=float(ratios[i]), generator=gen,
-                                  quantization=self.quantization, clip=self.clip,
-                                  fixed_pattern=self.fixed_pattern, shot_exact_below=self.shot_exact_below))
+            outs.append(
+                add_noise(
+                    x[i],
+                    self.profile,
+                    p,
+                    ratio=float(ratios[i]),
+                    generator=gen,
+                    quantization=self.quantization,
+                    clip=self.clip,
+                    fixed_pattern=self.fixed_pattern,
+                    shot_exact_below=self.shot_exact_below,
+                )
+            )
             used.append(p)
         out = torch.stack(outs)
         return (out if clean.ndim == 4 else out[0]), used
@@ -558,8 +600,14 @@ class SensorNoise(nn.Module):
         return f"profile={self.profile.name!r}, quantization={self.quantization!r}, clip={self.clip}"
 
 
-def gaussian_noise(clean: np.ndarray | torch.Tensor, sigma: float, *, generator: torch.Generator | None = None,
-                   seed: int | None = None, clip: bool = True) -> Any:
+def gaussian_noise(
+    clean: np.ndarray | torch.Tensor,
+    sigma: float,
+    *,
+    generator: torch.Generator | None = None,
+    seed: int | None = None,
+    clip: bool = True,
+) -> Any:
     """Additive white Gaussian noise of std ``sigma`` (normalised units), e.g. ADL's Harmful1."""
     is_numpy = isinstance(clean, np.ndarray)
     x = torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)) if is_numpy else clean.float()

@@ -40,8 +40,9 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 
 
 def _key(seed: int, field: int) -> np.uint64:
-    k = np.array([(int(seed) & 0xFFFFFFFFFFFFFFFF) ^ (int(field) * 0x632BE59BD9B4E019 & 0xFFFFFFFFFFFFFFFF)],
-                 dtype=np.uint64)
+    k = np.array(
+        [(int(seed) & 0xFFFFFFFFFFFFFFFF) ^ (int(field) * 0x632BE59BD9B4E019 & 0xFFFFFFFFFFFFFFFF)], dtype=np.uint64
+    )
     return _splitmix64(k)[0]
 
 
@@ -99,9 +100,9 @@ def _mosaic_field(seed: int, field: int, row0: int, col0: int, height: int, widt
         for tx in range(tx0, tx1 + 1):
             gen.manual_seed(tile_seed(seed, field, ty, tx))
             r, c = (ty - ty0) * TILE, (tx - tx0) * TILE
-            big[r:r + TILE, c:c + TILE] = torch.randn((TILE, TILE), generator=gen)
+            big[r : r + TILE, c : c + TILE] = torch.randn((TILE, TILE), generator=gen)
     r0, c0 = row0 - ty0 * TILE, col0 - tx0 * TILE
-    arr = np.ascontiguousarray(big[r0:r0 + height, c0:c0 + width].numpy())
+    arr = np.ascontiguousarray(big[r0 : r0 + height, c0 : c0 + width].numpy())
     arr.setflags(write=False)
     return arr
 
@@ -114,8 +115,7 @@ def _column_field(seed: int, col0: int, width: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=12)
-def pattern_planes(seed: int, field: str, cfa: str, h: int, w: int,
-                   origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+def pattern_planes(seed: int, field: str, cfa: str, h: int, w: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """A per-pixel standard-normal field packed into canonical planes ``(4, h, w)``.
 
     Parameters

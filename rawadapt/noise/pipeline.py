@@ -38,6 +38,7 @@ DEFAULT_EXPOSURE = (0.3, 1.0)
 # Point operations
 # --------------------------------------------------------------------------------------------
 
+
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """Inverse sRGB transfer function (IEC 61966-2-1), on values in [0, 1]."""
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
@@ -72,14 +73,16 @@ def apply_ccm(rgb: np.ndarray, ccm: np.ndarray | Sequence[Sequence[float]]) -> n
 # Mosaic / demosaic
 # --------------------------------------------------------------------------------------------
 
+
 def mosaic(rgb: np.ndarray, cfa: str) -> np.ndarray:
     """Sample a full-resolution ``(3, H, W)`` camera-RGB image with ``cfa`` into packed planes
     ``(4, H//2, W//2)`` (R, G1, G2, B)."""
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ShapeError(f"mosaic needs a (3, H, W) image, got {tuple(rgb.shape)}")
     h, w = rgb.shape[1] // 2 * 2, rgb.shape[2] // 2 * 2
-    return np.stack([rgb[ch, dy:h:2, dx:w:2] for ch, (dy, dx) in zip(PLANE_CHANNEL, plane_offsets(cfa))]
-                    ).astype(np.float32)
+    return np.stack([rgb[ch, dy:h:2, dx:w:2] for ch, (dy, dx) in zip(PLANE_CHANNEL, plane_offsets(cfa))]).astype(
+        np.float32
+    )
 
 
 _K_RB = np.array([[0.25, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 0.25]], dtype=np.float32)
@@ -119,6 +122,7 @@ def demosaic_bilinear(planes: np.ndarray, cfa: str) -> np.ndarray:
 # Forward pipeline
 # --------------------------------------------------------------------------------------------
 
+
 def gray_world_wb(planes: np.ndarray) -> tuple[float, float, float]:
     """White-balance gains (r, g, b) that equalise the channel means (for previews)."""
     p = np.asarray(planes, dtype=np.float64)
@@ -127,9 +131,16 @@ def gray_world_wb(planes: np.ndarray) -> tuple[float, float, float]:
     return (float(g / max(r, eps)), 1.0, float(g / max(b, eps)))
 
 
-def render_srgb(planes01: np.ndarray, cfa: str, *, wb: Sequence[float] | None = None,
-                ccm: np.ndarray | Sequence[Sequence[float]] | None = None, gamma: bool = True,
-                tone: bool = True, gain: float = 1.0) -> np.ndarray:
+def render_srgb(
+    planes01: np.ndarray,
+    cfa: str,
+    *,
+    wb: Sequence[float] | None = None,
+    ccm: np.ndarray | Sequence[Sequence[float]] | None = None,
+    gamma: bool = True,
+    tone: bool = True,
+    gain: float = 1.0,
+) -> np.ndarray:
     """Render packed RAW in [0, 1] to an sRGB image ``(3, 2h, 2w)`` float32 in [0, 1].
 
     Parameters
@@ -171,6 +182,7 @@ def render_srgb(planes01: np.ndarray, cfa: str, *, wb: Sequence[float] | None = 
 # Inverse pipeline
 # --------------------------------------------------------------------------------------------
 
+
 def random_wb(profile: Profile, rng: np.random.Generator) -> tuple[float, float, float]:
     """White-balance gains (r, 1, b) drawn uniformly in the profile's ranges."""
     return (float(rng.uniform(*profile.wb_red)), 1.0, float(rng.uniform(*profile.wb_blue)))
@@ -190,9 +202,15 @@ def unprocess_rgb(srgb: np.ndarray, wb: Sequence[float], ccm: np.ndarray) -> np.
     return np.clip(cam / gains, 0.0, 1.0).astype(np.float32)
 
 
-def unprocess(srgb: np.ndarray, profile: Profile | str, rng: np.random.Generator | int | None = None, *,
-              wb: Sequence[float] | None = None, exposure: float | None = None,
-              exposure_range: tuple[float, float] = DEFAULT_EXPOSURE) -> tuple[np.ndarray, dict[str, Any]]:
+def unprocess(
+    srgb: np.ndarray,
+    profile: Profile | str,
+    rng: np.random.Generator | int | None = None,
+    *,
+    wb: Sequence[float] | None = None,
+    exposure: float | None = None,
+    exposure_range: tuple[float, float] = DEFAULT_EXPOSURE,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Turn an sRGB image into clean linear packed RAW of ``profile`` (Brooks et al. 2019).
 
     Parameters

@@ -5,7 +5,7 @@ pipeline (:mod:`rawadapt.noise.pipeline`) and the built-in benchmark: CFA, black
 the ISO <-> system-gain (K) mapping, the noise model and its per-image parameter distributions,
 the per-sensor fixed-pattern noise, a colour matrix and white-balance ranges.
 
-Two kinds exist (ELD, Wei et al. CVPR 2020, and its calibrations):
+Two kinds exist (ELD):
 
 ``eld``
     The ELD DSLR calibrations: per image ``log K ~ U(log Kmin, log Kmax)`` (or K from ISO) and
@@ -48,8 +48,37 @@ READ_MODELS = ("tukey", "gaussian")
 
 #: Standard 1/3-stop ISO values (ISO 12232 rounded series).
 STANDARD_ISOS: tuple[int, ...] = (
-    50, 64, 80, 100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600, 2000, 2500,
-    3200, 4000, 5000, 6400, 8000, 10000, 12800, 16000, 20000, 25600, 32000, 40000, 51200,
+    50,
+    64,
+    80,
+    100,
+    125,
+    160,
+    200,
+    250,
+    320,
+    400,
+    500,
+    640,
+    800,
+    1000,
+    1250,
+    1600,
+    2000,
+    2500,
+    3200,
+    4000,
+    5000,
+    6400,
+    8000,
+    10000,
+    12800,
+    16000,
+    20000,
+    25600,
+    32000,
+    40000,
+    51200,
 )
 
 
@@ -205,41 +234,63 @@ class Profile:
         """A short JSON-friendly description (what ``rawadapt profiles`` prints)."""
         kmin, kmax = self.gain_range
         return {
-            "name": self.name, "kind": self.kind, "description": self.description,
-            "cfa": self.cfa, "bits": self.bits, "black_level": list(self.black_level),
-            "white_level": self.white_level, "iso_range": list(self.iso_range),
-            "k_range": [round(kmin, 5), round(kmax, 5)], "read_model": self.read_model,
-            "ratios": list(self.ratios), "fixed_pattern": asdict(self.fixed_pattern),
-            "source": self.source, "path": self.path,
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "cfa": self.cfa,
+            "bits": self.bits,
+            "black_level": list(self.black_level),
+            "white_level": self.white_level,
+            "iso_range": list(self.iso_range),
+            "k_range": [round(kmin, 5), round(kmax, 5)],
+            "read_model": self.read_model,
+            "ratios": list(self.ratios),
+            "fixed_pattern": asdict(self.fixed_pattern),
+            "source": self.source,
+            "path": self.path,
         }
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as the YAML mapping :func:`profile_from_dict` reads back."""
         d: dict[str, Any] = {
-            "name": self.name, "kind": self.kind, "description": self.description,
-            "source": self.source, "cfa": self.cfa, "bits": self.bits,
-            "black_level": list(self.black_level), "white_level": self.white_level,
-            "iso_range": list(self.iso_range), "iso_k": [list(p) for p in self.iso_k],
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "source": self.source,
+            "cfa": self.cfa,
+            "bits": self.bits,
+            "black_level": list(self.black_level),
+            "white_level": self.white_level,
+            "iso_range": list(self.iso_range),
+            "iso_k": [list(p) for p in self.iso_k],
             "read_model": self.read_model,
         }
         if self.k_range is not None:
             d["k_range"] = list(self.k_range)
         if self.tukey_lambdas:
             d["tukey_lambdas"] = list(self.tukey_lambdas)
-        regs = {k: asdict(v) for k, v in (("sigma_tl", self.sigma_tl), ("sigma_row", self.sigma_row),
-                                          ("sigma_gauss", self.sigma_gauss)) if v is not None}
+        regs = {
+            k: asdict(v)
+            for k, v in (("sigma_tl", self.sigma_tl), ("sigma_row", self.sigma_row), ("sigma_gauss", self.sigma_gauss))
+            if v is not None
+        }
         if regs:
             d["regressions"] = regs
         if self.nlf:
             d["nlf"] = [list(p) for p in self.nlf]
-        d.update({
-            "read_jitter": self.read_jitter, "row_fraction": self.row_fraction,
-            "color_bias": {"k_min": list(self.bias_kmin), "k_max": list(self.bias_kmax)},
-            "channel_k": list(self.channel_k), "channel_read": list(self.channel_read),
-            "fixed_pattern": asdict(self.fixed_pattern), "ratios": list(self.ratios),
-            "color_matrix": list(self.color_matrix),
-            "white_balance": {"red": list(self.wb_red), "blue": list(self.wb_blue)},
-        })
+        d.update(
+            {
+                "read_jitter": self.read_jitter,
+                "row_fraction": self.row_fraction,
+                "color_bias": {"k_min": list(self.bias_kmin), "k_max": list(self.bias_kmax)},
+                "channel_k": list(self.channel_k),
+                "channel_read": list(self.channel_read),
+                "fixed_pattern": asdict(self.fixed_pattern),
+                "ratios": list(self.ratios),
+                "color_matrix": list(self.color_matrix),
+                "white_balance": {"red": list(self.wb_red), "blue": list(self.wb_blue)},
+            }
+        )
         return d
 
 
@@ -266,6 +317,7 @@ def round_iso(iso: float) -> int:
 # Parsing
 # --------------------------------------------------------------------------------------------
 
+
 def _floats(value: Any, n: int | None, what: str, path: str | None) -> tuple[float, ...]:
     if isinstance(value, (int, float)) and n is not None:
         value = [value] * n
@@ -289,10 +341,31 @@ def _regression(value: Any, what: str, path: str | None) -> Regression | None:
 
 
 _KNOWN_KEYS = {
-    "name", "kind", "description", "source", "cfa", "bits", "black_level", "white_level",
-    "iso_range", "iso_k", "read_model", "k_range", "tukey_lambdas", "regressions", "nlf",
-    "read_jitter", "row_fraction", "color_bias", "channel_k", "channel_read", "fixed_pattern",
-    "ratios", "color_matrix", "white_balance", "notes",
+    "name",
+    "kind",
+    "description",
+    "source",
+    "cfa",
+    "bits",
+    "black_level",
+    "white_level",
+    "iso_range",
+    "iso_k",
+    "read_model",
+    "k_range",
+    "tukey_lambdas",
+    "regressions",
+    "nlf",
+    "read_jitter",
+    "row_fraction",
+    "color_bias",
+    "channel_k",
+    "channel_read",
+    "fixed_pattern",
+    "ratios",
+    "color_matrix",
+    "white_balance",
+    "notes",
 }
 
 
@@ -366,7 +439,7 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     sigma_row = _regression(regs.get("sigma_row"), "sigma_row", path)
     sigma_gauss = _regression(regs.get("sigma_gauss"), "sigma_gauss", path)
     lambdas = _floats(data.get("tukey_lambdas", ()), None, "tukey_lambdas", path)
-    # ELD, Wei et al. CVPR 2020, and its calibrations: "Drop lambda = 0 entries"; lambda <= -0.5 has no finite variance.
+    # ELD: "Drop lambda = 0 entries"; lambda <= -0.5 has no finite variance.
     lambdas = tuple(v for v in lambdas if v != 0.0)
     if any(v <= -0.5 for v in lambdas):
         raise ConfigError("tukey_lambdas must be > -0.5 (finite variance)", path)
@@ -384,8 +457,12 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     fp = data.get("fixed_pattern") or {}
     if not isinstance(fp, Mapping):
         raise ConfigError("'fixed_pattern' must be a mapping", path)
-    fixed = FixedPattern(seed=int(fp.get("seed", 0)), dsnu=float(fp.get("dsnu", 0.0)),
-                         prnu=float(fp.get("prnu", 0.0)), column=float(fp.get("column", 0.0)))
+    fixed = FixedPattern(
+        seed=int(fp.get("seed", 0)),
+        dsnu=float(fp.get("dsnu", 0.0)),
+        prnu=float(fp.get("prnu", 0.0)),
+        column=float(fp.get("column", 0.0)),
+    )
     if min(fixed.dsnu, fixed.prnu, fixed.column) < 0:
         raise ConfigError("fixed_pattern strengths must be >= 0", path)
     ratios = _floats(data.get("ratios", [1.0]), None, "ratios", path)
@@ -400,15 +477,33 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     if "blue" in wb:
         kwargs["wb_blue"] = _floats(wb["blue"], 2, "white_balance.blue", path)
     prof = Profile(
-        name=name, kind=kind, cfa=cfa, black_level=black, white_level=white, bits=bits,  # type: ignore[arg-type]
-        iso_range=iso_range, iso_k=iso_k, description=str(data.get("description", "")),  # type: ignore[arg-type]
-        source=str(data.get("source", "")), read_model=read_model, k_range=k_range,  # type: ignore[arg-type]
-        tukey_lambdas=lambdas, sigma_tl=sigma_tl, sigma_row=sigma_row, sigma_gauss=sigma_gauss,
-        nlf=nlf, read_jitter=float(data.get("read_jitter", 0.0)),
-        row_fraction=float(data.get("row_fraction", 0.0)), bias_kmin=bias_kmin,  # type: ignore[arg-type]
-        bias_kmax=bias_kmax, channel_k=_floats(data.get("channel_k", 1.0), 4, "channel_k", path),  # type: ignore[arg-type]
+        name=name,
+        kind=kind,
+        cfa=cfa,
+        black_level=black,
+        white_level=white,
+        bits=bits,  # type: ignore[arg-type]
+        iso_range=iso_range,
+        iso_k=iso_k,
+        description=str(data.get("description", "")),  # type: ignore[arg-type]
+        source=str(data.get("source", "")),
+        read_model=read_model,
+        k_range=k_range,  # type: ignore[arg-type]
+        tukey_lambdas=lambdas,
+        sigma_tl=sigma_tl,
+        sigma_row=sigma_row,
+        sigma_gauss=sigma_gauss,
+        nlf=nlf,
+        read_jitter=float(data.get("read_jitter", 0.0)),
+        row_fraction=float(data.get("row_fraction", 0.0)),
+        bias_kmin=bias_kmin,  # type: ignore[arg-type]
+        bias_kmax=bias_kmax,
+        channel_k=_floats(data.get("channel_k", 1.0), 4, "channel_k", path),  # type: ignore[arg-type]
         channel_read=_floats(data.get("channel_read", 1.0), 4, "channel_read", path),  # type: ignore[arg-type]
-        fixed_pattern=fixed, ratios=ratios, path=path, **kwargs,
+        fixed_pattern=fixed,
+        ratios=ratios,
+        path=path,
+        **kwargs,
     )
     try:
         np.linalg.inv(np.asarray(prof.color_matrix).reshape(3, 3) @ SRGB_TO_XYZ)

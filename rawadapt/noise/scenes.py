@@ -29,8 +29,15 @@ from rawadapt.utils.seed import numpy_rng
 
 #: colour images shipped in the scikit-image wheel
 COLOR_IMAGES: tuple[str, ...] = (
-    "astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "ihc.png",
-    "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg",
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
 )
 #: grayscale textures shipped in the wheel (coloured with a duotone)
 GRAY_IMAGES: tuple[str, ...] = ("brick.png", "camera.png", "grass.png", "gravel.png", "moon.png", "coins.png")
@@ -38,8 +45,19 @@ GRAY_IMAGES: tuple[str, ...] = ("brick.png", "camera.png", "grass.png", "gravel.
 #: Which bundled images may be used by which split: test scenes never share content with
 #: training scenes (the two motorcycle views stay together on the training side).
 SCENE_SPLITS: dict[str, tuple[str, ...]] = {
-    "train": ("astronaut.png", "chelsea.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png",
-              "motorcycle_right.png", "retina.jpg", "brick.png", "camera.png", "gravel.png", "moon.png"),
+    "train": (
+        "astronaut.png",
+        "chelsea.png",
+        "hubble_deep_field.jpg",
+        "ihc.png",
+        "motorcycle_left.png",
+        "motorcycle_right.png",
+        "retina.jpg",
+        "brick.png",
+        "camera.png",
+        "gravel.png",
+        "moon.png",
+    ),
     "test": ("coffee.png", "rocket.jpg", "grass.png", "coins.png"),
 }
 
@@ -68,7 +86,8 @@ def _load(name: str) -> np.ndarray:
     d = skimage_data_dir()
     if d is None or not (d / name).is_file():
         raise MissingDependencyError(
-            f"bundled image {name!r} not found: install scikit-image (it ships the sample images)")
+            f"bundled image {name!r} not found: install scikit-image (it ships the sample images)"
+        )
     with Image.open(d / name) as im:
         if name in GRAY_IMAGES:
             arr = np.asarray(im.convert("L"), dtype=np.float32)[None] / 255.0
@@ -106,8 +125,19 @@ def colour_pool() -> np.ndarray:
         flat = img.reshape(3, -1).T
         cols.append(flat[rng.integers(0, flat.shape[0], 4000)])
     if not cols:
-        base = np.array([[0.55, 0.45, 0.35], [0.25, 0.35, 0.2], [0.4, 0.5, 0.65], [0.8, 0.75, 0.7],
-                         [0.15, 0.12, 0.1], [0.7, 0.3, 0.2], [0.3, 0.3, 0.35], [0.9, 0.85, 0.6]], np.float32)
+        base = np.array(
+            [
+                [0.55, 0.45, 0.35],
+                [0.25, 0.35, 0.2],
+                [0.4, 0.5, 0.65],
+                [0.8, 0.75, 0.7],
+                [0.15, 0.12, 0.1],
+                [0.7, 0.3, 0.2],
+                [0.3, 0.3, 0.35],
+                [0.9, 0.85, 0.6],
+            ],
+            np.float32,
+        )
         cols = [np.clip(base[rng.integers(0, len(base), 4000)] + rng.normal(0, 0.08, (4000, 3)), 0, 1)]
     pool = np.concatenate(cols).astype(np.float32)
     pool.setflags(write=False)
@@ -145,8 +175,13 @@ def duotone(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (c0[:, None, None] + (c1 - c0)[:, None, None] * gray).astype(np.float32)
 
 
-def bundled_crop(name: str, size: int | tuple[int, int], rng: np.random.Generator | int | None = None, *,
-                 scale_range: tuple[float, float] = (0.8, 3.0)) -> np.ndarray:
+def bundled_crop(
+    name: str,
+    size: int | tuple[int, int],
+    rng: np.random.Generator | int | None = None,
+    *,
+    scale_range: tuple[float, float] = (0.8, 3.0),
+) -> np.ndarray:
     """A random crop of a bundled image, resampled to ``size``.
 
     The crop window is ``scale`` times the output size (``scale`` log-uniform in
@@ -163,15 +198,22 @@ def bundled_crop(name: str, size: int | tuple[int, int], rng: np.random.Generato
     ch, cw = min(h, max(2, round(oh * scale))), min(w, max(2, round(ow * scale)))
     top = int(gen.integers(0, h - ch + 1))
     left = int(gen.integers(0, w - cw + 1))
-    crop = img[:, top:top + ch, left:left + cw]
+    crop = img[:, top : top + ch, left : left + cw]
     if crop.shape[0] == 1:
         crop = duotone(crop, gen)
     return _augment(_resize(crop, (oh, ow)), gen) if oh == ow else _resize(crop, (oh, ow))
 
 
-def dead_leaves(size: int | tuple[int, int], rng: np.random.Generator | int | None = None, *,
-                n_shapes: int | None = None, r_min: float = 3.0, r_max: float | None = None,
-                texture: bool = True, blur: float | None = None) -> np.ndarray:
+def dead_leaves(
+    size: int | tuple[int, int],
+    rng: np.random.Generator | int | None = None,
+    *,
+    n_shapes: int | None = None,
+    r_min: float = 3.0,
+    r_max: float | None = None,
+    texture: bool = True,
+    blur: float | None = None,
+) -> np.ndarray:
     """A dead-leaves image ``(3, H, W)`` in [0, 1].
 
     Parameters
@@ -205,7 +247,7 @@ def dead_leaves(size: int | tuple[int, int], rng: np.random.Generator | int | No
     canvas = (bg[:, None, None] * (1.0 + gy * (yy - h / 2) + gx * (xx - w / 2))[None]).astype(np.float32)
     # all random numbers drawn up front (vectorised), shapes painted back to front
     u = gen.random(n)
-    a, b = r_min ** -2, r_max ** -2
+    a, b = r_min**-2, r_max**-2
     radii = (a - u * (a - b)) ** -0.5
     cy = gen.uniform(-radii, h + radii)
     cx = gen.uniform(-radii, w + radii)
@@ -227,13 +269,30 @@ def dead_leaves(size: int | tuple[int, int], rng: np.random.Generator | int | No
     oy, ox = oy.reshape(-1), ox.reshape(-1)
     for chunk in np.array_split(np.arange(n), 8):
         for i in chunk[~small[chunk]]:  # a loop over large leaves (bounding boxes only)
-            _paint_leaf(canvas, yy, xx, i, radii, cy, cx, kinds, aspect, theta, colours, shade,
-                        grating, freq, phase, amp, texture)
+            _paint_leaf(
+                canvas,
+                yy,
+                xx,
+                i,
+                radii,
+                cy,
+                cx,
+                kinds,
+                aspect,
+                theta,
+                colours,
+                shade,
+                grating,
+                freq,
+                phase,
+                amp,
+                texture,
+            )
         sm = chunk[small[chunk]]
         if len(sm):
             py = np.rint(cy[sm])[:, None].astype(np.int64) + oy[None]
             px = np.rint(cx[sm])[:, None].astype(np.int64) + ox[None]
-            inside = ((py - cy[sm, None]) ** 2 + (px - cx[sm, None]) ** 2 <= radii[sm, None] ** 2)
+            inside = (py - cy[sm, None]) ** 2 + (px - cx[sm, None]) ** 2 <= radii[sm, None] ** 2
             inside &= (py >= 0) & (py < h) & (px >= 0) & (px < w)
             rows, cols = np.nonzero(inside)  # row-major: later leaves last, so they win
             canvas[:, py[rows, cols], px[rows, cols]] = colours[sm][rows].T
@@ -249,10 +308,25 @@ def dead_leaves(size: int | tuple[int, int], rng: np.random.Generator | int | No
 SMALL_R = 4.0
 
 
-def _paint_leaf(canvas: np.ndarray, yy: np.ndarray, xx: np.ndarray, i: int, radii: np.ndarray,
-                cy: np.ndarray, cx: np.ndarray, kinds: np.ndarray, aspect: np.ndarray, theta: np.ndarray,
-                colours: np.ndarray, shade: np.ndarray, grating: np.ndarray, freq: np.ndarray,
-                phase: np.ndarray, amp: np.ndarray, texture: bool) -> None:
+def _paint_leaf(
+    canvas: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    i: int,
+    radii: np.ndarray,
+    cy: np.ndarray,
+    cx: np.ndarray,
+    kinds: np.ndarray,
+    aspect: np.ndarray,
+    theta: np.ndarray,
+    colours: np.ndarray,
+    shade: np.ndarray,
+    grating: np.ndarray,
+    freq: np.ndarray,
+    phase: np.ndarray,
+    amp: np.ndarray,
+    texture: bool,
+) -> None:
     """Alpha-blend leaf ``i`` (anti-aliased edge, optional shading) onto ``canvas`` in place."""
     h, w = canvas.shape[1:]
     r = radii[i]
@@ -277,8 +351,9 @@ def _paint_leaf(canvas: np.ndarray, yy: np.ndarray, xx: np.ndarray, i: int, radi
     if texture:
         mod = 1.0 + (shade[i, 0] * dy + shade[i, 1] * dx) * (0.5 / max(r, 1.0))
         if grating[i]:
-            mod = mod + amp[i] * np.sin((2 * np.pi * freq[i]) * (dx * math.cos(theta[i]) + dy * math.sin(theta[i]))
-                                        + phase[i])
+            mod = mod + amp[i] * np.sin(
+                (2 * np.pi * freq[i]) * (dx * math.cos(theta[i]) + dy * math.sin(theta[i])) + phase[i]
+            )
         val = val * mod[None]
     region = canvas[:, y0:y1, x0:x1]
     region += alpha[None] * (val - region)
@@ -293,8 +368,13 @@ class Scene:
     source: str  # bundled file stem, or "deadleaves"
 
 
-def sample_scene(size: int | tuple[int, int], rng: np.random.Generator | int | None = None, *,
-                 split: str = "train", dead_leaves_fraction: float = 0.5) -> Scene:
+def sample_scene(
+    size: int | tuple[int, int],
+    rng: np.random.Generator | int | None = None,
+    *,
+    split: str = "train",
+    dead_leaves_fraction: float = 0.5,
+) -> Scene:
     """A random clean scene: a crop of a bundled image of ``split`` ("train", "test", "all"),
     or a dead-leaves image with probability ``dead_leaves_fraction`` (always when the bundled
     images are unavailable)."""

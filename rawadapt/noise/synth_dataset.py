@@ -57,8 +57,20 @@ from rawadapt.utils.seed import derive_seed
 
 SYNTH_VERSION = 1
 STAMP = "synth.json"
-MANIFEST_COLUMNS = ("noisy", "clean", "sensor", "iso", "ratio", "scene", "split", "space", "cfa",
-                    "black_level", "white_level", "sample_id")
+MANIFEST_COLUMNS = (
+    "noisy",
+    "clean",
+    "sensor",
+    "iso",
+    "ratio",
+    "scene",
+    "split",
+    "space",
+    "cfa",
+    "black_level",
+    "white_level",
+    "sample_id",
+)
 SPLITS = ("source", "target", "test")
 ENV_SIZE = "RAWADAPT_SYNTH_SIZE"
 
@@ -117,6 +129,7 @@ def synth_root(space: str = "raw", *, size: str | None = None, seed: int = 0) ->
 # Generation
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Pair:
     sample_id: str
@@ -171,12 +184,22 @@ def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int) ->
                 break
             params = sample_noise_params(prof, iso=isos[i], rng=rng)
             gen = torch.Generator().manual_seed(derive_seed(seed, "synth-noise", prof.name, split, i))
-            dn = add_noise(planes, prof, params, ratio=ratios[i], generator=gen, quantization="none",
-                           clip=False, output="dn")
+            dn = add_noise(
+                planes, prof, params, ratio=ratios[i], generator=gen, quantization="none", clip=False, output="dn"
+            )
             noisy = np.clip(np.rint(dn), 0, white).astype(np.uint16)  # the ADC rounds
-            yield _Pair(sample_id=f"{prof.name}-{split}-{i:03d}", sensor=prof.name, split=split, scene=scene_id,
-                        iso=int(isos[i]), ratio=float(ratios[i]), clean_planes=planes, noisy_dn=noisy,
-                        meta={**meta, "K": params.K}, first_of_scene=(r == 0))
+            yield _Pair(
+                sample_id=f"{prof.name}-{split}-{i:03d}",
+                sensor=prof.name,
+                split=split,
+                scene=scene_id,
+                iso=int(isos[i]),
+                ratio=float(ratios[i]),
+                clean_planes=planes,
+                noisy_dn=noisy,
+                meta={**meta, "K": params.K},
+                first_of_scene=(r == 0),
+            )
 
 
 def _profile_hash(names: Sequence[str]) -> str:
@@ -189,9 +212,16 @@ def _profile_hash(names: Sequence[str]) -> str:
 
 
 def _stamp_params(space: str, size_name: str, seed: int, sensors: Sequence[str]) -> dict[str, Any]:
-    return {"name": "synth" if space == "raw" else "synth-srgb", "version": SYNTH_VERSION, "space": space,
-            "size": size_name, "seed": int(seed), "sensors": list(sensors), "spec": asdict(SIZES[size_name]),
-            "profiles": _profile_hash(sensors)}
+    return {
+        "name": "synth" if space == "raw" else "synth-srgb",
+        "version": SYNTH_VERSION,
+        "space": space,
+        "size": size_name,
+        "seed": int(seed),
+        "sensors": list(sensors),
+        "spec": asdict(SIZES[size_name]),
+        "profiles": _profile_hash(sensors),
+    }
 
 
 def read_stamp(root: Path) -> dict[str, Any] | None:
@@ -218,8 +248,9 @@ def _save_png(path: Path, rgb01: np.ndarray) -> None:
     Image.fromarray(to_uint8_hwc(rgb01)).save(path, compress_level=1)
 
 
-def _write_build(tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str],
-                 progress: bool) -> dict[str, Any]:
+def _write_build(
+    tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str], progress: bool
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     from rawadapt.noise.pipeline import render_srgb
@@ -229,8 +260,14 @@ def _write_build(tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Seq
     rows: list[dict[str, Any]] = []
     counts: dict[str, dict[str, int]] = {}
     nbytes = 0
-    bar = tqdm(total=total, desc=f"building {'synth' if space == 'raw' else 'synth-srgb'}", unit="pair",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        desc=f"building {'synth' if space == 'raw' else 'synth-srgb'}",
+        unit="pair",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         for name in sensors:
             prof = load_profile(name)
@@ -265,12 +302,22 @@ def _write_build(tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Seq
                         _save_png(tmp / noisy_rel, render_srgb(noisy01, prof.cfa, **kw))
                     nbytes += (tmp / noisy_rel).stat().st_size
                     raw = space == "raw"
-                    rows.append({
-                        "noisy": noisy_rel, "clean": clean_rel, "sensor": prof.name, "iso": pair.iso,
-                        "ratio": f"{pair.ratio:g}" if raw else "1", "scene": pair.scene, "split": split,
-                        "space": space, "cfa": prof.cfa if raw else "", "black_level": black if raw else "",
-                        "white_level": f"{prof.white_level:g}" if raw else "", "sample_id": pair.sample_id,
-                    })
+                    rows.append(
+                        {
+                            "noisy": noisy_rel,
+                            "clean": clean_rel,
+                            "sensor": prof.name,
+                            "iso": pair.iso,
+                            "ratio": f"{pair.ratio:g}" if raw else "1",
+                            "scene": pair.scene,
+                            "split": split,
+                            "space": space,
+                            "cfa": prof.cfa if raw else "",
+                            "black_level": black if raw else "",
+                            "white_level": f"{prof.white_level:g}" if raw else "",
+                            "sample_id": pair.sample_id,
+                        }
+                    )
                     counts[prof.name][split] = counts[prof.name].get(split, 0) + 1
                     bar.update(1)
     finally:
@@ -283,9 +330,16 @@ def _write_build(tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Seq
     return {"counts": counts, "pairs": len(rows), "bytes": nbytes}
 
 
-def build_synth(out_dir: str | os.PathLike[str] | None = None, *, seed: int = 0, size: str | None = None,
-                progress: bool = True, space: str = "raw", force: bool = False,
-                sensors: Sequence[str] | None = None) -> Path:
+def build_synth(
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    seed: int = 0,
+    size: str | None = None,
+    progress: bool = True,
+    space: str = "raw",
+    force: bool = False,
+    sensors: Sequence[str] | None = None,
+) -> Path:
     """Build (or reuse) the ``synth`` benchmark and return its folder.
 
     Parameters
@@ -322,8 +376,9 @@ def build_synth(out_dir: str | os.PathLike[str] | None = None, *, seed: int = 0,
     if root.exists() and not root.is_dir():
         raise DatasetError("synth destination exists and is not a folder", root)
     if root.is_dir() and any(root.iterdir()) and read_stamp(root) is None:
-        raise DatasetError("synth destination is a non-empty folder that is not a synth build; "
-                           "choose another --out", root)
+        raise DatasetError(
+            "synth destination is a non-empty folder that is not a synth build; choose another --out", root
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -375,8 +430,16 @@ def _install(tmp: Path, root: Path, params: dict[str, Any]) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _open(space: str, *, seed: int = 0, size: str | None = None, root: str | os.PathLike[str] | None = None,
-          progress: bool = True, rebuild: bool = False, **options: Any) -> Any:
+def _open(
+    space: str,
+    *,
+    seed: int = 0,
+    size: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+    **options: Any,
+) -> Any:
     from rawadapt.data.adapters.manifest import open as open_manifest
 
     path = build_synth(root, seed=seed, size=size, progress=progress, space=space, force=rebuild)
@@ -406,5 +469,7 @@ def open_synth_srgb(**opts: Any) -> Any:
 def dataset_summary(root: Path) -> dict[str, Any]:
     """Counts, sizes and timings of a finished build (from its stamp), JSON-friendly."""
     stamp = read_stamp(root) or {}
-    return {"root": str(root), **{k: stamp.get(k) for k in ("name", "space", "size", "seed", "pairs", "bytes",
-                                                             "build_seconds", "counts")}}
+    return {
+        "root": str(root),
+        **{k: stamp.get(k) for k in ("name", "space", "size", "seed", "pairs", "bytes", "build_seconds", "counts")},
+    }

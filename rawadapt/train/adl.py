@@ -48,8 +48,19 @@ from rawadapt.train.adl_parts import (
 )
 from rawadapt.train.step import l1_loss
 
-ADL_LOG_FIELDS = ["step", "domain", "k", "val_ids", "loss", "psnr", "threshold", "baseline_psnr", "delta",
-                  "accepted", "source_ids"]
+ADL_LOG_FIELDS = [
+    "step",
+    "domain",
+    "k",
+    "val_ids",
+    "loss",
+    "psnr",
+    "threshold",
+    "baseline_psnr",
+    "delta",
+    "accepted",
+    "source_ids",
+]
 
 
 class Comm:
@@ -97,7 +108,7 @@ class ValidationSet:
                 # one more packed pixel where unification will drop one (RAW models see RGGB phase)
                 ch, cw = min(crop + unify, s.height), min(crop + unify, s.width)
                 top, left = (s.height - ch) // 2, (s.width - cw) // 2
-                n, c = n[:, top:top + ch, left:left + cw], c[:, top:top + ch, left:left + cw]
+                n, c = n[:, top : top + ch, left : left + cw], c[:, top : top + ch, left : left + cw]
             if unify:
                 n, c = unify_crop(n, s.cfa), unify_crop(c, s.cfa)
                 if crop is not None:
@@ -106,8 +117,14 @@ class ValidationSet:
             clean.append(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)))
         from rawadapt.train.step import sample_line
 
-        return ValidationSet(noisy, clean, [s.sensor for s in samples], [s.effective_iso for s in samples],
-                             [s.sample_id for s in samples], [sample_line(s) for s in samples])
+        return ValidationSet(
+            noisy,
+            clean,
+            [s.sensor for s in samples],
+            [s.effective_iso for s in samples],
+            [s.sample_id for s in samples],
+            [sample_line(s) for s in samples],
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -129,12 +146,18 @@ def validation_psnrs(model: Denoiser, vs: ValidationSet, indices: Sequence[int],
         x = torch.stack([vs.noisy[i] for i in idx]).to(device)
         y = torch.stack([vs.clean[i] for i in idx]).to(device)
         sensor = model.sensor_ids([vs.sensors[i] for i in idx], device=device) if model.uses_metadata else None
-        iso = torch.tensor([math.nan if vs.isos[i] is None else float(vs.isos[i]) for i in idx],
-                           dtype=torch.float32, device=device) if model.uses_metadata else None
+        iso = (
+            torch.tensor(
+                [math.nan if vs.isos[i] is None else float(vs.isos[i]) for i in idx], dtype=torch.float32, device=device
+            )
+            if model.uses_metadata
+            else None
+        )
         extra = {}
         if getattr(model, "uses_noise", False) and vs.noise is not None:
-            extra["noise"] = torch.tensor([list(vs.noise[i] or (math.nan, math.nan)) for i in idx],
-                                          dtype=torch.float32, device=device)
+            extra["noise"] = torch.tensor(
+                [list(vs.noise[i] or (math.nan, math.nan)) for i in idx], dtype=torch.float32, device=device
+            )
         pred = model(x, sensor, iso, **extra).clamp_(0.0, 1.0)
         mse = (pred - y).pow(2).flatten(1).mean(1).double()
         psnr = (10.0 * torch.log10(1.0 / mse.clamp_min(1e-20))).tolist()
@@ -169,10 +192,22 @@ class AdaptiveLearning:
         Collectives for data-parallel runs.
     """
 
-    def __init__(self, model: Denoiser, optimizer: torch.optim.Optimizer, *, sources: dict[str, PatchSampler],
-                 target_pool: Sequence[Sample], target_sampler: PatchSampler, total_iters: int, cfg: Any,
-                 seed: int, device: Any = "cpu", log_path: str | os.PathLike[str] | None = None,
-                 comm: Comm | None = None, scheduler_step: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: Denoiser,
+        optimizer: torch.optim.Optimizer,
+        *,
+        sources: dict[str, PatchSampler],
+        target_pool: Sequence[Sample],
+        target_sampler: PatchSampler,
+        total_iters: int,
+        cfg: Any,
+        seed: int,
+        device: Any = "cpu",
+        log_path: str | os.PathLike[str] | None = None,
+        comm: Comm | None = None,
+        scheduler_step: Callable[[], None] | None = None,
+    ) -> None:
         self.model, self.optimizer = model, optimizer
         self.sources = dict(sources)
         self.pool = list(target_pool)
@@ -191,8 +226,9 @@ class AdaptiveLearning:
         diverse = cfg.diverse_iso
         self.diverse_iso = (n < cfg.diverse_iso_below) if diverse == "auto" else bool(diverse)
         self.queue = PSNRQueue(cfg.queue_size)
-        self.chooser = DomainChooser(sorted(self.sources), mode=cfg.domain_sampling, explore=cfg.explore,
-                                     temperature=cfg.temperature)
+        self.chooser = DomainChooser(
+            sorted(self.sources), mode=cfg.domain_sampling, explore=cfg.explore, temperature=cfg.temperature
+        )
         self.snapshot = Snapshot(model, optimizer, with_optimizer=cfg.restore_optimizer)
         self.rng = np.random.default_rng(seed)  # shared decisions: same stream on every rank
         self.step_index = 0
@@ -208,17 +244,19 @@ class AdaptiveLearning:
         n = len(self.pool)
         if self.cfg.validation == "fixed":
             if self._fixed_val is None:
-                k = validation_size(0, self.total, n, start=self.cfg.val_start, end=self.cfg.val_start,
-                                    schedule="fixed")
+                k = validation_size(
+                    0, self.total, n, start=self.cfg.val_start, end=self.cfg.val_start, schedule="fixed"
+                )
                 self._fixed_val = choose_validation(self.rng, self.isos, k, diverse_iso=self.diverse_iso)
             return self._fixed_val
-        k = validation_size(t, self.total, n, start=self.cfg.val_start, end=self.cfg.val_end,
-                            schedule=self.cfg.val_schedule)
+        k = validation_size(
+            t, self.total, n, start=self.cfg.val_start, end=self.cfg.val_end, schedule=self.cfg.val_schedule
+        )
         return choose_validation(self.rng, self.isos, k, diverse_iso=self.diverse_iso)
 
     def _eval(self, indices: Sequence[int]) -> tuple[float, list[float]]:
         """Mean PSNR over ``indices`` with the work sharded over ranks (sums all-reduced)."""
-        mine = list(indices)[self.comm.rank::self.comm.world_size]
+        mine = list(indices)[self.comm.rank :: self.comm.world_size]
         values = validation_psnrs(self.model, self.val, mine, self.device) if mine else []
         packed = torch.tensor([sum(values), float(len(values))], dtype=torch.float64)
         total = self.comm.all_reduce_sum(packed)
@@ -313,7 +351,7 @@ class AdaptiveLearning:
             self.accepted_total += 1
             if paired:
                 # θ changed: only V' images have a valid cached PSNR (θ' was just evaluated there)
-                self._cache = dict(zip(list(val_idx)[self.comm.rank::self.comm.world_size], values))
+                self._cache = dict(zip(list(val_idx)[self.comm.rank :: self.comm.world_size], values))
         else:
             self.snapshot.restore()
         if self.scheduler_step is not None:
@@ -321,15 +359,27 @@ class AdaptiveLearning:
         self.chooser.record(domain, accepted)
         self.step_index += 1
 
-        row = {"step": t, "domain": domain, "k": len(val_idx),
-               "val_ids": ";".join(self.val.ids[i] for i in val_idx), "loss": loss_value, "psnr": psnr,
-               "threshold": threshold, "baseline_psnr": baseline,
-               "delta": (psnr - baseline) if paired else (psnr - threshold),  # > 0 iff accepted
-               "accepted": int(accepted),
-               "source_ids": ";".join(i for i, d in zip(batch.sample_ids, batch.domains) if d != "target")}
+        row = {
+            "step": t,
+            "domain": domain,
+            "k": len(val_idx),
+            "val_ids": ";".join(self.val.ids[i] for i in val_idx),
+            "loss": loss_value,
+            "psnr": psnr,
+            "threshold": threshold,
+            "baseline_psnr": baseline,
+            "delta": (psnr - baseline) if paired else (psnr - threshold),  # > 0 iff accepted
+            "accepted": int(accepted),
+            "source_ids": ";".join(i for i, d in zip(batch.sample_ids, batch.domains) if d != "target"),
+        }
         self._log(row)
-        return {"loss": loss_value, "val_psnr": psnr, "accepted": float(accepted),
-                "accept_rate": self.accepted_total / self.step_index, "domain": domain}
+        return {
+            "loss": loss_value,
+            "val_psnr": psnr,
+            "accepted": float(accepted),
+            "accept_rate": self.accepted_total / self.step_index,
+            "domain": domain,
+        }
 
     # ------------------------------------------------------------------ log and state
     def _log(self, row: dict[str, Any]) -> None:
@@ -357,13 +407,18 @@ class AdaptiveLearning:
                 w.writerows(rows)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step_index": self.step_index, "queue": self.queue.state_dict(),
-                "chooser": self.chooser.state_dict(), "rng": _rng_state_to_json(self.rng),
-                "fixed_val": self._fixed_val, "accepted_total": self.accepted_total,
-                "reference": self._reference,
-                "cache": {str(k): v for k, v in self._cache.items()},
-                "sources": {d: _rng_state_to_json(s.rng) for d, s in self.sources.items()},
-                "target_sampler": _rng_state_to_json(self.target_sampler.rng)}
+        return {
+            "step_index": self.step_index,
+            "queue": self.queue.state_dict(),
+            "chooser": self.chooser.state_dict(),
+            "rng": _rng_state_to_json(self.rng),
+            "fixed_val": self._fixed_val,
+            "accepted_total": self.accepted_total,
+            "reference": self._reference,
+            "cache": {str(k): v for k, v in self._cache.items()},
+            "sources": {d: _rng_state_to_json(s.rng) for d, s in self.sources.items()},
+            "target_sampler": _rng_state_to_json(self.target_sampler.rng),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step_index = int(state["step_index"])

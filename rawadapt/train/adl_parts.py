@@ -75,8 +75,9 @@ class PSNRQueue:
         self.values = sorted(float(v) for v in state["values"])
 
 
-def validation_size(step: int, total: int, n_pool: int, *, start: float = 0.2, end: float = 0.5,
-                    schedule: str = "linear") -> int:
+def validation_size(
+    step: int, total: int, n_pool: int, *, start: float = 0.2, end: float = 0.5, schedule: str = "linear"
+) -> int:
     """|V'| at iteration ``step`` (0-based) of ``total``.
 
     The paper: k starts at 20 % of |T_adp| and increases to 50 % by the end; the shape of the
@@ -98,8 +99,9 @@ def validation_size(step: int, total: int, n_pool: int, *, start: float = 0.2, e
     return int(min(max(round(frac * n_pool), 1), n_pool - 1))
 
 
-def choose_validation(rng: np.random.Generator, isos: Sequence[float | None], k: int, *,
-                      diverse_iso: bool) -> list[int]:
+def choose_validation(
+    rng: np.random.Generator, isos: Sequence[float | None], k: int, *, diverse_iso: bool
+) -> list[int]:
     """Indices of V' (sorted) among the target pool.
 
     Uniform: ``k`` distinct indices at random. Diverse ISO (the paper, after LED [14], when
@@ -141,8 +143,9 @@ class Snapshot:
         steps. ``False`` restores parameters only (cheaper; the paper's literal wording).
     """
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
-                 with_optimizer: bool = True) -> None:
+    def __init__(
+        self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *, with_optimizer: bool = True
+    ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.with_optimizer = bool(with_optimizer and optimizer is not None)
@@ -221,8 +224,9 @@ class DomainChooser:
     ``explore`` so a domain that was unlucky early is still retried.
     """
 
-    def __init__(self, domains: Sequence[str], *, mode: str = "uniform", explore: float = 0.2,
-                 temperature: float = 0.5) -> None:
+    def __init__(
+        self, domains: Sequence[str], *, mode: str = "uniform", explore: float = 0.2, temperature: float = 0.5
+    ) -> None:
         if not domains:
             raise ValueError("ADL needs at least one source domain")
         if mode not in ("uniform", "round-robin", "score"):

@@ -48,14 +48,28 @@ class AdaptiveStage(BaseStage):
         ``adl.target_batch`` T_train patches).
     """
 
-    def __init__(self, name: str, sources: Mapping[str, Sequence[Sample]], target_pool: Sequence[Sample],
-                 iters: int, *, lr: float, optim: OptimConfig, adl: ADLConfig, patch: int, batch: int,
-                 augment: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        sources: Mapping[str, Sequence[Sample]],
+        target_pool: Sequence[Sample],
+        iters: int,
+        *,
+        lr: float,
+        optim: OptimConfig,
+        adl: ADLConfig,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int = 0,
+    ) -> None:
         super().__init__(name, iters, lr=lr, optim=optim)
         if not sources:
             raise ConfigError("ADL needs at least one source domain")
         if len(target_pool) < 2:
-            raise ConfigError(f"ADL needs at least 2 target pairs (one to validate, one to train), got {len(target_pool)}")
+            raise ConfigError(
+                f"ADL needs at least 2 target pairs (one to validate, one to train), got {len(target_pool)}"
+            )
         self.sources = dict(sorted(sources.items()))
         self.target_pool = target_pool
         self.adl = adl
@@ -80,23 +94,41 @@ class AdaptiveStage(BaseStage):
         def seed_of(*keys: object) -> int:
             return derive_seed(self.seed, "stage", self.name, *keys, "rank", rank)
 
-        samplers = {d: PatchSampler(ss, patch=patch, batch=self.batch, augment=self.augment, seed=seed_of(d),
-                                    domain=d) for d, ss in decoded.items()}
-        target_sampler = PatchSampler(pool, patch=patch, batch=self.batch, augment=self.augment,
-                                      seed=seed_of("target"), domain="target")
+        samplers = {
+            d: PatchSampler(ss, patch=patch, batch=self.batch, augment=self.augment, seed=seed_of(d), domain=d)
+            for d, ss in decoded.items()
+        }
+        target_sampler = PatchSampler(
+            pool, patch=patch, batch=self.batch, augment=self.augment, seed=seed_of("target"), domain="target"
+        )
         comm = ctx.extra.get("comm") or Comm()
         log_path = ctx.run_dir / ADL_LOG_NAME if ctx.is_main else None
         self.learner = AdaptiveLearning(
-            ctx.model, ctx.optimizer, sources=samplers, target_pool=pool, target_sampler=target_sampler,
-            total_iters=self.iters, cfg=self.adl, seed=derive_seed(self.seed, "adl-decisions"),
-            device=ctx.device, log_path=log_path, comm=comm)
+            ctx.model,
+            ctx.optimizer,
+            sources=samplers,
+            target_pool=pool,
+            target_sampler=target_sampler,
+            total_iters=self.iters,
+            cfg=self.adl,
+            seed=derive_seed(self.seed, "adl-decisions"),
+            device=ctx.device,
+            log_path=log_path,
+            comm=comm,
+        )
         # (the engine calls load_state_dict after setup when resuming inside this stage)
 
     def step(self, ctx: TrainContext, i: int) -> StepValues:
         lr = self.set_lr(ctx, i)
         values = self.learner.step()
-        return {"loss": values["loss"], "lr": lr, "val_psnr": values["val_psnr"],
-                "accepted": values["accepted"], "accept_rate": values["accept_rate"], "domain": values["domain"]}
+        return {
+            "loss": values["loss"],
+            "lr": lr,
+            "val_psnr": values["val_psnr"],
+            "accepted": values["accepted"],
+            "accept_rate": values["accept_rate"],
+            "domain": values["domain"],
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.learner is None else self.learner.state_dict()
@@ -123,10 +155,14 @@ class AdaptiveStage(BaseStage):
             plot_valuation(val, read_adl_log(log_path), ctx.run_dir)
         except Exception as exc:  # noqa: BLE001 - a plot must never lose a finished training run
             ctx.logger.message(f"warning: valuation plots failed: {exc}")
-        return {"acceptance_rate": val["acceptance_rate"], "accepted": val["accepted"],
-                "iterations": val["iterations"],
-                "domains": {d: {"acceptance_rate": v["acceptance_rate"], "tried": v["tried"]}
-                            for d, v in val["domains"].items()}}
+        return {
+            "acceptance_rate": val["acceptance_rate"],
+            "accepted": val["accepted"],
+            "iterations": val["iterations"],
+            "domains": {
+                d: {"acceptance_rate": v["acceptance_rate"], "tried": v["tried"]} for d, v in val["domains"].items()
+            },
+        }
 
 
 def build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
@@ -140,9 +176,19 @@ def build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     pre = config.stage_iters("pretrain")
     if pre > 0:
         stages.append(supervised(config, "target-pretrain", pool, pre))
-    adaptive = AdaptiveStage("adaptive", source_domains(data), pool[data.target], config.stage_iters("main"),
-                             lr=config.optim.lr * config.adl.lr_factor, optim=config.optim, adl=config.adl, patch=d.patch,
-                             batch=d.batch, augment=d.augment, seed=config.seed)
+    adaptive = AdaptiveStage(
+        "adaptive",
+        source_domains(data),
+        pool[data.target],
+        config.stage_iters("main"),
+        lr=config.optim.lr * config.adl.lr_factor,
+        optim=config.optim,
+        adl=config.adl,
+        patch=d.patch,
+        batch=d.batch,
+        augment=d.augment,
+        seed=config.seed,
+    )
     # Algorithm 1 is ONE optimisation: stages 2 and 3 continue stage 1's AdamW state (each with its
     # own LR schedule). A fresh AdamW at stage 2 would make every candidate a full-magnitude first
     # Adam step (±lr on every weight) — and with the optimizer restored on rejects, it stays one.

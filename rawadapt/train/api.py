@@ -51,8 +51,17 @@ CONFIG_NAME = "config.yaml"
 METRICS_NAME = "metrics.json"
 
 #: settings that may change on --resume: they do not influence the weights
-RESUME_MUTABLE = ("device", "threads", "precision", "eval_every", "eval_images", "log_every", "checkpoint_every",
-                  "tensorboard", "data.eval_tile")
+RESUME_MUTABLE = (
+    "device",
+    "threads",
+    "precision",
+    "eval_every",
+    "eval_images",
+    "log_every",
+    "checkpoint_every",
+    "tensorboard",
+    "data.eval_tile",
+)
 
 __all__ = ["run_training", "evaluate_run", "load_config", "build_run_model", "CONFIG_NAME", "METRICS_NAME"]
 
@@ -78,8 +87,12 @@ def build_run_model(config: TrainConfig, data: TrainData) -> Denoiser:
     from rawadapt.models.registry import build_model
 
     torch.manual_seed(config.seed)
-    kwargs = {"arch": config.model.arch, **config.model.kwargs,
-              "in_channels": 4 if data.space == "raw" else 3, "sensors": list(data.sensors)}
+    kwargs = {
+        "arch": config.model.arch,
+        **config.model.kwargs,
+        "in_channels": 4 if data.space == "raw" else 3,
+        "sensors": list(data.sensors),
+    }
     try:
         model = build_model(kwargs)
     except ValueError as exc:
@@ -114,13 +127,19 @@ def _check_run_dir(run: Path, resume: bool) -> None:
     if resume:
         # config.yaml without a state: killed before the first checkpoint; resumes from step 0
         if not (run / STATE_NAME).is_file() and not (run / CONFIG_NAME).is_file():
-            raise CheckpointError(f"nothing to resume: no {STATE_NAME} or {CONFIG_NAME} in this folder (start a "
-                                  "new run without --resume)", run)
+            raise CheckpointError(
+                f"nothing to resume: no {STATE_NAME} or {CONFIG_NAME} in this folder (start a "
+                "new run without --resume)",
+                run,
+            )
         return
     # the lock file is ours (or a killed run's): it does not make the folder "not empty"
     if run.exists() and (not run.is_dir() or any(p.name != LOCK_NAME for p in run.iterdir())):
-        raise ConfigError("run folder already exists and is not empty; continue it with --resume or "
-                          "choose another --out (nothing is overwritten)", run)
+        raise ConfigError(
+            "run folder already exists and is not empty; continue it with --resume or "
+            "choose another --out (nothing is overwritten)",
+            run,
+        )
 
 
 @contextlib.contextmanager
@@ -153,8 +172,9 @@ def _check_resume_config(run: Path, config: TrainConfig) -> None:
     saved = load_config(run / CONFIG_NAME)
     diff = [k for k in config_diff(saved, config) if k not in RESUME_MUTABLE]
     if diff:
-        raise ConfigError(f"--resume must use the run's own settings; these differ from {CONFIG_NAME}: "
-                          f"{', '.join(diff)}", run)
+        raise ConfigError(
+            f"--resume must use the run's own settings; these differ from {CONFIG_NAME}: {', '.join(diff)}", run
+        )
 
 
 def held_out_samples(data: TrainData, limit: int | None = None) -> list[Sample]:
@@ -171,10 +191,19 @@ def _periodic_eval(ctx: TrainContext, limit: int | None) -> dict[str, Any]:
 
 
 # -- training -----------------------------------------------------------------------------------
-def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True,
-                 dataset: PairDataset | None = None, stop_after: int | None = None,
-                 on_step: Callable[[TrainContext, dict[str, Any]], None] | None = None,
-                 rank: int = 0, world_size: int = 1, comm: Any = None) -> dict[str, Any]:
+def run_training(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    dataset: PairDataset | None = None,
+    stop_after: int | None = None,
+    on_step: Callable[[TrainContext, dict[str, Any]], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    comm: Any = None,
+) -> dict[str, Any]:
     """Train a model with ``config.strategy`` into ``run_dir``; return the final metrics.
 
     Parameters
@@ -231,13 +260,33 @@ def run_training(config: TrainConfig, run_dir: str | Path, *, resume: bool = Fal
         rank, world_size = comm.rank, comm.world_size
     run = Path(run_dir)
     with _run_folder(run, resume=resume, main=rank == 0):
-        return _run_training(config, run, resume=resume, progress=progress, dataset=dataset,
-                             stop_after=stop_after, on_step=on_step, rank=rank, world_size=world_size, comm=comm)
+        return _run_training(
+            config,
+            run,
+            resume=resume,
+            progress=progress,
+            dataset=dataset,
+            stop_after=stop_after,
+            on_step=on_step,
+            rank=rank,
+            world_size=world_size,
+            comm=comm,
+        )
 
 
-def _run_training(config: TrainConfig, run: Path, *, resume: bool, progress: bool, dataset: PairDataset | None,
-                  stop_after: int | None, on_step: Callable[[TrainContext, dict[str, Any]], None] | None,
-                  rank: int, world_size: int, comm: Any) -> dict[str, Any]:
+def _run_training(
+    config: TrainConfig,
+    run: Path,
+    *,
+    resume: bool,
+    progress: bool,
+    dataset: PairDataset | None,
+    stop_after: int | None,
+    on_step: Callable[[TrainContext, dict[str, Any]], None] | None,
+    rank: int,
+    world_size: int,
+    comm: Any,
+) -> dict[str, Any]:
     """The body of :func:`run_training`, run while the folder is locked and checked."""
     import torch
 
@@ -274,22 +323,43 @@ def _run_training(config: TrainConfig, run: Path, *, resume: bool, progress: boo
             write_text(run / CONFIG_NAME, config.to_yaml())
         total = sum(s.iters for s in stages)
         resume_step = int(state["global_step"]) if state is not None else (0 if resume else None)
-        logger = RunLogger(run, total=total, enabled=is_main, progress=progress, tensorboard=config.tensorboard,
-                           resume_step=resume_step)
-        ctx = TrainContext(config=config, model=model, data=data, device=device, run_dir=run, logger=logger,
-                           rank=rank, world_size=world_size)
+        logger = RunLogger(
+            run,
+            total=total,
+            enabled=is_main,
+            progress=progress,
+            tensorboard=config.tensorboard,
+            resume_step=resume_step,
+        )
+        ctx = TrainContext(
+            config=config,
+            model=model,
+            data=data,
+            device=device,
+            run_dir=run,
+            logger=logger,
+            rank=rank,
+            world_size=world_size,
+        )
         if comm is not None and world_size > 1:
             ctx.extra["comm"] = comm
             comm.broadcast_parameters(model)  # every rank starts from rank 0's weights
         compute = compute_record(config.precision, device)
-        logger.message(f"compute: {compute['precision']} ({compute['precision_requested']}), channels-last; "
-                       f"{compute['cpu']} [{' '.join(compute['cpu_flags'])}]")
+        logger.message(
+            f"compute: {compute['precision']} ({compute['precision_requested']}), channels-last; "
+            f"{compute['cpu']} [{' '.join(compute['cpu_flags'])}]"
+        )
         if state is not None:
             _check_resume_precision(run, compute["precision"], logger)
-        extra = {"strategy": config.strategy, "target": data.target, "train_sensors": sorted(data.sources),
-                 "data": config.data.data, "seed": config.seed, "compute": compute}
-        engine = Engine(ctx, stages, stop_after=stop_after, on_step=on_step, evaluate=_periodic_eval,
-                        model_extra=extra)
+        extra = {
+            "strategy": config.strategy,
+            "target": data.target,
+            "train_sensors": sorted(data.sources),
+            "data": config.data.data,
+            "seed": config.seed,
+            "compute": compute,
+        }
+        engine = Engine(ctx, stages, stop_after=stop_after, on_step=on_step, evaluate=_periodic_eval, model_extra=extra)
         point = engine.resume_point(state) if state is not None else None
         if point is None:
             engine.save(0, 0)  # a resumable state exists from the very start
@@ -307,8 +377,16 @@ def _run_training(config: TrainConfig, run: Path, *, resume: bool, progress: boo
         metrics["world_size"] = world_size  # data-parallel processes that trained it
         metrics["compute"] = compute
         if is_main:
-            save_model(run, model, extra={**extra, "complete": True, "global_step": ctx.global_step,
-                                          "train_config": config.model_dump(mode="json")})
+            save_model(
+                run,
+                model,
+                extra={
+                    **extra,
+                    "complete": True,
+                    "global_step": ctx.global_step,
+                    "train_config": config.model_dump(mode="json"),
+                },
+            )
             write_json(run / METRICS_NAME, metrics)
         return metrics
     finally:
@@ -327,12 +405,21 @@ def _check_resume_precision(run: Path, precision: str, logger: Any) -> None:
     except (OSError, ValueError, AttributeError):
         return
     if before and before != precision:
-        logger.message(f"warning: {run}: started in {before}, resumes in {precision} (another CPU?); "
-                       f"pass --precision {before} for an exact resume")
+        logger.message(
+            f"warning: {run}: started in {before}, resumes in {precision} (another CPU?); "
+            f"pass --precision {before} for an exact resume"
+        )
 
 
-def _metrics(config: TrainConfig, data: TrainData, res: Any, engine: Engine, summaries: dict[str, Any],
-             setup_seconds: float, eval_seconds: float) -> dict[str, Any]:
+def _metrics(
+    config: TrainConfig,
+    data: TrainData,
+    res: Any,
+    engine: Engine,
+    summaries: dict[str, Any],
+    setup_seconds: float,
+    eval_seconds: float,
+) -> dict[str, Any]:
     full = res.to_dict()
     iters = {s.name: s.iters for s in engine.stages}
     total = sum(iters.values())
@@ -345,18 +432,26 @@ def _metrics(config: TrainConfig, data: TrainData, res: Any, engine: Engine, sum
         "seed": config.seed,
         "arch": config.model.arch,
         "sensors": list(data.sensors),
-        "metric_note": ("per-image PSNR (dB, data range 1) and SSIM averaged over test images; "
-                        + ("packed RAW planes in [0, 1]" if data.space == "raw" else "sRGB in [0, 1]")),
+        "metric_note": (
+            "per-image PSNR (dB, data range 1) and SSIM averaged over test images; "
+            + ("packed RAW planes in [0, 1]" if data.space == "raw" else "sRGB in [0, 1]")
+        ),
         "n_test": full["n"],
-        "psnr": full["psnr"], "ssim": full["ssim"],
-        "psnr_noisy": full["psnr_noisy"], "ssim_noisy": full["ssim_noisy"],
+        "psnr": full["psnr"],
+        "ssim": full["ssim"],
+        "psnr_noisy": full["psnr_noisy"],
+        "ssim_noisy": full["ssim_noisy"],
         "psnr_gain": full["psnr"] - full["psnr_noisy"] if full["n"] else math.nan,
         "per_sensor": full["per_sensor"],
         "images": full["images"],
         "split": data.summary(),
         "iterations": {"total": total, "stages": iters},
-        "timings": {"setup_seconds": setup_seconds, "train_seconds": train_s, "eval_seconds": eval_seconds,
-                    "seconds_per_iter": train_s / total if total else math.nan},
+        "timings": {
+            "setup_seconds": setup_seconds,
+            "train_seconds": train_s,
+            "eval_seconds": eval_seconds,
+            "seconds_per_iter": train_s / total if total else math.nan,
+        },
         "stages": summaries,
     }
 
@@ -385,9 +480,16 @@ def split_samples(data: TrainData, split: str) -> list[Sample]:
     return list(ds)
 
 
-def evaluate_run(run_dir: str | Path, *, data: str | None = None, split: str = "test", tile: int | None = None,
-                 dataset: PairDataset | None = None, device: str = "cpu",
-                 unknown_sensor: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    tile: int | None = None,
+    dataset: PairDataset | None = None,
+    device: str = "cpu",
+    unknown_sensor: str | None = None,
+) -> dict[str, Any]:
     """Evaluate a run's model on a split recreated from ``RUN/config.yaml`` and its seed.
 
     Parameters

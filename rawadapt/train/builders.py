@@ -16,17 +16,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.train.stages import Stage
 
 
-def supervised(config: TrainConfig, name: str, domains: dict, iters: int, *, lr: float | None = None,
-               anchor: object = None, embed_from_sources: str | None = None) -> Stage:
+def supervised(
+    config: TrainConfig,
+    name: str,
+    domains: dict,
+    iters: int,
+    *,
+    lr: float | None = None,
+    anchor: object = None,
+    embed_from_sources: str | None = None,
+) -> Stage:
     """A :class:`~rawadapt.train.stages.SupervisedStage` with the run's sampling and optimizer
     settings (``lr`` defaults to ``optim.lr``)."""
     from rawadapt.train.stages import SupervisedStage
 
     d = config.data
-    return SupervisedStage(name, domains, iters, lr=config.optim.lr if lr is None else lr, optim=config.optim,
-                           patch=d.patch, batch=d.batch, augment=d.augment, seed=config.seed, rule=d.mixing,
-                           anchor=anchor, anchor_fraction=d.target_fraction,  # type: ignore[arg-type]
-                           embed_from_sources=embed_from_sources)
+    return SupervisedStage(
+        name,
+        domains,
+        iters,
+        lr=config.optim.lr if lr is None else lr,
+        optim=config.optim,
+        patch=d.patch,
+        batch=d.batch,
+        augment=d.augment,
+        seed=config.seed,
+        rule=d.mixing,
+        anchor=anchor,
+        anchor_fraction=d.target_fraction,  # type: ignore[arg-type]
+        embed_from_sources=embed_from_sources,
+    )
 
 
 def target_pool(data: TrainData) -> dict:

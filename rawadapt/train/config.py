@@ -332,7 +332,9 @@ def deep_update(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str
     return out
 
 
-def with_overrides(config: TrainConfig, overrides: Mapping[str, Any], *, source: str | Path | None = None) -> TrainConfig:
+def with_overrides(
+    config: TrainConfig, overrides: Mapping[str, Any], *, source: str | Path | None = None
+) -> TrainConfig:
     """A new config with nested ``overrides`` (e.g. ``{"data": {"patch": 32}}``) applied and
     re-validated."""
     return config_from_dict(deep_update(config.model_dump(mode="python"), overrides), source=source)
@@ -340,6 +342,7 @@ def with_overrides(config: TrainConfig, overrides: Mapping[str, Any], *, source:
 
 def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
     """Dotted names of the settings that differ between two configs."""
+
     def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in d.items():

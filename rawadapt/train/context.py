@@ -57,7 +57,9 @@ class TrainData:
     def summary(self) -> dict[str, Any]:
         """Counts per role (JSON-friendly)."""
         return {
-            "space": self.space, "target": self.target, "sensors": list(self.sensors),
+            "space": self.space,
+            "target": self.target,
+            "sensors": list(self.sensors),
             "sources": {k: len(v) for k, v in self.sources.items()},
             "target_pool": None if self.target_pool is None else len(self.target_pool),
             "target_pool_ids": None if self.target_pool is None else [r.sample_id for r in self.target_pool.records],

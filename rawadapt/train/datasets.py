@@ -40,8 +40,9 @@ def open_run_dataset(config: TrainConfig) -> PairDataset:
 def _check_sensors(names: list[str], available: list[str], what: str) -> None:
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ConfigError(f"{what} {', '.join(map(repr, unknown))} not in the dataset; "
-                          f"its sensors: {', '.join(available)}")
+        raise ConfigError(
+            f"{what} {', '.join(map(repr, unknown))} not in the dataset; its sensors: {', '.join(available)}"
+        )
 
 
 def _pretrain_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
@@ -78,8 +79,15 @@ def _pretrain_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
     if empty:
         raise ConfigError(f"no training records for {', '.join(empty)}")
     test = dataset.subset(sorted(test_idx), name=f"{dataset.name}:test")
-    return TrainData(space=dataset.space, sources=train, target_pool=None, test=test, target=None,
-                     sensors=sorted(sensors), dataset=dataset)
+    return TrainData(
+        space=dataset.space,
+        sources=train,
+        target_pool=None,
+        test=test,
+        target=None,
+        sensors=sorted(sensors),
+        dataset=dataset,
+    )
 
 
 def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
@@ -87,15 +95,18 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
 
     d = config.data
     if d.target is None:
-        raise ConfigError(f"strategy {config.strategy!r} needs a target sensor (--target); "
-                          f"the dataset's sensors: {', '.join(dataset.sensors)}")
+        raise ConfigError(
+            f"strategy {config.strategy!r} needs a target sensor (--target); "
+            f"the dataset's sensors: {', '.join(dataset.sensors)}"
+        )
     _check_sensors([d.target], dataset.sensors, "target sensor")
     if d.sources is not None:
         _check_sensors(d.sources, dataset.sensors, "source sensor")
         if d.target in d.sources:
             raise ConfigError(f"sensor {d.target!r} is both the target and a source")
-    split = leave_one_sensor_out(dataset, d.target, target_pairs=d.target_pairs, seed=config.seed,
-                                 test_pairs=d.test_pairs)
+    split = leave_one_sensor_out(
+        dataset, d.target, target_pairs=d.target_pairs, seed=config.seed, test_pairs=d.test_pairs
+    )
     sources = source_domains(split)
     if d.sources is not None:
         missing = [s for s in d.sources if s not in sources]
@@ -105,9 +116,15 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
     if len(split.target_pool) == 0:
         raise ConfigError(f"the target pool of {d.target!r} is empty")
     sources.update(harmful_domains(config, dataset.space))
-    return TrainData(space=dataset.space, sources=dict(sorted(sources.items())), target_pool=split.target_pool,
-                     test=split.target_test, target=d.target, sensors=sorted(set(sources) | {d.target}),
-                     dataset=dataset)
+    return TrainData(
+        space=dataset.space,
+        sources=dict(sorted(sources.items())),
+        target_pool=split.target_pool,
+        test=split.target_test,
+        target=d.target,
+        sensors=sorted(set(sources) | {d.target}),
+        dataset=dataset,
+    )
 
 
 def harmful_domains(config: TrainConfig, space: str) -> dict[str, PairDataset]:
@@ -116,9 +133,12 @@ def harmful_domains(config: TrainConfig, space: str) -> dict[str, PairDataset]:
 
     d = config.data
     size = d.harmful_size or 2 * d.patch
-    return {kind: make_harmful(kind, n=d.harmful_count, size=size, space=space,
-                               seed=derive_seed(config.seed, "harmful", kind))
-            for kind in d.harmful}
+    return {
+        kind: make_harmful(
+            kind, n=d.harmful_count, size=size, space=space, seed=derive_seed(config.seed, "harmful", kind)
+        )
+        for kind in d.harmful
+    }
 
 
 def prepare_data(config: TrainConfig, dataset: PairDataset | None = None) -> TrainData:

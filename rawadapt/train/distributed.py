@@ -47,7 +47,7 @@ class TorchComm(Comm):
         offset = 0
         for g in grads:
             n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
+            g.copy_(flat[offset : offset + n].view_as(g))
             offset += n
 
     def broadcast_parameters(self, model: torch.nn.Module) -> None:

@@ -121,10 +121,16 @@ class Engine:
         Extra entries for ``model.json`` of intermediate checkpoints.
     """
 
-    def __init__(self, ctx: TrainContext, stages: Sequence[Stage], *, stop_after: int | None = None,
-                 on_step: Callable[[TrainContext, dict[str, Any]], None] | None = None,
-                 evaluate: Callable[[TrainContext, int | None], dict[str, Any]] | None = None,
-                 model_extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: TrainContext,
+        stages: Sequence[Stage],
+        *,
+        stop_after: int | None = None,
+        on_step: Callable[[TrainContext, dict[str, Any]], None] | None = None,
+        evaluate: Callable[[TrainContext, int | None], dict[str, Any]] | None = None,
+        model_extra: dict[str, Any] | None = None,
+    ) -> None:
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
@@ -157,8 +163,11 @@ class Engine:
         ctx = self.ctx
         mid = 0 < stage_step and stage_index < len(self.stages)
         # at a boundary the optimizer matters only if the next stage continues it
-        carried = (stage_step == 0 and stage_index < len(self.stages)
-                   and getattr(self.stages[stage_index], "continue_optimizer", False))
+        carried = (
+            stage_step == 0
+            and stage_index < len(self.stages)
+            and getattr(self.stages[stage_index], "continue_optimizer", False)
+        )
         state: dict[str, Any] = {
             "model": {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()},
             "optimizer": ctx.optimizer.state_dict() if ((mid or carried) and ctx.optimizer is not None) else None,
@@ -183,8 +192,11 @@ class Engine:
         from rawadapt.models.checkpoint import save_model, save_training_state
 
         save_training_state(self.state_path, self.training_state(stage_index, stage_step))
-        save_model(self.ctx.run_dir, self.ctx.model,
-                   extra={**self.model_extra, "complete": False, "global_step": self.ctx.global_step})
+        save_model(
+            self.ctx.run_dir,
+            self.ctx.model,
+            extra={**self.model_extra, "complete": False, "global_step": self.ctx.global_step},
+        )
 
     def resume_point(self, state: dict[str, Any]) -> ResumePoint:
         """Check a loaded state against this run's stages and restore the model from it."""
@@ -193,12 +205,15 @@ class Engine:
         if state.get("stage_names") != names or state.get("stage_iters") != iters:
             raise CheckpointError(
                 f"the saved state belongs to stages {state.get('stage_names')} x {state.get('stage_iters')} "
-                f"but this run has {names} x {iters}; resume with the run's own config.yaml", self.state_path)
+                f"but this run has {names} x {iters}; resume with the run's own config.yaml",
+                self.state_path,
+            )
         try:
             self.ctx.model.load_state_dict(state["model"], strict=True)
         except RuntimeError as exc:
-            raise CheckpointError(f"saved weights do not fit the model: {str(exc).splitlines()[0]}",
-                                  self.state_path) from None
+            raise CheckpointError(
+                f"saved weights do not fit the model: {str(exc).splitlines()[0]}", self.state_path
+            ) from None
         self.summaries = dict(state.get("summaries") or {})
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.ctx.global_step = int(state["global_step"])
@@ -221,7 +236,11 @@ class Engine:
         where = self.ctx.run_dir
         return TrainingInterrupted(
             f"training stopped at iteration {step}/{self.ctx.total_iters}; state saved, continue with "
-            f"`rawadapt train --out {where} --resume` (same command plus --resume)", None, step=step, saved=saved)
+            f"`rawadapt train --out {where} --resume` (same command plus --resume)",
+            None,
+            step=step,
+            saved=saved,
+        )
 
     def _validate(self) -> None:
         if self.evaluate is None or not self.ctx.is_main:  # report only: other ranks skip it
@@ -265,21 +284,28 @@ class Engine:
                             ctx.optimizer.load_state_dict(resume.state["optimizer"])
                         stage.load_state_dict(resume.state["stages"][stage.name])
                         self._restore_rng(ctx, resume.state)
-                    ctx.logger.message(f"stage {si + 1}/{len(self.stages)} '{stage.name}': {stage.iters} iterations"
-                                       + (f" (resuming at {start})" if start else ""))
+                    ctx.logger.message(
+                        f"stage {si + 1}/{len(self.stages)} '{stage.name}': {stage.iters} iterations"
+                        + (f" (resuming at {start})" if start else "")
+                    )
                     i = start
                     while i < stage.iters:
                         t0 = time.perf_counter()
                         try:
                             values = dict(stage.step(ctx, i))
                         except NonFiniteError as exc:
-                            raise NonFiniteError(f"stage '{stage.name}' iteration {i + 1}/{stage.iters} "
-                                                 f"(global {ctx.global_step + 1}): {exc.message}", exc.path) from None
+                            raise NonFiniteError(
+                                f"stage '{stage.name}' iteration {i + 1}/{stage.iters} "
+                                f"(global {ctx.global_step + 1}): {exc.message}",
+                                exc.path,
+                            ) from None
                         step_time = time.perf_counter() - t0
                         loss = values.get("loss")
                         if isinstance(loss, float) and not math.isfinite(loss):
-                            raise NonFiniteError(f"stage '{stage.name}' iteration {i + 1}: loss became {loss}; "
-                                                 "lower the learning rate or check the data")
+                            raise NonFiniteError(
+                                f"stage '{stage.name}' iteration {i + 1}: loss became {loss}; "
+                                "lower the learning rate or check the data"
+                            )
                         i += 1
                         ctx.global_step += 1
                         ctx.logger.advance(ctx.global_step, stage.name, values, step_time)
@@ -287,7 +313,11 @@ class Engine:
                             ctx.logger.log(ctx.global_step, stage.name, i, stage.iters, values, step_time)
                         if self.on_step is not None:
                             self.on_step(ctx, values)
-                        if cfg.eval_every and ctx.global_step % cfg.eval_every == 0 and ctx.global_step < ctx.total_iters:
+                        if (
+                            cfg.eval_every
+                            and ctx.global_step % cfg.eval_every == 0
+                            and ctx.global_step < ctx.total_iters
+                        ):
                             self._validate()
                         if i < stage.iters:
                             if self._stop_requested(flag):
@@ -303,14 +333,17 @@ class Engine:
                 # second Ctrl-C, or one outside the main thread: no consistent state to save now
                 raise TrainingInterrupted(
                     f"training aborted at iteration {ctx.global_step}; the last checkpoint in {ctx.run_dir} "
-                    "remains: continue with the same command plus --resume", step=ctx.global_step,
-                    saved=False) from None
+                    "remains: continue with the same command plus --resume",
+                    step=ctx.global_step,
+                    saved=False,
+                ) from None
         self.train_seconds = self._elapsed()
         return self.summaries
 
 
-def run_stages(ctx: TrainContext, stages: Sequence[Stage], *, state: dict[str, Any] | None = None,
-               **options: Any) -> dict[str, dict[str, Any]]:
+def run_stages(
+    ctx: TrainContext, stages: Sequence[Stage], *, state: dict[str, Any] | None = None, **options: Any
+) -> dict[str, dict[str, Any]]:
     """Run ``stages`` on ``ctx`` (continuing from a loaded training ``state`` if given); returns
     each stage's ``finish`` summary. ``options`` go to :class:`Engine` (``stop_after``,
     ``on_step``, ``evaluate``, ``model_extra``). :func:`rawadapt.train.api.run_training` is the

@@ -123,8 +123,16 @@ class RunLogger:
         When resuming: global step of the checkpoint (later log rows are dropped).
     """
 
-    def __init__(self, run_dir: Path, *, total: int, enabled: bool = True, progress: bool = True,
-                 tensorboard: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        total: int,
+        enabled: bool = True,
+        progress: bool = True,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.total = int(total)
         self.enabled = bool(enabled)
@@ -148,8 +156,9 @@ class RunLogger:
         if self.progress:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, initial=self.start_step, file=sys.stderr, unit="it",
-                             dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=self.total, initial=self.start_step, file=sys.stderr, unit="it", dynamic_ncols=True, leave=True
+            )
 
     # -- console -----------------------------------------------------------------------------
     def message(self, text: str) -> None:
@@ -184,13 +193,19 @@ class RunLogger:
         self._bar.set_postfix(post, refresh=False)
 
     # -- files -------------------------------------------------------------------------------
-    def log(self, step: int, stage: str, stage_step: int, stage_iters: int, values: Mapping[str, Any],
-            step_time: float) -> None:
+    def log(
+        self, step: int, stage: str, stage_step: int, stage_iters: int, values: Mapping[str, Any], step_time: float
+    ) -> None:
         """One ``log.csv`` row (+ TensorBoard scalars, + a console line without a bar)."""
         if not self.enabled or self.train_log is None:
             return
-        row: dict[str, Any] = {"step": step, "stage": stage, "stage_step": stage_step,
-                               "step_time": float(step_time), **values}
+        row: dict[str, Any] = {
+            "step": step,
+            "stage": stage,
+            "stage_step": stage_step,
+            "step_time": float(step_time),
+            **values,
+        }
         self.train_log.write(row)
         if self._tb is not None:
             for k, v in values.items():
@@ -221,9 +236,11 @@ class RunLogger:
                 v = summary.get(k)
                 if isinstance(v, float) and math.isfinite(v):
                     self._tb.add_scalar(f"test/{k}", v, step)
-        self.message(f"step {step} [{stage}] test: PSNR {summary.get('psnr', math.nan):.2f} dB "
-                     f"(noisy {summary.get('psnr_noisy', math.nan):.2f}), SSIM {summary.get('ssim', math.nan):.4f} "
-                     f"on {summary.get('n')} images")
+        self.message(
+            f"step {step} [{stage}] test: PSNR {summary.get('psnr', math.nan):.2f} dB "
+            f"(noisy {summary.get('psnr_noisy', math.nan):.2f}), SSIM {summary.get('ssim', math.nan):.4f} "
+            f"on {summary.get('n')} images"
+        )
 
     def close(self) -> None:
         if self._bar is not None:

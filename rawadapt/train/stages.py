@@ -167,10 +167,23 @@ class SupervisedStage(BaseStage):
         fine-tuning stage after a source stage in which it got no gradient.
     """
 
-    def __init__(self, name: str, domains: Mapping[str, Sequence[Sample]], iters: int, *, lr: float,
-                 optim: OptimConfig, patch: int, batch: int, augment: bool = True, seed: int = 0,
-                 rule: str = "domain", anchor: Sequence[Sample] | None = None,
-                 anchor_fraction: float = 0.5, embed_from_sources: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        domains: Mapping[str, Sequence[Sample]],
+        iters: int,
+        *,
+        lr: float,
+        optim: OptimConfig,
+        patch: int,
+        batch: int,
+        augment: bool = True,
+        seed: int = 0,
+        rule: str = "domain",
+        anchor: Sequence[Sample] | None = None,
+        anchor_fraction: float = 0.5,
+        embed_from_sources: str | None = None,
+    ) -> None:
         super().__init__(name, iters, lr=lr, optim=optim)
         self.embed_from_sources = embed_from_sources
         if not domains:
@@ -221,8 +234,9 @@ class SupervisedStage(BaseStage):
             pooled = [s for ss in decoded.values() for s in ss]
             self.samplers = {"pooled": PatchSampler(pooled, seed=self._seed("pooled"), **kw)}
         else:
-            self.samplers = {d: PatchSampler(ss, seed=self._seed("domain", d), domain=d, **kw)
-                             for d, ss in decoded.items()}
+            self.samplers = {
+                d: PatchSampler(ss, seed=self._seed("domain", d), domain=d, **kw) for d, ss in decoded.items()
+            }
         if anchor is not None:
             self.anchor_sampler = PatchSampler(anchor, seed=self._seed("anchor"), domain="target", **kw)
         self.choice_rng = np.random.default_rng(self._seed("choice"))
@@ -269,8 +283,9 @@ class SupervisedStage(BaseStage):
         batch, domain = self.draw()
         data_time = time.perf_counter() - t0
         assert ctx.optimizer is not None
-        loss = train_step(ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip,
-                          comm=self.comm)
+        loss = train_step(
+            ctx.model, ctx.optimizer, batch, device=ctx.device, grad_clip=self.optim.grad_clip, comm=self.comm
+        )
         return {"loss": loss, "lr": lr, "data_time": data_time, "domain": domain}
 
     # -- state -------------------------------------------------------------------------------
@@ -284,8 +299,10 @@ class SupervisedStage(BaseStage):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state.get("samplers", {})
         if set(saved) != set(self.samplers):
-            raise ConfigError(f"stage {self.name!r}: saved samplers {sorted(saved)} do not match "
-                              f"this run's {sorted(self.samplers)} (different data or config?)")
+            raise ConfigError(
+                f"stage {self.name!r}: saved samplers {sorted(saved)} do not match "
+                f"this run's {sorted(self.samplers)} (different data or config?)"
+            )
         for d, s in self.samplers.items():
             s.load_state_dict(saved[d])
         if self.anchor_sampler is not None and state.get("anchor") is not None:
@@ -294,5 +311,8 @@ class SupervisedStage(BaseStage):
             self.choice_rng.bit_generator.state = state["choice"]
 
     def finish(self, ctx: TrainContext) -> dict[str, Any]:
-        return {"domains": list(self.domains), "rule": self.rule,
-                "anchor": None if self.anchor is None else len(self.anchor)}
+        return {
+            "domains": list(self.domains),
+            "rule": self.rule,
+            "anchor": None if self.anchor is None else len(self.anchor),
+        }

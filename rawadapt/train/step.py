@@ -43,8 +43,9 @@ def model_kwargs(model: Denoiser, batch: Batch, device: Any = "cpu") -> dict[str
         return {"noise": noise_tensor([(math.nan, math.nan)] * len(batch), device=device)}
     ratios = batch.ratios().tolist()
     isos = batch.iso.tolist()
-    lines = [sample_noise_line(s, (e / r) if math.isfinite(e) else None, r)
-             for s, e, r in zip(batch.sensor, isos, ratios)]
+    lines = [
+        sample_noise_line(s, (e / r) if math.isfinite(e) else None, r) for s, e, r in zip(batch.sensor, isos, ratios)
+    ]
     return {"noise": noise_tensor(lines, device=device)}
 
 
@@ -55,8 +56,15 @@ def l1_loss(model: Denoiser, batch: Batch, device: Any = "cpu") -> torch.Tensor:
     return (model(x, s, iso, **model_kwargs(model, batch, device)) - batch.clean.to(device)).abs().mean()
 
 
-def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, *, device: Any = "cpu",
-               grad_clip: float | None = None, comm: Any = None) -> float:
+def train_step(
+    model: Denoiser,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    *,
+    device: Any = "cpu",
+    grad_clip: float | None = None,
+    comm: Any = None,
+) -> float:
     """One optimisation step on the L1 loss; returns the loss.
 
     ``comm`` (data-parallel runs, :class:`rawadapt.train.adl.Comm`) averages the gradients over
@@ -72,8 +80,10 @@ def train_step(model: Denoiser, optimizer: torch.optim.Optimizer, batch: Batch, 
     loss = l1_loss(model, batch, device)
     value = float(loss.detach())
     if not math.isfinite(value):
-        raise NonFiniteError(f"training loss became {value}; lower the learning rate or check the data "
-                             f"(batch samples: {', '.join(batch.sample_ids[:4])})")
+        raise NonFiniteError(
+            f"training loss became {value}; lower the learning rate or check the data "
+            f"(batch samples: {', '.join(batch.sample_ids[:4])})"
+        )
     loss.backward()
     if comm is not None:
         comm.average_gradients(model)
@@ -99,24 +109,40 @@ class EvalResult:
             finite = [x for x in v if not math.isnan(x)]
             return float(np.mean(finite)) if finite else math.nan
 
-        return {"n": len(self.psnr), "psnr": m(self.psnr), "ssim": m(self.ssim),
-                "psnr_noisy": m(self.psnr_noisy), "ssim_noisy": m(self.ssim_noisy)}
+        return {
+            "n": len(self.psnr),
+            "psnr": m(self.psnr),
+            "ssim": m(self.ssim),
+            "psnr_noisy": m(self.psnr_noisy),
+            "ssim_noisy": m(self.ssim_noisy),
+        }
 
     def per_sensor(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for sensor in sorted(set(self.sensors)):
             idx = [i for i, s in enumerate(self.sensors) if s == sensor]
-            sub = EvalResult([self.sample_ids[i] for i in idx], [sensor] * len(idx),
-                             [self.psnr[i] for i in idx], [self.ssim[i] for i in idx],
-                             [self.psnr_noisy[i] for i in idx], [self.ssim_noisy[i] for i in idx])
+            sub = EvalResult(
+                [self.sample_ids[i] for i in idx],
+                [sensor] * len(idx),
+                [self.psnr[i] for i in idx],
+                [self.ssim[i] for i in idx],
+                [self.psnr_noisy[i] for i in idx],
+                [self.ssim_noisy[i] for i in idx],
+            )
             out[sensor] = sub.summary()
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "per_sensor": self.per_sensor(),
-                "images": [{"sample_id": i, "sensor": s, "psnr": p, "ssim": q, "psnr_noisy": pn, "ssim_noisy": qn}
-                           for i, s, p, q, pn, qn in zip(self.sample_ids, self.sensors, self.psnr, self.ssim,
-                                                         self.psnr_noisy, self.ssim_noisy)]}
+        return {
+            **self.summary(),
+            "per_sensor": self.per_sensor(),
+            "images": [
+                {"sample_id": i, "sensor": s, "psnr": p, "ssim": q, "psnr_noisy": pn, "ssim_noisy": qn}
+                for i, s, p, q, pn, qn in zip(
+                    self.sample_ids, self.sensors, self.psnr, self.ssim, self.psnr_noisy, self.ssim_noisy
+                )
+            ],
+        }
 
 
 def sample_line(sample: Sample) -> tuple[float, float] | None:
@@ -128,8 +154,9 @@ def sample_line(sample: Sample) -> tuple[float, float] | None:
     return sample_noise_line(sample.sensor, sample.iso, sample.ratio)
 
 
-def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = None, with_ssim: bool = True,
-             device: Any = "cpu") -> EvalResult:
+def evaluate(
+    model: Denoiser, samples: Sequence[Sample], *, tile: int | None = None, with_ssim: bool = True, device: Any = "cpu"
+) -> EvalResult:
     """Denoise every sample (whole image, or tiled) and compute per-image PSNR/SSIM (data range 1,
     prediction clipped to [0, 1]); also the noisy input's metrics."""
     from rawadapt.models.inference import denoise_image
@@ -138,8 +165,16 @@ def evaluate(model: Denoiser, samples: Sequence[Sample], *, tile: int | None = N
     for s in samples:
         if s.clean is None:
             continue
-        pred = denoise_image(model, s.noisy, sensor=s.sensor, iso=s.effective_iso, cfa=s.cfa, tile=tile, device=device,
-                             noise=sample_line(s))
+        pred = denoise_image(
+            model,
+            s.noisy,
+            sensor=s.sensor,
+            iso=s.effective_iso,
+            cfa=s.cfa,
+            tile=tile,
+            device=device,
+            noise=sample_line(s),
+        )
         after = evaluate_pair(pred, s.clean, with_ssim=with_ssim)
         before = evaluate_pair(s.noisy, s.clean, with_ssim=with_ssim)
         res.sample_ids.append(s.sample_id)

@@ -78,8 +78,9 @@ class Strategy:
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def register_strategy(name: str, build: Builder, *, needs_target: bool = True, description: str = "",
-                      prepare: DataHook | None = None) -> None:
+def register_strategy(
+    name: str, build: Builder, *, needs_target: bool = True, description: str = "", prepare: DataHook | None = None
+) -> None:
     """Add (or replace) a strategy (see :class:`Strategy` for the arguments)."""
     STRATEGIES.register(name, Strategy(name, build, needs_target, description, prepare), replace=True)
 
@@ -108,8 +109,14 @@ def build_finetune(config: TrainConfig, data: TrainData) -> list[Stage]:
     pool = target_pool(data)
     return [
         supervised(config, "source-pretrain", source_domains(data), config.stage_iters("pretrain")),
-        supervised(config, "target-finetune", pool, config.stage_iters("finetune"),
-                   lr=config.resolved_finetune_lr(), embed_from_sources=data.target),
+        supervised(
+            config,
+            "target-finetune",
+            pool,
+            config.stage_iters("finetune"),
+            lr=config.resolved_finetune_lr(),
+            embed_from_sources=data.target,
+        ),
     ]
 
 
@@ -119,13 +126,15 @@ def build_joint(config: TrainConfig, data: TrainData) -> list[Stage]:
     return [supervised(config, "joint", source_domains(data), config.stage_iters("main"), anchor=pool[data.target])]
 
 
-register_strategy("pretrain", build_pretrain, needs_target=False,
-                  description="all chosen sensors, no target (the starting point for LAN)")
+register_strategy(
+    "pretrain",
+    build_pretrain,
+    needs_target=False,
+    description="all chosen sensors, no target (the starting point for LAN)",
+)
 register_strategy("target-only", build_target_only, description="the target pool only")
-register_strategy("finetune", build_finetune,
-                  description="pretrain on all sources, then fine-tune on the target pool")
-register_strategy("joint", build_joint,
-                  description="every batch: half target pool, half one random source domain")
+register_strategy("finetune", build_finetune, description="pretrain on all sources, then fine-tune on the target pool")
+register_strategy("joint", build_joint, description="every batch: half target pool, half one random source domain")
 
 
 def _build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
@@ -134,6 +143,9 @@ def _build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     return build_adl(config, data)
 
 
-register_strategy("adl", _build_adl,
-                  description="ADL: target pretraining, source adaptive learning (accept/reject on a "
-                              "dynamic target validation set), target fine-tuning")
+register_strategy(
+    "adl",
+    _build_adl,
+    description="ADL: target pretraining, source adaptive learning (accept/reject on a "
+    "dynamic target validation set), target fine-tuning",
+)

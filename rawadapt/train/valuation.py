@@ -30,12 +30,18 @@ def read_adl_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="") as fh:
         for r in csv.DictReader(fh):
-            rows.append({
-                "step": int(r["step"]), "domain": r["domain"], "k": int(r["k"]),
-                "psnr": _f(r["psnr"]), "threshold": _f(r["threshold"]), "delta": _f(r["delta"]),
-                "accepted": bool(int(r["accepted"])),
-                "source_ids": [s for s in r["source_ids"].split(";") if s],
-            })
+            rows.append(
+                {
+                    "step": int(r["step"]),
+                    "domain": r["domain"],
+                    "k": int(r["k"]),
+                    "psnr": _f(r["psnr"]),
+                    "threshold": _f(r["threshold"]),
+                    "delta": _f(r["delta"]),
+                    "accepted": bool(int(r["accepted"])),
+                    "source_ids": [s for s in r["source_ids"].split(";") if s],
+                }
+            )
     return rows
 
 
@@ -50,10 +56,15 @@ def compute_valuation(rows: list[dict[str, Any]], *, bins: int = 10, criterion: 
     """Aggregate ADL log rows into the valuation report (see module docstring)."""
     domains = sorted({r["domain"] for r in rows})
     n = len(rows)
-    out: dict[str, Any] = {"criterion": criterion, "iterations": n,
-                           "accepted": int(sum(r["accepted"] for r in rows)),
-                           "acceptance_rate": float(np.mean([r["accepted"] for r in rows])) if rows else math.nan,
-                           "domains": {}, "samples": {}, "timeline": {}}
+    out: dict[str, Any] = {
+        "criterion": criterion,
+        "iterations": n,
+        "accepted": int(sum(r["accepted"] for r in rows)),
+        "acceptance_rate": float(np.mean([r["accepted"] for r in rows])) if rows else math.nan,
+        "domains": {},
+        "samples": {},
+        "timeline": {},
+    }
     half = n // 2
     for d in domains:
         dr = [r for r in rows if r["domain"] == d]
@@ -62,7 +73,9 @@ def compute_valuation(rows: list[dict[str, Any]], *, bins: int = 10, criterion: 
         first = [r["accepted"] for r in dr if r["step"] < rows[half]["step"]] if n > 1 else acc
         second = [r["accepted"] for r in dr if r["step"] >= rows[half]["step"]] if n > 1 else acc
         out["domains"][d] = {
-            "acceptance_rate": float(np.mean(acc)), "tried": len(acc), "accepted": int(sum(acc)),
+            "acceptance_rate": float(np.mean(acc)),
+            "tried": len(acc),
+            "accepted": int(sum(acc)),
             "mean_delta": float(np.mean(deltas)) if deltas else math.nan,
             "first_half_rate": float(np.mean(first)) if first else math.nan,
             "second_half_rate": float(np.mean(second)) if second else math.nan,
@@ -87,22 +100,26 @@ def compute_valuation(rows: list[dict[str, Any]], *, bins: int = 10, criterion: 
                 tried.append(len(sel))
                 accepted.append(int(sum(sel)))
             timeline["domains"][d] = {
-                "tried": tried, "accepted": accepted,
+                "tried": tried,
+                "accepted": accepted,
                 "rate": [a / t if t else None for a, t in zip(accepted, tried)],
             }
         out["timeline"] = timeline
     return out
 
 
-def write_valuation(log_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
-                    criterion: str | None = None, bins: int = 10) -> dict[str, Any]:
+def write_valuation(
+    log_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *, criterion: str | None = None, bins: int = 10
+) -> dict[str, Any]:
     """Read ``adl_log.csv``, write ``valuation.json`` atomically, return it."""
     val = compute_valuation(read_adl_log(log_path), bins=bins, criterion=criterion)
     write_json(out_path, val)
     return val
 
 
-def plot_valuation(valuation: dict[str, Any], rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
+def plot_valuation(
+    valuation: dict[str, Any], rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]
+) -> list[Path]:
     """Heat map of per-domain acceptance over training and cumulative acceptance curves.
 
     Returns the written PNG paths (``adl_contribution.png``, ``adl_acceptance.png``).

@@ -45,7 +45,8 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
         # The temporary name keeps the destination's suffix so that writers which dispatch on
         # the extension (PIL, tifffile, np.save) write the right format.
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{dest.name}.tmp-", suffix=dest.suffix if suffix is None else suffix,
+            prefix=f".{dest.name}.tmp-",
+            suffix=dest.suffix if suffix is None else suffix,
             dir=dest.parent,
         )
     except OSError as exc:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 #: linear sRGB (D65) -> CIE XYZ
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+SRGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
 
 
 def wb_gains(camera_whitebalance: Sequence[float] | None) -> tuple[float, float, float] | None:

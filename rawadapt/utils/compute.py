@@ -39,8 +39,17 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 #: the /proc/cpuinfo flags that give native bfloat16 arithmetic (AMX tiles or AVX512-BF16 dot products)
 BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
 #: flags worth writing beside a timing (the ones that decide the speed of convolutions)
-REPORTED_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-                                   "amx_tile", "amx_bf16", "amx_int8")
+REPORTED_FLAGS: tuple[str, ...] = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 _default: str = "auto"
 ENV_VAR = "RAWADAPT_PRECISION"
@@ -179,9 +188,14 @@ def compute_record(requested: str | None = None, device: Any = "cpu") -> dict[st
     requested and resolved precision, layout, CPU model and its speed-relevant flags."""
     info = cpu_info()
     req = default_precision() if requested is None else check_precision(requested)
-    return {"precision_requested": req, "precision": resolve_precision(req, device),
-            "memory_format": "channels_last", "cpu": info.model, "cpu_flags": info.reported_flags(),
-            "native_bf16": info.native_bf16}
+    return {
+        "precision_requested": req,
+        "precision": resolve_precision(req, device),
+        "memory_format": "channels_last",
+        "cpu": info.model,
+        "cpu_flags": info.reported_flags(),
+        "native_bf16": info.native_bf16,
+    }
 
 
 def machine_line(requested: str | None = None, device: Any = "cpu", threads: int | None = None) -> str:
@@ -191,5 +205,7 @@ def machine_line(requested: str | None = None, device: Any = "cpu", threads: int
     rec = compute_record(requested, device)
     flags = " ".join(rec["cpu_flags"]) or "none of " + "/".join(REPORTED_FLAGS[:3])
     n = threads if threads is not None else torch.get_num_threads()
-    return (f"{rec['cpu']} ({os.cpu_count()} logical CPUs; flags: {flags}); precision {rec['precision']} "
-            f"({rec['precision_requested']}), channels-last; torch {torch.__version__}, {n} thread(s)")
+    return (
+        f"{rec['cpu']} ({os.cpu_count()} logical CPUs; flags: {flags}); precision {rec['precision']} "
+        f"({rec['precision_requested']}), channels-last; torch {torch.__version__}, {n} thread(s)"
+    )

@@ -74,7 +74,7 @@ def check_outputs(outputs: Iterable[PathLike | None], inputs: Iterable[PathLike 
             if same_file(o, i):
                 raise OutputFileError(f"this output is the input file {i}; refusing to overwrite the input", o)
     for k, o in enumerate(outs):
-        for o2 in outs[k + 1:]:
+        for o2 in outs[k + 1 :]:
             if same_file(o, o2):
                 raise OutputFileError(f"two outputs of this command are the same file ({o2}); refusing", o)
 

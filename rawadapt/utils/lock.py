@@ -70,15 +70,19 @@ class FolderLock:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise OutputFileError(f"cannot create the lock file {LOCK_NAME}: {exc.strerror or exc}",
-                                      self.folder) from None
+                raise OutputFileError(
+                    f"cannot create the lock file {LOCK_NAME}: {exc.strerror or exc}", self.folder
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 pid = _read_pid(fd)
                 os.close(fd)
-                raise RunLockedError(f"in use by another rawadapt process (PID {pid}, lock file {LOCK_NAME}); "
-                                     "wait for it to finish or stop it", self.folder) from None
+                raise RunLockedError(
+                    f"in use by another rawadapt process (PID {pid}, lock file {LOCK_NAME}); "
+                    "wait for it to finish or stop it",
+                    self.folder,
+                ) from None
             # the previous holder may have removed the file between our open and our lock
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
@@ -105,6 +109,7 @@ class FolderLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

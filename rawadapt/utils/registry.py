@@ -45,6 +45,7 @@ class Registry(Mapping[str, T], Generic[T]):
         """Register ``obj`` under ``name``; without ``obj``, a decorator that registers what it
         decorates. A second registration of a name raises ValueError unless ``replace``."""
         if obj is None:
+
             def deco(o: T) -> T:
                 self.register(name, o, replace=replace)
                 return o

@@ -61,8 +61,10 @@ def reference_for(img_id: int, pairing: Literal["nearest", "block"] = "nearest")
 
 
 def _scene_dirs(cam: Path) -> list[Path]:
-    return sorted((p for p in cam.iterdir() if p.is_dir() and SCENE_RE.match(p.name)),
-                  key=lambda p: int(SCENE_RE.match(p.name).group("k")))  # type: ignore[union-attr]
+    return sorted(
+        (p for p in cam.iterdir() if p.is_dir() and SCENE_RE.match(p.name)),
+        key=lambda p: int(SCENE_RE.match(p.name).group("k")),
+    )  # type: ignore[union-attr]
 
 
 def camera_dirs(root: Path) -> list[Path]:
@@ -100,9 +102,17 @@ def _exposure(meta: dict[str, Any], path: Path) -> float:
     return float(iso) * float(t)
 
 
-def open(root: Path, *, pairing: Literal["nearest", "block"] = "nearest", cameras: list[str] | None = None,
-         name: str = "eld", cache: bool = True, clip: bool = True, strict: bool = True,
-         **_ignored: Any) -> PairDataset:
+def open(
+    root: Path,
+    *,
+    pairing: Literal["nearest", "block"] = "nearest",
+    cameras: list[str] | None = None,
+    name: str = "eld",
+    cache: bool = True,
+    clip: bool = True,
+    strict: bool = True,
+    **_ignored: Any,
+) -> PairDataset:
     """Open ELD (see the module docstring).
 
     Parameters
@@ -147,12 +157,25 @@ def open(root: Path, *, pairing: Literal["nearest", "block"] = "nearest", camera
                 nm = raw_metadata_cached(noisy, enabled=cache)
                 rm = raw_metadata_cached(ref, enabled=cache)
                 ratio = _exposure(rm, ref) / _exposure(nm, noisy)
-                records.append(SampleRecord(
-                    sample_id=f"{cam.name}_{scene.name}_{img_id:04d}", sensor=cam.name, iso=nm.get("iso"),
-                    scene=scene.name, noisy_path=str(noisy), clean_path=str(ref), ratio=float(ratio), space="raw",
-                    extra={"image_id": img_id, "reference_id": ref_id, "exposure_time": nm.get("exposure_time"),
-                           "reference_iso": rm.get("iso"), "reference_exposure_time": rm.get("exposure_time")},
-                ))
+                records.append(
+                    SampleRecord(
+                        sample_id=f"{cam.name}_{scene.name}_{img_id:04d}",
+                        sensor=cam.name,
+                        iso=nm.get("iso"),
+                        scene=scene.name,
+                        noisy_path=str(noisy),
+                        clean_path=str(ref),
+                        ratio=float(ratio),
+                        space="raw",
+                        extra={
+                            "image_id": img_id,
+                            "reference_id": ref_id,
+                            "exposure_time": nm.get("exposure_time"),
+                            "reference_iso": rm.get("iso"),
+                            "reference_exposure_time": rm.get("exposure_time"),
+                        },
+                    )
+                )
     if not records:
         raise DatasetError("no ELD noisy/reference pairs found", root)
 

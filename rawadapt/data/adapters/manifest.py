@@ -106,8 +106,10 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     if isinstance(doc, Mapping):
         extra_keys = set(doc) - {"name", "samples"}
         if extra_keys or "samples" not in doc:
-            raise MetadataError(f"a YAML manifest mapping needs 'samples' (and optionally 'name'); got keys "
-                                f"{sorted(map(str, doc))}", path)
+            raise MetadataError(
+                f"a YAML manifest mapping needs 'samples' (and optionally 'name'); got keys {sorted(map(str, doc))}",
+                path,
+            )
         name = None if doc.get("name") is None else str(doc["name"])
         doc = doc["samples"]
     if not isinstance(doc, list) or not all(isinstance(r, Mapping) for r in doc):
@@ -147,8 +149,9 @@ def _levels(v: Any, where: str, path: Path) -> list[float] | None:
     try:
         out = [float(x) for x in vals if str(x) != ""]
     except ValueError:
-        raise MetadataError(f"{where}: cannot parse black_level {v!r} (one value or four canonical R G1 G2 B)",
-                            path) from None
+        raise MetadataError(
+            f"{where}: cannot parse black_level {v!r} (one value or four canonical R G1 G2 B)", path
+        ) from None
     if len(out) not in (1, 4):
         raise MetadataError(f"{where}: black_level needs 1 or 4 values, got {len(out)}", path)
     return out
@@ -159,8 +162,16 @@ def _resolve(base: Path, v: Any) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def open(root: Path, *, name: str | None = None, space: str | None = None, clip: bool = True,
-         cache: bool = True, check_files: bool = True, **_ignored: Any) -> PairDataset:
+def open(
+    root: Path,
+    *,
+    name: str | None = None,
+    space: str | None = None,
+    clip: bool = True,
+    cache: bool = True,
+    check_files: bool = True,
+    **_ignored: Any,
+) -> PairDataset:
     """Open a manifest (file, or folder holding ``manifest.csv``/``manifest.yaml``).
 
     Parameters
@@ -231,36 +242,57 @@ def open(root: Path, *, name: str | None = None, space: str | None = None, clip:
         ratio = _float(row.get("ratio"), "ratio", where, mpath)
         if ratio is not None and ratio <= 0:
             raise MetadataError(f"{where}: ratio must be positive, got {ratio}", mpath)
-        sid = (str(row["sample_id"]).strip() if not _none(row.get("sample_id"))
-               else Path(os.path.relpath(noisy, base)).with_suffix("").as_posix())
+        sid = (
+            str(row["sample_id"]).strip()
+            if not _none(row.get("sample_id"))
+            else Path(os.path.relpath(noisy, base)).with_suffix("").as_posix()
+        )
         if sid in ids:
             raise DatasetError(f"{where}: duplicate sample_id {sid!r}", mpath)
         ids.add(sid)
         extra = {
-            "cfa": cfa, "black_level": _levels(row.get("black_level"), where, mpath),
+            "cfa": cfa,
+            "black_level": _levels(row.get("black_level"), where, mpath),
             "white_level": _float(row.get("white_level"), "white_level", where, mpath),
             "exposure": _float(row.get("exposure"), "exposure", where, mpath),
         }
-        records.append(SampleRecord(
-            sample_id=sid, sensor=str(row["sensor"]).strip(), iso=_float(row.get("iso"), "iso", where, mpath),
-            scene=sid if _none(row.get("scene")) else str(row["scene"]).strip(), noisy_path=str(noisy),
-            clean_path=None if clean is None else str(clean), ratio=1.0 if ratio is None else ratio,
-            space=sp,  # type: ignore[arg-type]
-            split=None if _none(row.get("split")) else str(row["split"]).strip(),
-            extra={k: v for k, v in extra.items() if v is not None},
-        ))
+        records.append(
+            SampleRecord(
+                sample_id=sid,
+                sensor=str(row["sensor"]).strip(),
+                iso=_float(row.get("iso"), "iso", where, mpath),
+                scene=sid if _none(row.get("scene")) else str(row["scene"]).strip(),
+                noisy_path=str(noisy),
+                clean_path=None if clean is None else str(clean),
+                ratio=1.0 if ratio is None else ratio,
+                space=sp,  # type: ignore[arg-type]
+                split=None if _none(row.get("split")) else str(row["split"]).strip(),
+                extra={k: v for k, v in extra.items() if v is not None},
+            )
+        )
     if not records:
         raise DatasetError(f"no rows of space {space!r} in the manifest", mpath)
     if len(spaces) != 1:
         raise DatasetError(f"the manifest mixes spaces {sorted(spaces)}; open it with space='raw' or 'srgb'", mpath)
 
     def loader(rec: SampleRecord) -> Sample:
-        opts = {"space": rec.space, "cfa": rec.extra.get("cfa"), "black_level": rec.extra.get("black_level"),
-                "white_level": rec.extra.get("white_level"), "clip": clip, "cache": cache}
+        opts = {
+            "space": rec.space,
+            "cfa": rec.extra.get("cfa"),
+            "black_level": rec.extra.get("black_level"),
+            "white_level": rec.extra.get("white_level"),
+            "clip": clip,
+            "cache": cache,
+        }
         n = load_file(rec.noisy_path, **opts)  # type: ignore[arg-type]
         c = None if rec.clean_path is None else load_file(rec.clean_path, **opts)  # type: ignore[arg-type]
         return sample_from_decoded(rec, n, c, clip=clip, iso=n.meta.get("iso"))
 
     ds_name = name or declared or (base.resolve().name if mpath.name in MANIFEST_NAMES else mpath.stem)
-    return PairDataset(records, loader, name=ds_name, space=spaces.pop(),  # type: ignore[arg-type]
-                       root=os.fspath(base))
+    return PairDataset(
+        records,
+        loader,
+        name=ds_name,
+        space=spaces.pop(),  # type: ignore[arg-type]
+        root=os.fspath(base),
+    )

@@ -94,8 +94,9 @@ def detect(root: Path) -> bool:
     return any(c is not None for _, c in pairs.values())
 
 
-def sample_from_decoded(rec: SampleRecord, noisy: Decoded, clean: Decoded | None, *, clip: bool = True,
-                        iso: float | None = None) -> Sample:
+def sample_from_decoded(
+    rec: SampleRecord, noisy: Decoded, clean: Decoded | None, *, clip: bool = True, iso: float | None = None
+) -> Sample:
     """Build and validate a :class:`Sample`: noisy times ``rec.ratio`` then clipped to [0, 1].
 
     Raises
@@ -122,11 +123,20 @@ def sample_from_decoded(rec: SampleRecord, noisy: Decoded, clean: Decoded | None
     if noisy.meta.get("exposure_time") is not None:
         extra.setdefault("exposure_time", noisy.meta["exposure_time"])
     sample = Sample(
-        noisy=n, clean=c, sensor=rec.sensor, iso=rec.iso if rec.iso is not None else iso,
-        ratio=float(rec.ratio), space=rec.space, scene=rec.scene, path=rec.noisy_path,
-        clean_path=rec.clean_path, cfa=noisy.cfa or (clean.cfa if clean else None),
+        noisy=n,
+        clean=c,
+        sensor=rec.sensor,
+        iso=rec.iso if rec.iso is not None else iso,
+        ratio=float(rec.ratio),
+        space=rec.space,
+        scene=rec.scene,
+        path=rec.noisy_path,
+        clean_path=rec.clean_path,
+        cfa=noisy.cfa or (clean.cfa if clean else None),
         black_level=None if noisy.black_level is None else tuple(float(b) for b in noisy.black_level),
-        white_level=noisy.white_level, sample_id=rec.sample_id, extra=extra,
+        white_level=noisy.white_level,
+        sample_id=rec.sample_id,
+        extra=extra,
     )
     return sample.validate()
 
@@ -141,10 +151,22 @@ def _parse_regex(regex: str | re.Pattern[str] | None, pair_id: str, path: Path) 
     return {k: v for k, v in m.groupdict().items() if v is not None}
 
 
-def open(root: Path, *, regex: str | re.Pattern[str] | None = None, sensor: str | None = None,
-         space: str | None = None, cfa: str | None = None, black_level: float | Sequence[float] | None = None,
-         white_level: float | None = None, ratio: float = 1.0, clip: bool = True, cache: bool = True,
-         name: str | None = None, allow_unpaired: bool = False, **_ignored: Any) -> PairDataset:
+def open(
+    root: Path,
+    *,
+    regex: str | re.Pattern[str] | None = None,
+    sensor: str | None = None,
+    space: str | None = None,
+    cfa: str | None = None,
+    black_level: float | Sequence[float] | None = None,
+    white_level: float | None = None,
+    ratio: float = 1.0,
+    clip: bool = True,
+    cache: bool = True,
+    name: str | None = None,
+    allow_unpaired: bool = False,
+    **_ignored: Any,
+) -> PairDataset:
     """Open a generic pairs folder (see the module docstring).
 
     Parameters
@@ -184,8 +206,9 @@ def open(root: Path, *, regex: str | re.Pattern[str] | None = None, sensor: str 
         if orphans and not allow_unpaired:
             raise DatasetError(f"clean file without a noisy partner (*_real.*): {orphans[0].name}", root)
     if not pairs:
-        raise DatasetError("no noisy/clean pairs found (expected *_real.*/*_mean.* files or noisy/ + gt/ folders)",
-                           root)
+        raise DatasetError(
+            "no noisy/clean pairs found (expected *_real.*/*_mean.* files or noisy/ + gt/ folders)", root
+        )
     default_sensor = sensor or root.resolve().name
     records: list[SampleRecord] = []
     spaces: set[str] = set()
@@ -203,11 +226,18 @@ def open(root: Path, *, regex: str | re.Pattern[str] | None = None, sensor: str 
         if sp not in ("raw", "srgb"):
             raise DatasetError("cannot tell whether the file is RAW or sRGB; pass space='raw' or 'srgb'", noisy)
         spaces.add(sp)
-        records.append(SampleRecord(
-            sample_id=pair_id, sensor=groups.get("camera") or default_sensor, iso=iso,
-            scene=groups.get("scene") or pair_id, noisy_path=str(noisy),
-            clean_path=None if clean is None else str(clean), ratio=float(ratio), space=sp,  # type: ignore[arg-type]
-        ))
+        records.append(
+            SampleRecord(
+                sample_id=pair_id,
+                sensor=groups.get("camera") or default_sensor,
+                iso=iso,
+                scene=groups.get("scene") or pair_id,
+                noisy_path=str(noisy),
+                clean_path=None if clean is None else str(clean),
+                ratio=float(ratio),
+                space=sp,  # type: ignore[arg-type]
+            )
+        )
     if len(spaces) != 1:
         raise DatasetError(f"the folder mixes spaces {sorted(spaces)}; pass space= to choose", root)
     opts = {"cfa": cfa, "black_level": black_level, "white_level": white_level, "clip": clip, "cache": cache}
@@ -219,5 +249,10 @@ def open(root: Path, *, regex: str | re.Pattern[str] | None = None, sensor: str 
             c = load_file(rec.clean_path, space=rec.space, **opts)  # type: ignore[arg-type]
         return sample_from_decoded(rec, n, c, clip=clip, iso=n.meta.get("iso"))
 
-    return PairDataset(records, loader, name=name or root.resolve().name, space=spaces.pop(),  # type: ignore[arg-type]
-                       root=os.fspath(root))
+    return PairDataset(
+        records,
+        loader,
+        name=name or root.resolve().name,
+        space=spaces.pop(),  # type: ignore[arg-type]
+        root=os.fspath(root),
+    )

@@ -51,13 +51,20 @@ def parse_name(name: str, path: Any = None) -> dict[str, Any]:
     stem = Path(name).stem if Path(name).suffix.lower() in _EXT else name
     m = NAME_RE.match(stem)
     if m is None:
-        raise MetadataError("cannot parse a PolyU name (expected camera_aperture_shutter_ISO_scene_index_"
-                            "real|mean, e.g. Canon5D2_5_160_3200_chair_11_real.JPG)", path or name)
+        raise MetadataError(
+            "cannot parse a PolyU name (expected camera_aperture_shutter_ISO_scene_index_"
+            "real|mean, e.g. Canon5D2_5_160_3200_chair_11_real.JPG)",
+            path or name,
+        )
     g = m.groupdict()
     return {
-        "camera": g["camera"], "aperture": float(g["aperture"].replace("-", ".")),
+        "camera": g["camera"],
+        "aperture": float(g["aperture"].replace("-", ".")),
         "exposure_time": 1.0 / float(g["shutter"]) if int(g["shutter"]) else None,
-        "iso": float(g["iso"]), "scene": g["scene"], "index": int(g["index"]), "kind": g["kind"].lower(),
+        "iso": float(g["iso"]),
+        "scene": g["scene"],
+        "index": int(g["index"]),
+        "kind": g["kind"].lower(),
     }
 
 
@@ -75,8 +82,9 @@ def detect(root: Path) -> bool:
     return False
 
 
-def open(root: Path, *, strict: bool = True, name: str = "polyu", cameras: list[str] | None = None,
-         **_ignored: Any) -> PairDataset:
+def open(
+    root: Path, *, strict: bool = True, name: str = "polyu", cameras: list[str] | None = None, **_ignored: Any
+) -> PairDataset:
     """Open a PolyU folder: one sRGB pair per ``*_real``/``*_mean`` couple.
 
     Parameters
@@ -127,11 +135,19 @@ def open(root: Path, *, strict: bool = True, name: str = "polyu", cameras: list[
                 raise DatasetError("noisy image without its clean *_mean partner", p)
             skipped.append(p.name)
             continue
-        records.append(SampleRecord(
-            sample_id=pid, sensor=info["camera"], iso=info["iso"], scene=info["scene"], noisy_path=str(p),
-            clean_path=str(c), ratio=1.0, space="srgb",
-            extra={"aperture": info["aperture"], "exposure_time": info["exposure_time"], "index": info["index"]},
-        ))
+        records.append(
+            SampleRecord(
+                sample_id=pid,
+                sensor=info["camera"],
+                iso=info["iso"],
+                scene=info["scene"],
+                noisy_path=str(p),
+                clean_path=str(c),
+                ratio=1.0,
+                space="srgb",
+                extra={"aperture": info["aperture"], "exposure_time": info["exposure_time"], "index": info["index"]},
+            )
+        )
     for pid, c in sorted(clean.items()):
         if pid not in noisy:
             if strict:

@@ -55,8 +55,12 @@ def parse_name(path: str | os.PathLike[str]) -> dict[str, Any]:
     m = NAME_RE.match(p.stem)
     if m is None:
         raise MetadataError("cannot parse a SID name (expected SSSSS_BB_<exposure>s, e.g. 10019_00_0.033s.ARW)", p)
-    return {"scene": m.group("scene"), "burst": int(m.group("burst")), "exposure": float(m.group("exposure")),
-            "split": SPLIT_OF_DIGIT.get(m.group("scene")[0], "train")}
+    return {
+        "scene": m.group("scene"),
+        "burst": int(m.group("burst")),
+        "exposure": float(m.group("exposure")),
+        "split": SPLIT_OF_DIGIT.get(m.group("scene")[0], "train"),
+    }
 
 
 def find_base(root: Path) -> Path | None:
@@ -129,10 +133,22 @@ def _from_scan(base: Path) -> list[tuple[Path, Path, float | None, float | None]
     return pairs
 
 
-def open(root: Path, *, splits: list[str] | None = None, lists: bool = True, strict: bool = True,
-         black_level: float | None = SID_BLACK, white_level: float | None = SID_WHITE,
-         max_ratio: float = MAX_RATIO, sensor: str = "SonyA7S2", iso_from_exif: bool = False,
-         name: str = "sid", cache: bool = True, clip: bool = True, **_ignored: Any) -> PairDataset:
+def open(
+    root: Path,
+    *,
+    splits: list[str] | None = None,
+    lists: bool = True,
+    strict: bool = True,
+    black_level: float | None = SID_BLACK,
+    white_level: float | None = SID_WHITE,
+    max_ratio: float = MAX_RATIO,
+    sensor: str = "SonyA7S2",
+    iso_from_exif: bool = False,
+    name: str = "sid",
+    cache: bool = True,
+    clip: bool = True,
+    **_ignored: Any,
+) -> PairDataset:
     """Open SID Sony (see the module docstring).
 
     Parameters
@@ -179,20 +195,38 @@ def open(root: Path, *, splits: list[str] | None = None, lists: bool = True, str
         if iso is None and iso_from_exif:
             iso = raw_metadata_cached(short, enabled=cache).get("iso")
         ratio = min(g["exposure"] / s["exposure"], float(max_ratio)) if s["exposure"] > 0 else 1.0
-        records.append(SampleRecord(
-            sample_id=sid, sensor=sensor, iso=iso, scene=s["scene"], noisy_path=str(short), clean_path=str(long_),
-            ratio=float(ratio), space="raw", split=s["split"],
-            extra={"burst": s["burst"], "exposure": s["exposure"], "gt_exposure": g["exposure"],
-                   "aperture": aperture, "pairs_from": source},
-        ))
+        records.append(
+            SampleRecord(
+                sample_id=sid,
+                sensor=sensor,
+                iso=iso,
+                scene=s["scene"],
+                noisy_path=str(short),
+                clean_path=str(long_),
+                ratio=float(ratio),
+                space="raw",
+                split=s["split"],
+                extra={
+                    "burst": s["burst"],
+                    "exposure": s["exposure"],
+                    "gt_exposure": g["exposure"],
+                    "aperture": aperture,
+                    "pairs_from": source,
+                },
+            )
+        )
     if not records:
         raise DatasetError("no SID short/long pairs found", root)
     records.sort(key=lambda r: r.sample_id)
 
     def loader(rec: SampleRecord) -> Sample:
         n, nm = raw_planes_cached(rec.noisy_path, black_level=black_level, white_level=white_level, enabled=cache)
-        c, cm = raw_planes_cached(rec.clean_path, black_level=black_level,  # type: ignore[arg-type]
-                                  white_level=white_level, enabled=cache)
+        c, cm = raw_planes_cached(
+            rec.clean_path,
+            black_level=black_level,  # type: ignore[arg-type]
+            white_level=white_level,
+            enabled=cache,
+        )
         dn = Decoded(n, "raw", nm["cfa"], nm["used_black_level"], nm["used_white_level"], nm)
         dc = Decoded(c, "raw", cm["cfa"], cm["used_black_level"], cm["used_white_level"], cm)
         return sample_from_decoded(rec, dn, dc, clip=clip, iso=nm.get("iso"))

@@ -41,11 +41,18 @@ FOLDER_RE = re.compile(
     r"^(?P<instance>\d{4})_(?P<scene>\d{3})_(?P<camera>[A-Z0-9]{2})_(?P<iso>\d{5})_(?P<shutter>\d{5})_"
     r"(?P<temp>\d{4})_(?P<brightness>[A-Z])$"
 )
-FILE_RE = re.compile(r"^(?P<instance>\d{4})_(?P<kind>NOISY|GT|METADATA)_(?P<space>RAW|SRGB)_(?P<nn>\d{3})"
-                     r"\.(?P<ext>\w+)$",
-                     re.IGNORECASE)
-CAMERAS = {"GP": "Google Pixel", "IP": "iPhone 7", "S6": "Samsung Galaxy S6 Edge", "N6": "Motorola Nexus 6",
-           "G4": "LG G4"}
+FILE_RE = re.compile(
+    r"^(?P<instance>\d{4})_(?P<kind>NOISY|GT|METADATA)_(?P<space>RAW|SRGB)_(?P<nn>\d{3})"
+    r"\.(?P<ext>\w+)$",
+    re.IGNORECASE,
+)
+CAMERAS = {
+    "GP": "Google Pixel",
+    "IP": "iPhone 7",
+    "S6": "Samsung Galaxy S6 Edge",
+    "N6": "Motorola Nexus 6",
+    "G4": "LG G4",
+}
 
 
 def scene_folders(root: Path) -> list[Path]:
@@ -86,8 +93,17 @@ def _metadata(path: Path, cache: bool) -> dict[str, Any]:
     return cached_json(("sidd_metadata",), path, lambda: read_sidd_metadata(path), enabled=cache)
 
 
-def open(root: Path, *, space: str | None = None, cameras: list[str] | None = None, cfa: str | None = None,
-         name: str = "sidd", cache: bool = True, clip: bool = True, **_ignored: Any) -> PairDataset:
+def open(
+    root: Path,
+    *,
+    space: str | None = None,
+    cameras: list[str] | None = None,
+    cfa: str | None = None,
+    name: str = "sidd",
+    cache: bool = True,
+    clip: bool = True,
+    **_ignored: Any,
+) -> PairDataset:
     """Open a SIDD root (see the module docstring).
 
     Parameters
@@ -133,15 +149,27 @@ def open(root: Path, *, space: str | None = None, cameras: list[str] | None = No
             if gt is None:
                 raise DatasetError(f"no ground truth *_GT_{tag}_{nn} beside the noisy file", noisy)
             meta = files.get(("METADATA", "RAW", nn)) or (metas[0] if metas else None)
-            records.append(SampleRecord(
-                sample_id=f"{g['instance']}_{nn}", sensor=g["camera"], iso=float(int(g["iso"])),
-                scene=g["scene"], noisy_path=str(noisy), clean_path=str(gt), ratio=1.0,
-                space=space,  # type: ignore[arg-type]
-                extra={"instance": g["instance"], "shutter": shutter,
-                       "exposure_time": 1.0 / shutter if shutter else None, "illuminant": int(g["temp"]),
-                       "brightness": g["brightness"], "metadata_path": None if meta is None else str(meta),
-                       "camera_name": CAMERAS.get(g["camera"], g["camera"])},
-            ))
+            records.append(
+                SampleRecord(
+                    sample_id=f"{g['instance']}_{nn}",
+                    sensor=g["camera"],
+                    iso=float(int(g["iso"])),
+                    scene=g["scene"],
+                    noisy_path=str(noisy),
+                    clean_path=str(gt),
+                    ratio=1.0,
+                    space=space,  # type: ignore[arg-type]
+                    extra={
+                        "instance": g["instance"],
+                        "shutter": shutter,
+                        "exposure_time": 1.0 / shutter if shutter else None,
+                        "illuminant": int(g["temp"]),
+                        "brightness": g["brightness"],
+                        "metadata_path": None if meta is None else str(meta),
+                        "camera_name": CAMERAS.get(g["camera"], g["camera"]),
+                    },
+                )
+            )
     if not records:
         raise DatasetError(f"no SIDD {tag} noisy/GT pairs found", root)
 
@@ -149,16 +177,16 @@ def open(root: Path, *, space: str | None = None, cameras: list[str] | None = No
         if rec.space == "srgb":
             from rawadapt.io.images import read_image
 
-            return sample_from_decoded(rec, Decoded(read_image(rec.noisy_path), "srgb"),
-                                       Decoded(read_image(rec.clean_path), "srgb"), clip=clip)  # type: ignore[arg-type]
+            return sample_from_decoded(
+                rec, Decoded(read_image(rec.noisy_path), "srgb"), Decoded(read_image(rec.clean_path), "srgb"), clip=clip
+            )  # type: ignore[arg-type]
         mpath = rec.extra.get("metadata_path")
         md: dict[str, Any] = {}
         if mpath:
             md = _metadata(Path(mpath), cache)
         pattern = md.get("cfa") or cfa
         if pattern is None:
-            raise MetadataError("no *_METADATA_RAW_*.MAT beside the mosaic to tell its CFA (pass cfa=)",
-                                rec.noisy_path)
+            raise MetadataError("no *_METADATA_RAW_*.MAT beside the mosaic to tell its CFA (pass cfa=)", rec.noisy_path)
         shape = None
         if md.get("height") and md.get("width"):
             shape = (int(md["height"]), int(md["width"]))
@@ -167,9 +195,14 @@ def open(root: Path, *, space: str | None = None, cameras: list[str] | None = No
             from rawadapt.io.bayer import normalize_levels, pack
             from rawadapt.io.mat import read_sidd_mosaic
 
-            return cached_decode(("sidd_mosaic", pattern, clip), path,
-                                 lambda: normalize_levels(pack(read_sidd_mosaic(path, expected_shape=shape), pattern),
-                                                          0.0, 1.0, clip=clip), enabled=cache)
+            return cached_decode(
+                ("sidd_mosaic", pattern, clip),
+                path,
+                lambda: normalize_levels(
+                    pack(read_sidd_mosaic(path, expected_shape=shape), pattern), 0.0, 1.0, clip=clip
+                ),
+                enabled=cache,
+            )
 
         n = Decoded(planes(rec.noisy_path), "raw", pattern, [0.0] * 4, 1.0)
         c = Decoded(planes(rec.clean_path), "raw", pattern, [0.0] * 4, 1.0)  # type: ignore[arg-type]

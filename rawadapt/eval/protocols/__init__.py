@@ -25,8 +25,16 @@ from rawadapt.eval.protocols.settings import (
     resolve_budget,
 )
 
-__all__ = ["BenchSettings", "ProtocolSpec", "PROTOCOLS", "EXTRA_BUDGETS", "budget_names", "protocol_spec",
-           "resolve_budget", "run_protocol"]
+__all__ = [
+    "BenchSettings",
+    "ProtocolSpec",
+    "PROTOCOLS",
+    "EXTRA_BUDGETS",
+    "budget_names",
+    "protocol_spec",
+    "resolve_budget",
+    "run_protocol",
+]
 
 
 def run_protocol(settings: BenchSettings, **kwargs):  # type: ignore[no-untyped-def]

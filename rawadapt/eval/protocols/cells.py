@@ -77,9 +77,16 @@ def cell_settings(settings: BenchSettings, tp: TaskPlan, method: str, budget: Bu
     return {
         "data": settings.data,
         "dataset": {"name": ds.name, "space": ds.space, "count": len(ds)},
-        "variant": tp.variant.key, "target": tp.target, "seed": tp.seed, "method": method,
-        "target_pairs": tp.target_pairs, "test_pairs": settings.test_pairs, "sources": settings.sources,
-        "extra": tp.extra, "budget": budget.to_dict(), "split": split_digest(task),
+        "variant": tp.variant.key,
+        "target": tp.target,
+        "seed": tp.seed,
+        "method": method,
+        "target_pairs": tp.target_pairs,
+        "test_pairs": settings.test_pairs,
+        "sources": settings.sources,
+        "extra": tp.extra,
+        "budget": budget.to_dict(),
+        "split": split_digest(task),
         "crops": {"n": settings.crops, "side": settings.crop},
         "precision": resolve_precision(settings.precision),
     }
@@ -124,7 +131,7 @@ def crop_box(clean: np.ndarray, side: int) -> tuple[int, int, int, int]:
     best, box = -1.0, (0, 0, ch, cw)
     for top in np.linspace(0, h - ch, 3).astype(int):
         for left in np.linspace(0, w - cw, 3).astype(int):
-            v = float(np.std(clean[:, top:top + ch, left:left + cw]))
+            v = float(np.std(clean[:, top : top + ch, left : left + cw]))
             if v > best:
                 best, box = v, (int(top), int(left), ch, cw)
     return box
@@ -156,9 +163,16 @@ def store_crop(cdir: Path, k: int, sample: Sample, denoised: np.ndarray, side_px
     den = np.clip(denoised[sl], 0.0, 1.0).astype(np.float16)
     _save_npy(cdir / "crops" / f"{stem}.npy", den)
     _save_inputs(cdir.parent / "inputs" / f"{stem}.npz", sample.noisy[sl], sample.clean[sl])
-    return {"sample_id": sample.sample_id, "sensor": sample.sensor, "iso": sample.iso, "space": sample.space,
-            "cfa": sample.cfa, "box": [top, left, h, w], "denoised": f"crops/{stem}.npy",
-            "inputs": f"../inputs/{stem}.npz"}
+    return {
+        "sample_id": sample.sample_id,
+        "sensor": sample.sensor,
+        "iso": sample.iso,
+        "space": sample.space,
+        "cfa": sample.cfa,
+        "box": [top, left, h, w],
+        "denoised": f"crops/{stem}.npy",
+        "inputs": f"../inputs/{stem}.npz",
+    }
 
 
 # -- running one cell --------------------------------------------------------------------------
@@ -175,8 +189,11 @@ def _acceptance(info: dict[str, Any]) -> dict[str, float] | None:
     adl = info.get("adl")
     if not isinstance(adl, dict) or not isinstance(adl.get("domains"), dict):
         return None
-    return {d: float(v["acceptance_rate"]) for d, v in adl["domains"].items()
-            if isinstance(v, dict) and v.get("acceptance_rate") is not None}
+    return {
+        d: float(v["acceptance_rate"])
+        for d, v in adl["domains"].items()
+        if isinstance(v, dict) and v.get("acceptance_rate") is not None
+    }
 
 
 def _rel(path: Any, base: Path) -> str | None:
@@ -199,8 +216,17 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(v)) if v else math.nan
 
 
-def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Budget, wanted: dict[str, Any],
-             *, out: Path, progress: bool = False, method_factory: Any = None) -> dict[str, Any]:
+def run_cell(
+    settings: BenchSettings,
+    tp: TaskPlan,
+    method_name: str,
+    budget: Budget,
+    wanted: dict[str, Any],
+    *,
+    out: Path,
+    progress: bool = False,
+    method_factory: Any = None,
+) -> dict[str, Any]:
     """Fit ``method_name`` on the task, denoise every test image, write ``result.json``.
 
     Parameters
@@ -255,13 +281,24 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
             pred = np.asarray(method.denoise(sample), dtype=np.float32)
             dt = time.perf_counter() - t1
             if pred.shape != sample.noisy.shape:
-                raise ConfigError(f"method {method_name!r} returned shape {pred.shape} for a "
-                                  f"{sample.noisy.shape} image")
+                raise ConfigError(
+                    f"method {method_name!r} returned shape {pred.shape} for a {sample.noisy.shape} image"
+                )
             after = evaluate_pair(pred, sample.clean)
             before = evaluate_pair(sample.noisy, sample.clean)
-            images.append({"sample_id": sample.sample_id, "sensor": sample.sensor, "iso": sample.iso,
-                           "ratio": sample.ratio, "psnr": after["psnr"], "ssim": after["ssim"],
-                           "psnr_noisy": before["psnr"], "ssim_noisy": before["ssim"], "seconds": dt})
+            images.append(
+                {
+                    "sample_id": sample.sample_id,
+                    "sensor": sample.sensor,
+                    "iso": sample.iso,
+                    "ratio": sample.ratio,
+                    "psnr": after["psnr"],
+                    "ssim": after["ssim"],
+                    "psnr_noisy": before["psnr"],
+                    "ssim_noisy": before["ssim"],
+                    "seconds": dt,
+                }
+            )
             if k < settings.crops:
                 crops.append(store_crop(cdir, k, sample, pred, settings.crop))
     finally:
@@ -271,30 +308,47 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
     run_dir = info.get("run_dir")
     metrics_file = Path(run_dir) / "metrics.json" if run_dir else None
     cell = {
-        "schema": SCHEMA, "protocol": settings.protocol,
-        "key": {"variant": tp.variant.key, "variant_label": tp.variant.label, "target": tp.target,
-                "seed": tp.seed, "method": method_name},
+        "schema": SCHEMA,
+        "protocol": settings.protocol,
+        "key": {
+            "variant": tp.variant.key,
+            "variant_label": tp.variant.label,
+            "target": tp.target,
+            "seed": tp.seed,
+            "method": method_name,
+        },
         "settings": wanted,
-        "space": task.space, "n_images": len(images),
-        "psnr": _mean([i["psnr"] for i in images]), "ssim": _mean([i["ssim"] for i in images]),
+        "space": task.space,
+        "n_images": len(images),
+        "psnr": _mean([i["psnr"] for i in images]),
+        "ssim": _mean([i["ssim"] for i in images]),
         "psnr_noisy": _mean([i["psnr_noisy"] for i in images]),
         "ssim_noisy": _mean([i["ssim_noisy"] for i in images]),
-        "fit_seconds": _fit_seconds(method, fit_wall), "fit_wall_seconds": fit_wall,
+        "fit_seconds": _fit_seconds(method, fit_wall),
+        "fit_wall_seconds": fit_wall,
         "denoise_seconds_per_image": _mean([i["seconds"] for i in images]),
-        "images": images, "crops": crops,
+        "images": images,
+        "crops": crops,
         "acceptance": _acceptance(info),
         "run_dir": _rel(run_dir, out),
         "metrics_file": _rel(metrics_file, out) if metrics_file is not None and metrics_file.is_file() else None,
-        "info": info, "budget": budget.to_dict(),
-        "split": {"target_pool": [r.sample_id for r in task.data.target_pool.records]
-                  if task.data.target_pool is not None else [],
-                  "test": [i["sample_id"] for i in images],
-                  "sources": {d: len(v) for d, v in task.data.sources.items()},
-                  "harmful": list(tp.extra.get("harmful", []))},
+        "info": info,
+        "budget": budget.to_dict(),
+        "split": {
+            "target_pool": [r.sample_id for r in task.data.target_pool.records]
+            if task.data.target_pool is not None
+            else [],
+            "test": [i["sample_id"] for i in images],
+            "sources": {d: len(v) for d, v in task.data.sources.items()},
+            "harmful": list(tp.extra.get("harmful", [])),
+        },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
-                    "threads": torch.get_num_threads() if not settings.threads else settings.threads,
-                    **compute_record(settings.precision)},
+        "machine": {
+            "host": platform.node(),
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads() if not settings.threads else settings.threads,
+            **compute_record(settings.precision),
+        },
     }
     write_json(cdir / RESULT_NAME, cell)
     err = cdir / ERROR_NAME
@@ -305,7 +359,10 @@ def run_cell(settings: BenchSettings, tp: TaskPlan, method_name: str, budget: Bu
 
 def write_error(out: Path, tp: TaskPlan, method: str, exc: BaseException) -> dict[str, Any]:
     """Record a failed cell (``--keep-going``); it is retried by the next run."""
-    rec = {"key": {"variant": tp.variant.key, "target": tp.target, "seed": tp.seed, "method": method},
-           "error": f"{type(exc).__name__}: {exc}", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    rec = {
+        "key": {"variant": tp.variant.key, "target": tp.target, "seed": tp.seed, "method": method},
+        "error": f"{type(exc).__name__}: {exc}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_json(cell_dir(out, tp, method) / ERROR_NAME, rec)
     return rec

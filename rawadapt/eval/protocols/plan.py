@@ -152,12 +152,13 @@ def resolve_methods(settings: BenchSettings, spec: ProtocolSpec, space: str) -> 
                 continue
             raise ConfigError(f"method {name!r} is registered but not available: {why}")
         if space not in cls.spaces:  # type: ignore[attr-defined]
-            raise ConfigError(f"method {name!r} does not support {space} data (supports "
-                              f"{', '.join(cls.spaces)})")  # type: ignore[attr-defined]
+            raise ConfigError(f"method {name!r} does not support {space} data (supports {', '.join(cls.spaces)})")  # type: ignore[attr-defined]
         out.append(name)
     if spec.optional_methods and not any(m in out for m in spec.optional_methods):
-        raise ConfigError(f"protocol {spec.name!r} needs at least one of {', '.join(spec.optional_methods)}; "
-                          f"none is available ({'; '.join(notes) or 'not requested'})")
+        raise ConfigError(
+            f"protocol {spec.name!r} needs at least one of {', '.join(spec.optional_methods)}; "
+            f"none is available ({'; '.join(notes) or 'not requested'})"
+        )
     return out, notes
 
 
@@ -200,8 +201,9 @@ def resolve_targets(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDa
     if settings.targets:
         unknown = [t for t in settings.targets if t not in sensors]
         if unknown:
-            raise ConfigError(f"unknown target sensor(s) {', '.join(unknown)}; the data's sensors: "
-                              f"{', '.join(sensors)}")
+            raise ConfigError(
+                f"unknown target sensor(s) {', '.join(unknown)}; the data's sensors: {', '.join(sensors)}"
+            )
         return list(settings.targets)
     primary = primary_sensors(settings.data, dataset)
     if spec.single_target:
@@ -225,8 +227,11 @@ def default_target_pairs(dataset: PairDataset, targets: list[str]) -> int:
 
 def _variants(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset, target: str) -> list[Variant]:
     if spec.name == "harmful":
-        return [Variant("base", "base"), Variant("harmful1", "+harmful1", harmful=("harmful1",)),
-                Variant("harmful2", "+harmful2", harmful=("harmful2",))]
+        return [
+            Variant("base", "base"),
+            Variant("harmful1", "+harmful1", harmful=("harmful1",)),
+            Variant("harmful2", "+harmful2", harmful=("harmful2",)),
+        ]
     if spec.name == "target-size":
         most = max_pool_pairs(dataset, target)
         sizes = sorted({min(int(n), most) for n in settings.sizes if min(int(n), most) >= 1})
@@ -240,8 +245,11 @@ def harmful_count(settings: BenchSettings, dataset: PairDataset, target: str) ->
     matters for how much the fine-tuning baseline sees of it), at least 8."""
     if settings.harmful_count:
         return int(settings.harmful_count)
-    sizes = sorted(len([i for i in idx if dataset.records[i].split != "test"])
-                   for s, idx in dataset.by_sensor().items() if s != target)
+    sizes = sorted(
+        len([i for i in idx if dataset.records[i].split != "test"])
+        for s, idx in dataset.by_sensor().items()
+        if s != target
+    )
     return max(8, sizes[len(sizes) // 2]) if sizes else 32
 
 
@@ -257,16 +265,22 @@ def build_plan(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset
             if variant.harmful:
                 extra = {"harmful": list(variant.harmful), "harmful_count": harmful_count(settings, dataset, target)}
             for seed in settings.seeds:
-                tasks.append(TaskPlan(variant=variant, target=target, seed=int(seed),
-                                      target_pairs=variant.target_pairs or tp, extra=extra))
+                tasks.append(
+                    TaskPlan(
+                        variant=variant,
+                        target=target,
+                        seed=int(seed),
+                        target_pairs=variant.target_pairs or tp,
+                        extra=extra,
+                    )
+                )
     if spec.name == "target-size":
         for target in targets:
             most = max_pool_pairs(dataset, target)
             clamped = [n for n in settings.sizes if n > most]
             if clamped:
                 notes.append(f"{target}: sizes {', '.join(map(str, clamped))} clamped to {most} (all its pool pairs)")
-    return Plan(spec=spec, dataset=dataset, targets=targets, methods=methods, target_pairs=tp, tasks=tasks,
-                notes=notes)
+    return Plan(spec=spec, dataset=dataset, targets=targets, methods=methods, target_pairs=tp, tasks=tasks, notes=notes)
 
 
 def build_task(settings: BenchSettings, tp: TaskPlan, dataset: PairDataset, work_dir: Path) -> Task:
@@ -274,9 +288,18 @@ def build_task(settings: BenchSettings, tp: TaskPlan, dataset: PairDataset, work
     from rawadapt.baselines.base import make_task
 
     if tp.task is None:
-        task = make_task(settings.data, tp.target, target_pairs=tp.target_pairs, seed=tp.seed, work_dir=work_dir,
-                         dataset=dataset, sources=settings.sources, test_pairs=settings.test_pairs,
-                         threads=settings.threads, precision=settings.precision)
+        task = make_task(
+            settings.data,
+            tp.target,
+            target_pairs=tp.target_pairs,
+            seed=tp.seed,
+            work_dir=work_dir,
+            dataset=dataset,
+            sources=settings.sources,
+            test_pairs=settings.test_pairs,
+            threads=settings.threads,
+            precision=settings.precision,
+        )
         task.extra.update(tp.extra)
         tp.task = task
     return tp.task

@@ -58,9 +58,11 @@ def _stderr(msg: str) -> None:
 
 def _metric_note(space: str) -> str:
     where = "packed RAW planes in [0, 1]" if space == "raw" else "sRGB in [0, 1] (8-bit values / 255)"
-    return (f"PSNR (dB, data range 1) and SSIM per test image on {where}, averaged over the target's test "
-            "images; ± = std over seeds (min–max in brackets); fit s = training wall time per target, "
-            "denoise s/img = inference time per test image.")
+    return (
+        f"PSNR (dB, data range 1) and SSIM per test image on {where}, averaged over the target's test "
+        "images; ± = std over seeds (min–max in brackets); fit s = training wall time per target, "
+        "denoise s/img = inference time per test image."
+    )
 
 
 def _machine(settings: BenchSettings) -> dict[str, Any]:
@@ -70,10 +72,17 @@ def _machine(settings: BenchSettings) -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:  # pragma: no cover - not on every OS
         load = (math.nan,) * 3
-    return {"host": platform.node(), "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "torch": torch.__version__, "threads": settings.threads or torch.get_num_threads(),
-            "loadavg": list(load), **compute_record(settings.precision),
-            "line": machine_line(settings.precision, threads=settings.threads)}
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": settings.threads or torch.get_num_threads(),
+        "loadavg": list(load),
+        **compute_record(settings.precision),
+        "line": machine_line(settings.precision, threads=settings.threads),
+    }
 
 
 def _check_finished(settings: BenchSettings, plan: Plan, budget: Any, out: Path) -> dict[tuple[int, str], str]:
@@ -88,13 +97,22 @@ def _check_finished(settings: BenchSettings, plan: Plan, budget: Any, out: Path)
             if st == "changed":
                 changed.append(f"{tp.variant.key}/{tp.target}/seed{tp.seed}/{m} ({', '.join(diff)})")
     if changed and settings.on_change == "refuse":
-        raise ConfigError(f"{len(changed)} finished cell(s) were computed with other settings, e.g. {changed[0]}; "
-                          "rerun with --recompute to redo them, or use another --out", out)
+        raise ConfigError(
+            f"{len(changed)} finished cell(s) were computed with other settings, e.g. {changed[0]}; "
+            "rerun with --recompute to redo them, or use another --out",
+            out,
+        )
     return status
 
 
-def run_protocol(settings: BenchSettings, *, progress: bool = True, log: Log | None = None,
-                 method_factory: Any = None, dataset: Any = None) -> dict[str, Any]:
+def run_protocol(
+    settings: BenchSettings,
+    *,
+    progress: bool = True,
+    log: Log | None = None,
+    method_factory: Any = None,
+    dataset: Any = None,
+) -> dict[str, Any]:
     """Run or continue a protocol (see the module docstring).
 
     Parameters
@@ -138,14 +156,23 @@ def run_protocol(settings: BenchSettings, *, progress: bool = True, log: Log | N
         log(f"[bench {spec.name}] note: {note}")
     status = _check_finished(settings, plan, budget, out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "protocol.json", {"settings": settings.to_dict(), "budget": budget.to_dict(),
-                                       "targets": plan.targets, "methods": plan.methods,
-                                       "target_pairs": plan.target_pairs})
+    write_json(
+        out / "protocol.json",
+        {
+            "settings": settings.to_dict(),
+            "budget": budget.to_dict(),
+            "targets": plan.targets,
+            "methods": plan.methods,
+            "target_pairs": plan.target_pairs,
+        },
+    )
     t0 = time.perf_counter()
     todo = sum(1 for st in status.values() if st != "done")
-    log(f"[bench {spec.name}] {settings.data}: targets {', '.join(plan.targets)}; methods {', '.join(plan.methods)}; "
+    log(
+        f"[bench {spec.name}] {settings.data}: targets {', '.join(plan.targets)}; methods {', '.join(plan.methods)}; "
         f"seeds {', '.join(map(str, settings.seeds))}; budget {budget.name}; {plan.n_cells()} cells, "
-        f"{plan.n_cells() - todo} already finished")
+        f"{plan.n_cells() - todo} already finished"
+    )
     computed = skipped = 0
     failures: list[dict[str, Any]] = []
     k = 0
@@ -157,11 +184,21 @@ def run_protocol(settings: BenchSettings, *, progress: bool = True, log: Log | N
                 continue
             k += 1
             label = f"{tp.variant.label}/" if tp.variant.key != "default" else ""
-            log(f"[bench {spec.name}] cell {k}/{todo}: {label}{tp.target} seed {tp.seed}: {m} "
-                f"(|T_adp| {tp.target_pairs}, {len(task.data.test)} test images)")
+            log(
+                f"[bench {spec.name}] cell {k}/{todo}: {label}{tp.target} seed {tp.seed}: {m} "
+                f"(|T_adp| {tp.target_pairs}, {len(task.data.test)} test images)"
+            )
             try:
-                run_cell(settings, tp, m, budget, cell_settings(settings, tp, m, budget, task), out=out,
-                         progress=progress, method_factory=method_factory)
+                run_cell(
+                    settings,
+                    tp,
+                    m,
+                    budget,
+                    cell_settings(settings, tp, m, budget, task),
+                    out=out,
+                    progress=progress,
+                    method_factory=method_factory,
+                )
                 computed += 1
             except Exception as exc:  # noqa: BLE001 - with keep_going any failure is recorded
                 if not settings.keep_going:
@@ -181,12 +218,21 @@ def run_protocol(settings: BenchSettings, *, progress: bool = True, log: Log | N
         from rawadapt.eval.report import write_report
 
         report = str(write_report(out))
-    return {"out": str(out), "result": result, "computed": computed, "skipped": skipped, "failed": len(failures),
-            "seconds": time.perf_counter() - t0, "files": files, "report": report}
+    return {
+        "out": str(out),
+        "result": result,
+        "computed": computed,
+        "skipped": skipped,
+        "failed": len(failures),
+        "seconds": time.perf_counter() - t0,
+        "files": files,
+        "report": report,
+    }
 
 
-def collect_results(settings: BenchSettings, plan: Plan, budget: Any, out: Path, *,
-                    failures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def collect_results(
+    settings: BenchSettings, plan: Plan, budget: Any, out: Path, *, failures: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What ``results.json`` holds, aggregated from the requested cells' files on disk."""
     from rawadapt.eval.results import aggregate
 
@@ -199,14 +245,29 @@ def collect_results(settings: BenchSettings, plan: Plan, budget: Any, out: Path,
                 cells.append(c)
                 paths.append(p.relative_to(out).as_posix())
     variants = plan.variants
-    rows, acceptance = aggregate(cells, protocol=plan.spec.name, variants=[v.key for v in variants],
-                                 targets=plan.targets, methods=plan.methods)
+    rows, acceptance = aggregate(
+        cells, protocol=plan.spec.name, variants=[v.key for v in variants], targets=plan.targets, methods=plan.methods
+    )
     return {
-        "schema": 1, "protocol": plan.spec.name, "title": plan.spec.title, "paper": plan.spec.paper,
-        "settings": settings.to_dict(), "budget": budget.to_dict(), "data": settings.data, "space": plan.dataset.space,
-        "targets": plan.targets, "methods": plan.methods, "target_pairs": plan.target_pairs,
+        "schema": 1,
+        "protocol": plan.spec.name,
+        "title": plan.spec.title,
+        "paper": plan.spec.paper,
+        "settings": settings.to_dict(),
+        "budget": budget.to_dict(),
+        "data": settings.data,
+        "space": plan.dataset.space,
+        "targets": plan.targets,
+        "methods": plan.methods,
+        "target_pairs": plan.target_pairs,
         "variants": [{"key": v.key, "label": v.label, "value": v.value, "harmful": list(v.harmful)} for v in variants],
         "metric_note": _metric_note(plan.dataset.space),
-        "rows": rows, "acceptance": acceptance, "cells": paths, "failures": failures or [], "notes": plan.notes,
-        "plots": [], "machine": _machine(settings), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "rows": rows,
+        "acceptance": acceptance,
+        "cells": paths,
+        "failures": failures or [],
+        "notes": plan.notes,
+        "plots": [],
+        "machine": _machine(settings),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

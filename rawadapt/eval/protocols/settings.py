@@ -24,14 +24,28 @@ EXTRA_BUDGETS: dict[str, tuple[str, dict[str, Any]]] = {
     # make demo: quick's network a little wider (12) and 1.2x its steps: fine-tuning 600 steps,
     # ADL 100 + 400 + 100, sized so that `make demo` stays under 10 minutes on 2 cores with a fresh
     # cache (timings in BENCHMARKS.md); adl-paired is opt-in (`rawadapt demo --paired`).
-    "demo": ("quick", {"iters": 400, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8,
-                       "width": 12, "depth": 3}),
+    "demo": (
+        "quick",
+        {"iters": 400, "pretrain_iters": 100, "finetune_iters": 100, "patch": 48, "batch": 8, "width": 12, "depth": 3},
+    ),
     # BENCHMARKS.md's core comparison: the default U-Net (width 16, depth 4) for 1000 steps per
     # method (ADL 200 + 600 + 200). `quick` (width 8, 500 steps) leaves every network within
     # ~0.5 dB of the noisy input on synth, too little to rank methods; this is the smallest size
     # at which the learned methods clearly separate from the input on 2 CPU cores (~4 min a cell).
-    "medium": ("quick", {"iters": 600, "pretrain_iters": 200, "finetune_iters": 200, "patch": 48, "batch": 8,
-                         "width": 16, "depth": 4, "per_image_iters": 200, "selfsup_iters": 1000}),
+    "medium": (
+        "quick",
+        {
+            "iters": 600,
+            "pretrain_iters": 200,
+            "finetune_iters": 200,
+            "patch": 48,
+            "batch": 8,
+            "width": 16,
+            "depth": 4,
+            "per_image_iters": 200,
+            "selfsup_iters": 1000,
+        },
+    ),
 }
 
 #: sizes of the target-size protocol (ADL paper Figure 3)
@@ -100,23 +114,51 @@ class ProtocolSpec:
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
     "crossval": ProtocolSpec(
-        "crossval", "Leave-one-sensor-out cross-validation", "ADL paper Table 1",
-        ("noisy", "target-only", "finetune", "joint", "adl", "adl-paired")),
+        "crossval",
+        "Leave-one-sensor-out cross-validation",
+        "ADL paper Table 1",
+        ("noisy", "target-only", "finetune", "joint", "adl", "adl-paired"),
+    ),
     "ablation": ProtocolSpec(
-        "ablation", "ADL ablation", "ADL paper Table 4",
-        ("noisy", "adl", "adl-no-adl", "adl-no-iso", "adl-no-type", "adl-no-pretrain", "adl-fixed-val",
-         "adl-noise", "adl-ksigma", "adl-no-mod"),
-        single_target=True),
+        "ablation",
+        "ADL ablation",
+        "ADL paper Table 4",
+        (
+            "noisy",
+            "adl",
+            "adl-no-adl",
+            "adl-no-iso",
+            "adl-no-type",
+            "adl-no-pretrain",
+            "adl-fixed-val",
+            "adl-noise",
+            "adl-ksigma",
+            "adl-no-mod",
+        ),
+        single_target=True,
+    ),
     "harmful": ProtocolSpec(
-        "harmful", "Harmful source data", "ADL paper Table 5",
-        ("noisy", "finetune", "adl", "adl-paired"), single_target=True),
+        "harmful",
+        "Harmful source data",
+        "ADL paper Table 5",
+        ("noisy", "finetune", "adl", "adl-paired"),
+        single_target=True,
+    ),
     "target-size": ProtocolSpec(
-        "target-size", "PSNR vs target-set size |T_adp|", "ADL paper Figure 3",
-        ("noisy", "finetune", "adl", "adl-fixed-val"), single_target=True),
+        "target-size",
+        "PSNR vs target-set size |T_adp|",
+        "ADL paper Figure 3",
+        ("noisy", "finetune", "adl", "adl-fixed-val"),
+        single_target=True,
+    ),
     "calibration": ProtocolSpec(
-        "calibration", "Calibration-based training, single vs multiple sensors", "ADL paper Table 2(a)",
+        "calibration",
+        "Calibration-based training, single vs multiple sensors",
+        "ADL paper Table 2(a)",
         ("noisy", "calib-ft", "calib-adl", "finetune", "adl", "led"),
-        optional_methods=("calib-ft", "calib-adl", "led"), single_target=True),
+        optional_methods=("calib-ft", "calib-adl", "led"),
+        single_target=True,
+    ),
 }
 
 
