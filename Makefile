@@ -12,7 +12,7 @@ EXTRAS := dev,bm3d,exifread
 STAMP := $(VENV)/.rawadapt-installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install browser bench clean
+.PHONY: demo test lint install browser bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ browser:
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 --timeout 600
+
+# Style, types and the layer contract (docs/architecture.md); CI runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rawadapt tests bench
+	$(VENV)/bin/ruff format --check rawadapt tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 demo: $(STAMP)
 	$(VENV)/bin/rawadapt demo

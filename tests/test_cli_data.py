@@ -159,3 +159,12 @@ def test_data_list_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (tmp_path / "manifest.csv").write_text("noisy,clean,sensor,iso,colour\n")
     code, _, err = run(["data", "list", str(tmp_path)], capsys)
     assert code == 2 and "colour" in err and "manifest.csv" in err and err.count("\n") == 1
+
+
+def test_info_level_flags_on_a_raw_file_are_refused(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--white nan` (or any level/CFA flag) on a camera RAW file was silently ignored; now exit 2."""
+    dng = str(shared_data / "raw" / "colorchart_CanonEOSKissX4_MagicLantern.dng")
+    for flags in (["--white", "nan"], ["--black", "64"], ["--cfa", "RGGB"]):
+        code, _, err = run(["info", dng, *flags], capsys)
+        assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (flags, err)
+    assert run(["info", dng], capsys)[0] == 0

@@ -57,3 +57,26 @@ def test_sensor_changes_pixels(modulated_run: Path, tmp_path: Path, capsys: pyte
     a = _denoise(modulated_run, tmp_path, capsys, "--sensor", "CamA", "--iso", "800")
     b = _denoise(modulated_run, tmp_path, capsys, "--sensor", "CamB", "--iso", "800")
     assert not np.allclose(a, b, atol=1e-6)
+
+
+def test_resolver_rules() -> None:
+    from rawadapt.errors import MetadataError, UnknownSensorError
+    from rawadapt.eval.conditioning import FileMetadata, resolve_conditioning
+
+    m = build_model({"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["NikonD850", "CamB"]})
+    c = resolve_conditioning(m, FileMetadata(camera="Nikon D850", iso=800.0))
+    assert (c.sensor, c.sensor_source, c.iso, c.iso_source) == ("NikonD850", "file metadata", 800.0, "file metadata")
+    assert c.network_kwargs() == {"sensor": "NikonD850", "iso": 800.0, "noise": None}
+    c = resolve_conditioning(m, FileMetadata(camera="Nikon D850", iso=800.0), sensor="CamB", iso=3200)
+    assert (c.sensor, c.iso, c.iso_source) == ("CamB", 3200.0, "--iso")
+    with pytest.raises(MetadataError, match="positive"):
+        resolve_conditioning(m, FileMetadata(), iso=float("nan"))
+    with pytest.raises(UnknownSensorError, match="vocabulary"):
+        resolve_conditioning(m, FileMetadata(camera="Other Cam"))
+    c = resolve_conditioning(m, FileMetadata(camera="Other Cam"), unknown_sensor="average")
+    assert c.sensor is None and c.unknown_sensor == "average" and c.iso_source == "unknown"
+    noisy = build_model(
+        {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["CamB"], "use_noise": True}
+    )
+    c = resolve_conditioning(noisy, FileMetadata(camera="Sony SonyA7S2", iso=1600.0), sensor="SonyA7S2")
+    assert c.unknown_sensor == "iso-only" and c.noise is not None and c.noise_source == "profile SonyA7S2"

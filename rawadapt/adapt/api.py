@@ -25,14 +25,14 @@ of images independently.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 
 from rawadapt.adapt.common import AdaptResult
-from rawadapt.adapt.finetune import FINETUNE_LR, FineTuneAdapter
-from rawadapt.adapt.lan import LAN_LR, LANAdapter
+from rawadapt.adapt.finetune import FINETUNE_LR, FineTuneAdapter, Scope
+from rawadapt.adapt.lan import LAN_LR, Bound, LANAdapter
 from rawadapt.adapt.losses import LOSSES, SelfSupervisedLoss
 from rawadapt.errors import ConfigError
 from rawadapt.models.base import Denoiser
@@ -97,13 +97,13 @@ def _lan(
         loss=loss,
         iters=iters,
         lr=lr,
-        bound=bound,  # type: ignore[arg-type]
+        bound=cast(Bound, bound),  # validated by LANAdapter
         track_ssim=track_ssim,
         loss_options=loss_options,
     )
 
 
-def _finetune(scope: str) -> Callable[..., Adapter]:
+def _finetune(scope: Scope) -> Callable[..., Adapter]:
     def factory(
         model: Denoiser,
         *,
@@ -120,7 +120,7 @@ def _finetune(scope: str) -> Callable[..., Adapter]:
             scope=scope,
             loss=loss,
             iters=iters,
-            lr=lr,  # type: ignore[arg-type]
+            lr=lr,
             track_ssim=track_ssim,
             loss_options=loss_options,
             method=method,
@@ -129,12 +129,14 @@ def _finetune(scope: str) -> Callable[..., Adapter]:
     return factory
 
 
-for _method, _scope in (
+#: fine-tuning method name -> parameter scope (meta = full fine-tuning from a meta-initialised model)
+_FINETUNE_SCOPES: tuple[tuple[str, Scope], ...] = (
     ("full", "full"),
     ("first-layer", "first-layer"),
     ("last-layer", "last-layer"),
     ("meta", "full"),
-):  # meta = full fine-tuning from a meta-initialised model
+)
+for _method, _scope in _FINETUNE_SCOPES:
     ADAPT_METHODS.register(_method, _finetune(_scope))
 
 

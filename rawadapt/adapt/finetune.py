@@ -38,6 +38,8 @@ from rawadapt.models.base import Denoiser
 #: authors' fine-tuning learning rate
 FINETUNE_LR = 5e-6
 SCOPES = ("full", "first-layer", "last-layer")
+#: the parameter scopes a :class:`FineTuneAdapter` trains
+Scope = Literal["full", "first-layer", "last-layer"]
 
 
 def trainable_parameters(model: Denoiser, scope: str) -> list[torch.nn.Parameter]:
@@ -77,7 +79,7 @@ class FineTuneAdapter:
         self,
         model: Denoiser,
         *,
-        scope: Literal["full", "first-layer", "last-layer"] = "full",
+        scope: Scope = "full",
         loss: str | SelfSupervisedLoss = "zsn2n",
         iters: int = 20,
         lr: float = FINETUNE_LR,

@@ -48,6 +48,8 @@ from rawadapt.models.base import Denoiser
 LAN_LR = 5e-4
 LAN_ITERS = 20
 BOUNDS = ("tanh", "none")
+#: how the LAN offset is bounded (see :meth:`LANAdapter.offset_fn`)
+Bound = Literal["tanh", "none"]
 
 
 class LANAdapter:
@@ -88,7 +90,7 @@ class LANAdapter:
         loss: str | SelfSupervisedLoss = "zsn2n",
         iters: int = LAN_ITERS,
         lr: float = LAN_LR,
-        bound: Literal["tanh", "none"] = "tanh",
+        bound: Bound = "tanh",
         track_ssim: bool = True,
         loss_options: dict[str, Any] | None = None,
     ) -> None:
@@ -162,7 +164,7 @@ def lan_adapt(
     loss: str = "zsn2n",
     iters: int = LAN_ITERS,
     lr: float = LAN_LR,
-    bound: Literal["tanh", "none"] = "tanh",
+    bound: Bound = "tanh",
     clean: np.ndarray | torch.Tensor | None = None,
     sensor: str | None = None,
     iso: float | None = None,

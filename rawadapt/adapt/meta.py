@@ -35,13 +35,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from rawadapt.adapt.common import (
     RequiresGradState,
@@ -51,13 +51,13 @@ from rawadapt.adapt.common import (
 )
 from rawadapt.adapt.losses import make_loss
 from rawadapt.data.sample import Sample
-from rawadapt.errors import ConfigError, NonFiniteError, ShapeError
+from rawadapt.errors import NonFiniteError, ShapeError
 from rawadapt.models.base import Denoiser
 from rawadapt.utils.log import logger
+from rawadapt.utils.settings import Settings
 
 
-@dataclass
-class MetaConfig:
+class MetaConfig(Settings):
     """Settings of meta-training (see the module docstring).
 
     Attributes
@@ -86,27 +86,17 @@ class MetaConfig:
 
     algorithm: Literal["fomaml", "reptile"] = "fomaml"
     loss: str = "zsn2n"
-    inner_steps: int = 5
-    inner_lr: float = 5e-6
-    outer_lr: float = 1e-5
-    meta_iters: int = 200
-    tasks_per_batch: int = 4
-    patch: int = 64
+    inner_steps: int = Field(default=5, ge=1)
+    inner_lr: float = Field(default=5e-6, gt=0.0)
+    outer_lr: float = Field(default=1e-5, gt=0.0)
+    meta_iters: int = Field(default=200, ge=1)
+    tasks_per_batch: int = Field(default=4, ge=1)
+    patch: int = Field(default=64, ge=4)
     outer_loss: Literal["l2", "l1"] = "l2"
     seed: int = 0
 
-    def validate(self) -> MetaConfig:
-        if self.algorithm not in ("fomaml", "reptile"):
-            raise ConfigError(f"meta algorithm must be 'fomaml' or 'reptile', got {self.algorithm!r}")
-        if self.outer_loss not in ("l2", "l1"):
-            raise ConfigError(f"outer_loss must be 'l2' or 'l1', got {self.outer_loss!r}")
-        for name in ("inner_steps", "meta_iters", "tasks_per_batch"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1")
-        if self.patch < 4:
-            raise ConfigError("patch must be >= 4")
-        if not (self.inner_lr > 0 and self.outer_lr > 0):
-            raise ConfigError("learning rates must be positive")
+    def validate(self) -> MetaConfig:  # type: ignore[override]
+        """Checks beyond the field types (the loss name); returns self."""
         make_loss(self.loss)  # raises ConfigError for an unknown loss
         return self
 
@@ -246,7 +236,7 @@ def meta_pretrain(
 ) -> Path:
     """Load a pretrained run, meta-train it and save the meta-initialised model in ``out_dir``.
 
-    ``model.json`` gets ``"meta_init": {**asdict(config), "from": str(pretrained), "log": ...}``.
+    ``model.json`` gets ``"meta_init": {**config.model_dump(), "from": str(pretrained), "log": ...}``.
     Returns ``out_dir``.
     """
     from rawadapt.models.checkpoint import (
@@ -272,7 +262,7 @@ def meta_pretrain(
 
     log = meta_train(model, samples, cfg, callback=cb)
     extra = {k: v for k, v in meta.items() if k in ("strategy",)}
-    extra["meta_init"] = {**asdict(cfg), "from": str(pretrained), "seconds": log["seconds"]}
+    extra["meta_init"] = {**cfg.model_dump(), "from": str(pretrained), "seconds": log["seconds"]}
     save_model(out, model, extra=extra)
     write_json(out / "meta_log.json", log)
     return out

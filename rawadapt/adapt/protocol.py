@@ -41,16 +41,18 @@ import math
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from rawadapt.errors import ConfigError, DatasetError
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
+from rawadapt.utils.settings import Settings
 
 SPACES = ("srgb", "raw")
 BACKBONES = ("dncnn", "restormer", "unet")
@@ -70,8 +72,7 @@ MODEL_KWARGS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-@dataclass
-class LanProtocolSettings:
+class LanProtocolSettings(Settings):
     """Everything that defines a Table-1 protocol run (see the module docstring).
 
     Attributes
@@ -119,27 +120,29 @@ class LanProtocolSettings:
     out: str
     quick: bool = False
     polyu: str | None = None
-    backbones: list[str] = field(default_factory=lambda: ["dncnn", "restormer"])
-    iters: list[int] = field(default_factory=lambda: [5, 10, 20])
-    losses: list[str] = field(default_factory=lambda: ["zsn2n", "nbr2nbr"])
-    methods: list[str] = field(default_factory=lambda: ["lan", "full", "first-layer", "last-layer", "meta"])
+    backbones: list[str] = Field(default_factory=lambda: ["dncnn", "restormer"])
+    iters: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    losses: list[str] = Field(default_factory=lambda: ["zsn2n", "nbr2nbr"])
+    methods: list[str] = Field(default_factory=lambda: ["lan", "full", "first-layer", "last-layer", "meta"])
     seed: int = 0
-    images: int | None = None
+    images: int | None = Field(default=None, ge=1)
     crop: int | None = None
-    pretrain_iters: int | None = None
-    meta_iters: int | None = None
+    pretrain_iters: int | None = Field(default=None, ge=1)
+    meta_iters: int | None = Field(default=None, ge=1)
     raw: bool = True
-    raw_backbones: list[str] = field(default_factory=lambda: ["unet"])
+    raw_backbones: list[str] = Field(default_factory=lambda: ["unet"])
     raw_target: str | None = None
     raw_sources: list[str] | None = None
     srgb_data: str = "synth-srgb"
     raw_data: str = "synth"
     synth_size: str | None = None
     device: str = "cpu"
-    threads: int | None = None
+    threads: int | None = Field(default=None, ge=1)
     figures: bool = True
 
-    def validate(self) -> LanProtocolSettings:
+    def validate(self) -> LanProtocolSettings:  # type: ignore[override]
+        """Checks across fields and against the registries (names of backbones, losses,
+        methods); sorts ``iters``. Returns self."""
         from rawadapt.adapt.api import ADAPT_METHODS
         from rawadapt.adapt.losses import LOSSES
 
@@ -156,8 +159,6 @@ class LanProtocolSettings:
             raise ConfigError(f"iters must be positive integers, got {self.iters}")
         if self.crop is not None and (self.crop < 0 or 0 < self.crop < 8):
             raise ConfigError(f"crop must be 0 (whole image) or >= 8, got {self.crop}")
-        if self.images is not None and self.images < 1:
-            raise ConfigError("images must be >= 1")
         self.iters = sorted(set(int(i) for i in self.iters))
         return self
 
@@ -561,7 +562,7 @@ def write_tables(out: Path, rows: list[dict[str, Any]], settings: LanProtocolSet
         w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_COLUMNS})
     write_text(out / "results.csv", buf.getvalue())
     write_text(out / "results.md", markdown(rows, settings, notes))
-    write_json(out / "results.json", {"settings": asdict(settings), "notes": notes, "rows": rows})
+    write_json(out / "results.json", {"settings": settings.model_dump(mode="json"), "notes": notes, "rows": rows})
 
 
 def _fmt(r: dict[str, Any] | None) -> str:
@@ -658,7 +659,7 @@ def make_figures(
             r.adapted_input,
             r.denoised,
             clean=sample.clean,
-            metrics={"psnr_before": r.psnr_before, "psnr_after": r.psnr_after},
+            metrics={k: v for k, v in (("psnr_before", r.psnr_before), ("psnr_after", r.psnr_after)) if v is not None},
         )
     ]
     pre_noise = None if pretrain_sample is None else pretrain_sample.noisy - pretrain_sample.clean
@@ -714,7 +715,7 @@ def _check_settings(settings: LanProtocolSettings) -> None:
         path,
         {
             "fixed": fixed,
-            "settings": asdict(settings),
+            "settings": settings.model_dump(mode="json"),
             "fingerprint": hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:16],
         },
     )

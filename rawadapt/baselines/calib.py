@@ -160,7 +160,13 @@ def build_led(config: TrainConfig, data: TrainData) -> list[Stage]:
     family = led_net.VirtualFamily.from_profiles()
     noise = led_net.VirtualCameraNoise(family.cameras(cameras), family, ratios=ratios, label=data.target)
     d = config.data
-    common = {"optim": config.optim, "patch": d.patch, "batch": d.batch, "augment": d.augment, "seed": config.seed}
+    common: dict[str, Any] = {
+        "optim": config.optim,
+        "patch": d.patch,
+        "batch": d.batch,
+        "augment": d.augment,
+        "seed": config.seed,
+    }
     align, omnr = led_split(config.stage_iters("finetune"))
 
     class LEDPretrain(SyntheticStage):
@@ -219,6 +225,7 @@ def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
     ``setup``, sharing their generators, so the stage's state and resume are unchanged."""
     from rawadapt.baselines.sna import SNAPatchSampler
     from rawadapt.train.adl_stage import AdaptiveStage
+    from rawadapt.train.stages import SupervisedStage
 
     setup, finish = stage.setup, stage.finish
 
@@ -228,10 +235,8 @@ def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
             learner = stage.learner
             learner.target_sampler = SNAPatchSampler.from_sampler(learner.target_sampler, gain)
         else:
-            stage.samplers = {
-                k: SNAPatchSampler.from_sampler(s, gain)  # type: ignore[attr-defined]
-                for k, s in stage.samplers.items()
-            }  # type: ignore[attr-defined]
+            assert isinstance(stage, SupervisedStage), f"stage {stage.name!r} has no samplers"
+            stage.samplers = {k: SNAPatchSampler.from_sampler(s, gain) for k, s in stage.samplers.items()}
 
     def finish_sna(ctx: TrainContext) -> dict[str, Any]:
         return {**finish(ctx), **info}

@@ -108,17 +108,18 @@ class VirtualFamily:
         def span(values: Sequence[float]) -> Range:
             return (float(min(values)), float(max(values)))
 
-        tl = [p.sigma_tl for p in profs]
-        row = [p.sigma_row for p in profs]
+        # every profile has both regressions (checked above)
+        tl = [p.sigma_tl for p in profs if p.sigma_tl is not None]
+        row = [p.sigma_row for p in profs if p.sigma_row is not None]
         return cls(
             k_range=(float(k_range[0]), float(k_range[1])),
             lambda_range=span([lam for p in profs for lam in p.tukey_lambdas]),
             read_slope=span([r.a for r in tl]),
-            read_bias=span([r.b for r in tl]),  # type: ignore[union-attr]
-            read_sigma=span([r.sigma for r in tl]),  # type: ignore[union-attr]
+            read_bias=span([r.b for r in tl]),
+            read_sigma=span([r.sigma for r in tl]),
             row_slope=span([r.a for r in row]),
-            row_bias=span([r.b for r in row]),  # type: ignore[union-attr]
-            row_sigma=span([r.sigma for r in row]),  # type: ignore[union-attr]
+            row_bias=span([r.b for r in row]),
+            row_sigma=span([r.sigma for r in row]),
             color_bias=span([v for p in profs for v in (*p.bias_kmin, *p.bias_kmax)]),
         )
 
@@ -144,8 +145,8 @@ class VirtualFamily:
                 float(lam[i]),
                 (float(rs[i]), float(rb[i]), float(rsg[i])),
                 (float(ws[i]), float(wb[i]), float(wsg[i])),
-                tuple(float(v) for v in bias[i]),
-            )  # type: ignore[arg-type]
+                (float(bias[i, 0]), float(bias[i, 1]), float(bias[i, 2]), float(bias[i, 3])),
+            )
             for i in range(m)
         ]
 

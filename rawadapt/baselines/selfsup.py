@@ -252,6 +252,7 @@ class PoolSelfSupervised(Method):
 
         from rawadapt.data.patches import PatchSampler
         from rawadapt.models.registry import build_model
+        from rawadapt.models.unet import UNet
 
         pool = task.target_pool
         if not pool:
@@ -285,6 +286,7 @@ class PoolSelfSupervised(Method):
                 }
             )
         if self.zero_head:  # residual U-Net: start from the identity (see the module docstring)
+            assert isinstance(model, UNet) and model.head.bias is not None
             torch.nn.init.zeros_(model.head.weight)
             torch.nn.init.zeros_(model.head.bias)
         model = self.wrap(model)

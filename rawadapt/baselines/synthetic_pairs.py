@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -350,7 +350,7 @@ class SyntheticStage(SupervisedStage):
 
         lr = self.set_lr(ctx, i)
         t0 = time.perf_counter()
-        sampler = self.samplers[self.noise.label]
+        sampler = cast(SyntheticPatchSampler, self.samplers[self.noise.label])  # built by setup()
         batch = sampler.draw()
         data_time = time.perf_counter() - t0
         assert ctx.optimizer is not None

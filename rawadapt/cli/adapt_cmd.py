@@ -307,9 +307,9 @@ def register(app: typer.Typer) -> None:
 
         use_precision(precision)
         cfg = MetaConfig(
-            algorithm=algorithm,
+            algorithm=algorithm,  # type: ignore[arg-type]
             loss=loss,
-            inner_steps=inner_steps,  # type: ignore[arg-type]
+            inner_steps=inner_steps,
             inner_lr=inner_lr,
             outer_lr=outer_lr,
             meta_iters=meta_iters,
@@ -319,6 +319,6 @@ def register(app: typer.Typer) -> None:
         samples = pretraining_samples(open_dataset(data), images)
         dest = meta_pretrain(run, samples, out, cfg, progress=True)
         if as_json:
-            print_json({"out": str(dest), "meta_init": cfg.__dict__})
+            print_json({"out": str(dest), "meta_init": cfg.model_dump()})
         else:
             typer.echo(f"meta-initialised model written to {dest}")

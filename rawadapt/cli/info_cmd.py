@@ -18,12 +18,20 @@ exits with code 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import typer
 
 from rawadapt.cli.common import print_json
 from rawadapt.errors import ConfigError, InputFileError
+
+
+class _Levels(TypedDict):
+    """The CFA and levels a headerless mosaic reader takes."""
+
+    cfa: str
+    black_level: list[float] | float
+    white_level: float
 
 
 def _parse_black(value: str | None) -> list[float] | float:
@@ -71,6 +79,11 @@ def describe(
     if not path.exists():
         raise InputFileError("no such file", path)
     kind = file_kind(path)
+    if kind == "raw" and (white is not None or black is not None or cfa is not None):
+        # the level/CFA flags describe headerless or PNG mosaics; a RAW file has its own
+        raise ConfigError(
+            "--cfa/--black/--white describe headerless or PNG mosaics; a camera RAW file carries its own", path
+        )
     if kind == "raw":
         from rawadapt.io.raw import read_raw, read_raw_metadata
 
@@ -86,7 +99,11 @@ def describe(
 
         if cfa is None:
             raise ConfigError("a headerless file needs --width, --height and --cfa (and --black/--white)", path)
-        levels = {"cfa": cfa, "black_level": _parse_black(black), "white_level": 65535.0 if white is None else white}
+        levels: _Levels = {
+            "cfa": cfa,
+            "black_level": _parse_black(black),
+            "white_level": 65535.0 if white is None else white,
+        }
         if kind == "headerless":
             if width is None or height is None:
                 raise ConfigError("a headerless file needs --width and --height", path)

@@ -114,7 +114,7 @@ class PairDataset(Sequence[Sample]):
         """Counts and ISOs per sensor (JSON-friendly)."""
         per: dict[str, Any] = {}
         for sensor, idx in self.by_sensor().items():
-            isos = sorted({self.records[i].iso for i in idx if self.records[i].iso is not None})
+            isos = sorted({iso for i in idx if (iso := self.records[i].iso) is not None})
             splits: dict[str, int] = {}
             for i in idx:
                 key = self.records[i].split or "-"

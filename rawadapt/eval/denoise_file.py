@@ -30,47 +30,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rawadapt.errors import (
-    ConfigError,
-    InputFileError,
-    MetadataError,
-    NonFiniteError,
-    ShapeError,
-    UnknownSensorError,
-)
+from rawadapt.errors import ConfigError, InputFileError, MetadataError, NonFiniteError, ShapeError
+from rawadapt.eval.conditioning import FileMetadata, match_sensor, resolve_conditioning  # noqa: F401  (re-exported)
 from rawadapt.utils.color import wb_gains, xyz_to_camera  # noqa: F401  (re-exported)
 from rawadapt.utils.compute import resolve_precision
 
 RAW_OUTPUTS = (".dng", ".tif", ".tiff", ".npy")
 SRGB_OUTPUTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
-
-
-#: sRGB (D65) -> XYZ, as in :mod:`rawadapt.io.dng`
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def match_sensor(vocabulary: Sequence[str], candidates: Sequence[str | None]) -> str | None:
-    """The first vocabulary entry equal to a candidate, ignoring case, spaces and punctuation.
-
-    Examples
-    --------
-    >>> match_sensor(["SonyA7S2", "NikonD850"], ["Nikon D850"])
-    'NikonD850'
-    """
-    by_norm = {_norm(v): v for v in vocabulary}
-    for c in candidates:
-        if c and _norm(c) in by_norm:
-            return by_norm[_norm(c)]
-    return None
 
 
 def _image_exif(path: Path) -> tuple[str | None, float | None]:
@@ -113,33 +86,6 @@ def _write_tiff_mosaic(path: Path, mosaic: np.ndarray, description: dict[str, An
             photometric="minisblack",
             description=json.dumps(description),
         )
-
-
-def _profile_names() -> list[str]:
-    from rawadapt.noise.profiles import list_profiles
-
-    return list_profiles()
-
-
-def _noise_line(
-    model: Any, profile: str | None, sensor: str | None, camera: str | None, iso: float | None, src: Path
-) -> tuple[tuple[float, float] | None, str]:
-    """The image's noise line for a noise-conditioned model, and where it came from."""
-    if not getattr(model, "uses_noise", False):
-        return None, "not used (the model is not noise-conditioned)"
-    from rawadapt.noise.conditioning import sample_noise_line
-    from rawadapt.noise.profiles import list_profiles, load_profile
-
-    if profile is not None:
-        prof, source = load_profile(profile), f"--profile {profile}"
-    else:
-        name = match_sensor(list_profiles(), [sensor, camera])
-        if name is None:
-            return None, "unknown (no profile for this camera; pass --profile)"
-        prof, source = load_profile(name), f"profile {name}"
-    if iso is None:
-        return None, f"unknown (no ISO; {source} needs one: pass --iso)"
-    return sample_noise_line(None, iso, 1.0, profile=prof), source
 
 
 def denoise_file(
@@ -202,6 +148,74 @@ def denoise_file(
     NonFiniteError
         NaN/Inf in a ``.npy`` input (or values beyond the float32 range), or in the result.
     """
+    plan = plan_denoise(input_path, output_path, preview=preview, bits=bits, iso=iso)
+    from rawadapt.models.checkpoint import load_model
+
+    model, meta = load_model(run, device=device)
+    if unknown_sensor is not None:
+        try:
+            model.set_unknown_sensor_policy(unknown_sensor)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    image = read_input(plan, model, run)
+    cond = resolve_conditioning(
+        model, image.meta, sensor=sensor, iso=iso, profile=profile, unknown_sensor=unknown_sensor, path=plan.src
+    )
+    shape = list(image.x.shape)
+    y, seconds = run_model(
+        model, image, cond, tile=tile, overlap=overlap, device=device, precision=precision, run=run, path=plan.src
+    )
+    write_outputs(plan, image, y)
+    return {
+        "input": str(plan.src),
+        "output": str(plan.dst),
+        "preview": str(preview) if preview else None,
+        "run": str(run),
+        "arch": meta.get("arch"),
+        "space": image.space,
+        "shape": shape,
+        "file_camera": image.meta.camera,
+        **cond.summary(),
+        "tile": tile or None,
+        "overlap": overlap if tile else None,
+        "precision": resolve_precision(precision if precision is not None else model.compute_precision, device),
+        "seconds": round(seconds, 4),
+    }
+
+
+# -- the steps ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DenoisePlan:
+    """Checked paths and formats of one ``denoise`` call (nothing read or computed yet)."""
+
+    src: Path
+    dst: Path
+    space: str  # "raw", "srgb" or "array" (a .npy of the model's space)
+    ext: str
+    preview: Path | None
+    bits: int
+
+
+@dataclass
+class InputImage:
+    """The decoded input: normalised planes, the RAW container (RAW input) and its metadata."""
+
+    x: np.ndarray
+    space: str
+    raw: Any
+    meta: FileMetadata
+
+
+def plan_denoise(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    preview: str | os.PathLike[str] | None = None,
+    bits: int = 8,
+    iso: float | None = None,
+) -> DenoisePlan:
+    """Check the input exists, the output formats fit it and every output is writable and is
+    not an input, BEFORE anything is loaded or computed."""
     from rawadapt.io.readers import file_kind
     from rawadapt.utils.guard import check_outputs, check_writable
 
@@ -210,9 +224,7 @@ def denoise_file(
         raise InputFileError("no such input file", src)
     check_outputs([dst, preview], [src])
     kind = file_kind(src)
-    space = {"raw": "raw", "image": "srgb"}.get(kind)
-    if kind == "array":
-        space = "array"
+    space = {"raw": "raw", "image": "srgb", "array": "array"}.get(kind)
     if space is None:
         raise InputFileError(f"unsupported input type {src.suffix!r} (a camera RAW file, an sRGB image or .npy)", src)
     ext = dst.suffix.lower()
@@ -235,21 +247,13 @@ def denoise_file(
     for out in (dst, preview):  # before any computation: a bad output path wastes no work
         if out is not None:
             check_writable(out)
+    return DenoisePlan(src, dst, space, ext, Path(preview) if preview is not None else None, bits)
 
-    from rawadapt.models.checkpoint import load_model
-    from rawadapt.models.inference import denoise_image
 
-    model, meta = load_model(run, device=device)
-    if unknown_sensor is not None:
-        try:
-            model.set_unknown_sensor_policy(unknown_sensor)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-
-    raw = None
-    file_camera: str | None = None
-    file_iso: float | None = None
-    if space == "raw":
+def read_input(plan: DenoisePlan, model: Any, run: Any) -> InputImage:
+    """Decode the input for ``model`` (its space must match); ``.npy`` must be finite float."""
+    src = plan.src
+    if plan.space == "raw":
         if model.space != "raw":
             raise ShapeError(
                 f"{src.name} is a RAW file but the model in {run} denoises {model.space} images "
@@ -259,9 +263,9 @@ def denoise_file(
         from rawadapt.io.raw import read_raw
 
         raw = read_raw(src)
-        x = raw.planes
-        file_camera, file_iso = raw.meta.camera, raw.meta.iso
-    elif space == "srgb":
+        meta = FileMetadata(camera=raw.meta.camera, model=raw.meta.model, iso=raw.meta.iso, cfa=raw.cfa)
+        return InputImage(raw.planes, "raw", raw, meta)
+    if plan.space == "srgb":
         if model.space != "srgb":
             raise ShapeError(
                 f"{src.name} is an sRGB image but the model in {run} denoises {model.space} images "
@@ -270,143 +274,95 @@ def denoise_file(
             )
         from rawadapt.io.images import read_image
 
-        x = read_image(src)
-        file_camera, file_iso = _image_exif(src)
-    else:
-        from rawadapt.io.images import read_array
+        camera, file_iso = _image_exif(src)
+        return InputImage(read_image(src), "srgb", None, FileMetadata(camera=camera, iso=file_iso))
+    from rawadapt.io.images import read_array
 
-        x = read_array(src)
-        if x.ndim != 3 or x.shape[0] != model.in_channels or x.dtype.kind != "f":
-            raise ShapeError(
-                f"a .npy input for this {model.space} model must be float ({model.in_channels}, H, W), "
-                f"got {x.dtype} {x.shape}",
-                src,
-            )
-        with np.errstate(over="ignore"):
-            x = x.astype(np.float32, copy=False)  # float64 beyond the float32 range becomes Inf: refused below
-        if not np.isfinite(x).all():
-            raise NonFiniteError("the array holds NaN or Inf values (or values beyond the float32 range)", src)
-        space = model.space
+    x = read_array(src)
+    if x.ndim != 3 or x.shape[0] != model.in_channels or x.dtype.kind != "f":
+        raise ShapeError(
+            f"a .npy input for this {model.space} model must be float ({model.in_channels}, H, W), "
+            f"got {x.dtype} {x.shape}",
+            src,
+        )
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32, copy=False)  # float64 beyond the float32 range becomes Inf: refused below
+    if not np.isfinite(x).all():
+        raise NonFiniteError("the array holds NaN or Inf values (or values beyond the float32 range)", src)
+    return InputImage(x, model.space, None, FileMetadata())
 
-    # --- sensor and ISO ---------------------------------------------------------------------
-    used_sensor: str | None = None
-    if not model.uses_metadata:
-        sensor_source = "not used (the model ignores metadata)"
-    elif sensor is not None:
-        used_sensor = match_sensor(model.sensors, [sensor]) or sensor
-        sensor_source = "--sensor"
-        if (
-            used_sensor not in model.sensors
-            and getattr(model, "uses_noise", False)
-            and unknown_sensor is None
-            and (profile is not None or match_sensor(_profile_names(), [sensor]))
-        ):
-            model.set_unknown_sensor_policy("iso-only")
-            sensor_source = "--sensor, not in the vocabulary (no type; noise parameters from its profile)"
-    else:
-        used_sensor = match_sensor(model.sensors, [file_camera, raw.meta.model if raw else None])
-        sensor_source = "file metadata"
-        if (
-            used_sensor is None
-            and getattr(model, "uses_noise", False)
-            and unknown_sensor is None
-            and (profile is not None or match_sensor(_profile_names(), [file_camera]))
-        ):
-            # a noise-conditioned model needs no type guess when the noise parameters are known
-            model.set_unknown_sensor_policy("iso-only")
-            sensor_source = "unknown (no type; noise parameters from its profile)"
-        elif used_sensor is None:
-            known = ", ".join(model.sensors) or "(none)"
-            if model.unknown_sensor == "error" and model._needs_sensor():
-                what = f"the file's camera {file_camera!r}" if file_camera else "the file names no camera; it"
-                raise UnknownSensorError(
-                    f"{what} is not in the model's vocabulary [{known}]; pass --sensor NAME "
-                    "or --unknown-sensor average|iso-only",
-                    src,
-                )
-            sensor_source = f"unknown ({model.unknown_sensor})"
-    used_iso = float(iso) if iso is not None else file_iso
-    iso_source = "--iso" if iso is not None else ("file metadata" if file_iso is not None else "unknown")
-    noise, noise_source = _noise_line(model, profile, used_sensor or sensor, file_camera, used_iso, src)
+
+def run_model(
+    model: Any,
+    image: InputImage,
+    cond: Any,
+    *,
+    tile: int | None,
+    overlap: int,
+    device: str,
+    precision: str | None,
+    run: Any,
+    path: Path | None = None,
+) -> tuple[np.ndarray, float]:
+    """The denoised planes (finite, else NonFiniteError) and the network's seconds."""
+    from rawadapt.models.inference import denoise_image
 
     t0 = time.perf_counter()
-    shape = list(x.shape)
     y = denoise_image(
         model,
-        x,
-        sensor=used_sensor,
-        iso=used_iso,
-        cfa=raw.cfa if raw is not None else None,
+        image.x,
+        cfa=image.raw.cfa if image.raw is not None else None,
         tile=tile or None,
         overlap=overlap,
         device=device,
         precision=precision,
-        noise=noise,
+        **cond.network_kwargs(),
     )
     seconds = time.perf_counter() - t0
-    del x  # the input is no longer needed: lower peak memory while writing
+    image.x = np.empty(0, dtype=np.float32)  # the input is no longer needed: lower peak memory while writing
     if not np.isfinite(y).all():
-        raise NonFiniteError(f"the model in {run} produced NaN or Inf values for this input; nothing written", src)
+        raise NonFiniteError(f"the model in {run} produced NaN or Inf values for this input; nothing written", path)
+    return y, seconds
 
-    # --- write ------------------------------------------------------------------------------
+
+def write_outputs(plan: DenoisePlan, image: InputImage, y: np.ndarray) -> None:
+    """Write the result (and the preview) in the plan's formats, atomically."""
+    raw, dst, ext = image.raw, plan.dst, plan.ext
     if raw is not None:
         out01 = np.minimum(y, 1.0)
         if ext == ".npy":
             _write_npy(dst, y)
+        elif ext == ".dng":
+            from rawadapt.io.dng import write_dng_like
+
+            write_dng_like(dst, out01, raw, software="rawadapt denoise")
         else:
-            if ext == ".dng":
-                from rawadapt.io.dng import write_dng_like
+            from rawadapt.io.raw import planes_to_mosaic
 
-                write_dng_like(dst, out01, raw, software="rawadapt denoise")
-            else:
-                from rawadapt.io.raw import planes_to_mosaic
-
-                mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
-                _write_tiff_mosaic(
-                    dst,
-                    mosaic,
-                    {
-                        "cfa": raw.cfa,
-                        "black_level": raw.black_level,
-                        "white_level": raw.white_level,
-                        "camera": raw.meta.camera,
-                        "iso": raw.meta.iso,
-                        "software": "rawadapt denoise",
-                    },
-                )
-        if preview is not None:
+            mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
+            _write_tiff_mosaic(
+                dst,
+                mosaic,
+                {
+                    "cfa": raw.cfa,
+                    "black_level": raw.black_level,
+                    "white_level": raw.white_level,
+                    "camera": raw.meta.camera,
+                    "iso": raw.meta.iso,
+                    "software": "rawadapt denoise",
+                },
+            )
+        if plan.preview is not None:
             from rawadapt.io.images import write_image
             from rawadapt.noise.pipeline import render_srgb
 
             rgb = render_srgb(
                 np.clip(y, 0.0, 1.0), raw.cfa, wb=wb_gains(raw.meta.camera_whitebalance), ccm=raw.meta.color_matrix
             )
-            write_image(Path(preview), rgb, bits=8)
+            write_image(plan.preview, rgb, bits=8)
     elif ext == ".npy":
         _write_npy(dst, y)
     else:
         from rawadapt.io.images import write_image
 
-        write_image(dst, np.clip(y, 0.0, 1.0, out=y), bits=8 if ext in (".jpg", ".jpeg") else bits)
-
-    return {
-        "input": str(src),
-        "output": str(dst),
-        "preview": str(preview) if preview else None,
-        "run": str(run),
-        "arch": meta.get("arch"),
-        "space": space,
-        "shape": shape,
-        "sensor": used_sensor,
-        "sensor_source": sensor_source,
-        "file_camera": file_camera,
-        "iso": used_iso,
-        "iso_source": iso_source,
-        "unknown_sensor": model.unknown_sensor,
-        "noise": list(noise) if noise is not None else None,
-        "noise_source": noise_source,
-        "tile": tile or None,
-        "overlap": overlap if tile else None,
-        "precision": resolve_precision(precision if precision is not None else model.compute_precision, device),
-        "seconds": round(seconds, 4),
-    }
+        write_image(dst, np.clip(y, 0.0, 1.0, out=y), bits=8 if ext in (".jpg", ".jpeg") else plan.bits)

@@ -97,9 +97,9 @@ def _best_columns(rows: list[list[dict[str, Any] | None]]) -> list[set[int]]:
     ncol = max((len(r) for r in rows), default=0)
     for j in range(ncol):
         vals = [
-            (r[j]["psnr"], i)
+            (cell["psnr"], i)
             for i, r in enumerate(rows)
-            if j < len(r) and r[j] is not None and r[j].get("psnr") is not None and r[j]["method"] != "noisy"
+            if j < len(r) and (cell := r[j]) is not None and cell.get("psnr") is not None and cell["method"] != "noisy"
         ]
         if vals:
             best[max(vals)[1]].add(j + 1)

@@ -22,6 +22,7 @@ Works on NumPy arrays and torch tensors alike (the last two axes are the image a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -213,7 +214,11 @@ def image_dihedral(image: ArrayT, code: int) -> ArrayT:
         x = _flip(x, -1)
     if code & 2:
         x = _flip(x, -2)
-    return np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x.contiguous()
+    if isinstance(x, np.ndarray):
+        x = np.ascontiguousarray(x)
+    else:
+        x = x.contiguous()
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ def image_dihedral(image: ArrayT, code: int) -> ArrayT:
 
 def normalize_levels(
     planes: np.ndarray,
-    black_level: float | list[float] | tuple[float, ...] | np.ndarray,
+    black_level: float | Sequence[float] | np.ndarray,
     white_level: float,
     *,
     clip: bool = True,

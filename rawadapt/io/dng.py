@@ -17,6 +17,7 @@ import struct
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from rawadapt.errors import ShapeError
 from rawadapt.io.bayer import normalize_cfa, plane_offsets
 from rawadapt.utils.atomic import write_bytes
 from rawadapt.utils.color import SRGB_TO_XYZ, wb_gains, xyz_to_camera
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rawadapt.io.raw import RawImage
 
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
 _FMT = {_BYTE: "B", _ASCII: "B", _SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
@@ -86,7 +90,7 @@ class _Ifd:
         elif typ in (_RATIONAL, _SRATIONAL):
             data, count = _rationals(list(values), typ == _SRATIONAL), len(values)  # type: ignore[arg-type]
         else:
-            vals = [int(v) for v in values]  # type: ignore[union-attr]
+            vals = [int(v) for v in values]
             data, count = struct.pack("<" + _FMT[typ] * len(vals), *vals), len(vals)
         self.entries[tag] = (typ, count, data)
 
@@ -241,7 +245,7 @@ def write_dng(
 
 
 def write_dng_like(
-    path: str | os.PathLike[str], planes01: np.ndarray, raw: object, *, software: str = "rawadapt"
+    path: str | os.PathLike[str], planes01: np.ndarray, raw: RawImage, *, software: str = "rawadapt"
 ) -> Path:
     """Write packed [0, 1] planes as a DNG in the CFA, levels and metadata of a source RAW file.
 
@@ -261,16 +265,16 @@ def write_dng_like(
     """
     from rawadapt.io.raw import planes_to_mosaic
 
-    m = raw.meta  # type: ignore[attr-defined]
-    mosaic = planes_to_mosaic(np.minimum(planes01, 1.0), raw.cfa, raw.black_level, raw.white_level)  # type: ignore[attr-defined]
+    m = raw.meta
+    mosaic = planes_to_mosaic(np.minimum(planes01, 1.0), raw.cfa, raw.black_level, raw.white_level)
     gains = wb_gains(m.camera_whitebalance)
     flip = int((getattr(m, "extra", None) or {}).get("flip", 0) or 0)
     return write_dng(
         path,
         mosaic,
         raw.cfa,
-        black_level=raw.black_level,  # type: ignore[attr-defined]
-        white_level=int(round(raw.white_level)),  # type: ignore[attr-defined]
+        black_level=raw.black_level,
+        white_level=int(round(raw.white_level)),
         make=m.make or "unknown",
         model=m.model or "unknown",
         unique_model=m.camera if m.camera and m.camera != "unknown" else None,

@@ -43,7 +43,7 @@ class AIN(nn.Module):
 
     def forward(self, h: torch.Tensor, noise_map: torch.Tensor) -> torch.Tensor:
         if noise_map.shape[-2:] != h.shape[-2:]:
-            noise_map = F.adaptive_avg_pool2d(noise_map, h.shape[-2:])
+            noise_map = F.adaptive_avg_pool2d(noise_map, (h.shape[-2], h.shape[-1]))
         t = F.relu(self.shared(noise_map))
         return F.instance_norm(h, eps=1e-5) * (1.0 + self.gamma(t)) + self.beta(t)
 

@@ -9,7 +9,7 @@ states the choices.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,8 @@ class RepNRConv2d(nn.Module):
         Number of pretraining cameras; alignment ``cameras`` (index -1) is the target's.
     """
 
+    aux_on: torch.Tensor  # buffer: the out-of-model noise-removal branch is on
+
     def __init__(self, conv: nn.Conv2d, cameras: int) -> None:
         super().__init__()
         if conv.groups != 1 or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.padding_mode != "zeros":
@@ -40,7 +42,7 @@ class RepNRConv2d(nn.Module):
         if conv.bias is None:
             raise ValueError("RepNRConv2d needs a convolution with a bias")
         self.cameras = int(cameras)
-        self.padding = tuple(int(p) for p in conv.padding)  # type: ignore[arg-type]
+        self.padding = tuple(int(p) for p in conv.padding)
         self.weight = nn.Parameter(conv.weight.detach().clone())
         self.bias = nn.Parameter(conv.bias.detach().clone())
         cin = conv.in_channels
@@ -118,8 +120,8 @@ class LEDUNet(UNet):
             raise ValueError("cameras must be >= 1")
         self.cameras = int(cameras)
         for block in list(self.down) + list(self.dec):
-            block.conv1 = RepNRConv2d(block.conv1, self.cameras)
-            block.conv2 = RepNRConv2d(block.conv2, self.cameras)
+            block.conv1 = RepNRConv2d(cast(nn.Conv2d, block.conv1), self.cameras)
+            block.conv2 = RepNRConv2d(cast(nn.Conv2d, block.conv2), self.cameras)
 
     def repnr_layers(self) -> list[RepNRConv2d]:
         return [m for m in self.modules() if isinstance(m, RepNRConv2d)]

@@ -25,7 +25,7 @@ Choices PMRID leaves open or this project changes (each a constructor argument):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -157,14 +157,12 @@ class PMRID(ConditionedDenoiser):
         self.encoder = nn.ModuleList()
         for level, n in enumerate(blocks):
             c_in, c_out = widths[level], widths[level + 1]
-            stage = nn.ModuleList(
-                [
-                    EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1, key=f"encoder.{level}.{i}")
-                    for i in range(n)
-                ]
-            )
-            mod_channels.update({blk.key: blk.mid for blk in stage})
-            self.encoder.append(stage)
+            level_blocks = [
+                EncoderBlock(c_in if i == 0 else c_out, c_out, 2 if i == 0 else 1, key=f"encoder.{level}.{i}")
+                for i in range(n)
+            ]
+            mod_channels.update({blk.key: blk.mid for blk in level_blocks})
+            self.encoder.append(nn.ModuleList(level_blocks))
         self.decoder = nn.ModuleList()
         for k, level in enumerate(range(4, 0, -1)):
             self.decoder.append(DecoderStage(widths[level], widths[level - 1], widths[level - 1], key=f"decoder.{k}"))
@@ -186,7 +184,7 @@ class PMRID(ConditionedDenoiser):
         h = self.act(modulate(self.stem(xp), mods, "stem"))
         skips = [h]
         for stage in self.encoder:
-            for blk in stage:
+            for blk in cast(nn.ModuleList, stage):
                 h = blk(h, mods)
             skips.append(h)
         skips.pop()  # the deepest level is the decoder's input, not a skip

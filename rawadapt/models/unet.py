@@ -17,7 +17,7 @@ original predicts the clean image directly (``residual=False``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -152,7 +152,7 @@ class UNet(ConditionedDenoiser):
 
     # Layer handles used by the first/last-layer adaptation baselines.
     def first_layer(self) -> nn.Module:
-        return self.down[0].conv1
+        return cast(_DoubleConv, self.down[0]).conv1
 
     def last_layer(self) -> nn.Module:
         return self.head

@@ -25,13 +25,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from rawadapt.errors import ConfigError, ShapeError
 
 SAT_MARGIN = 0.98  # ignore data above this fraction of (white - black)
+#: one value per canonical plane (R, G1, G2, B)
+PerPlane = tuple[float, float, float, float]
 
 
 @dataclass
@@ -60,9 +62,9 @@ class CalibrationResult:
     """Fitted per-channel gains and read variances (DN, DN^2) in canonical plane order."""
 
     method: str
-    K: tuple[float, float, float, float]
-    read_var: tuple[float, float, float, float]
-    black_level: tuple[float, float, float, float]
+    K: PerPlane
+    read_var: PerPlane
+    black_level: PerPlane
     white_level: float
     cfa: str | None
     channels: list[ChannelPoints]
@@ -154,7 +156,7 @@ def fit_poisson_gaussian(
 def _result(
     method: str,
     chans: list[ChannelPoints],
-    black: Sequence[float],
+    black: Sequence[float] | np.ndarray,
     white: float,
     cfa: str | None,
     iso: float | None,
@@ -168,10 +170,10 @@ def _result(
             raise ConfigError(f"channel {i}: fitted gain K={ch.K:.4g} is not positive (no signal range?)")
     return CalibrationResult(
         method=method,
-        K=tuple(c.K for c in chans),  # type: ignore[arg-type]
-        read_var=tuple(c.read_var for c in chans),  # type: ignore[arg-type]
-        black_level=tuple(float(b) for b in black),
-        white_level=float(white),  # type: ignore[arg-type]
+        K=cast(PerPlane, tuple(c.K for c in chans)),
+        read_var=cast(PerPlane, tuple(c.read_var for c in chans)),
+        black_level=cast(PerPlane, tuple(float(b) for b in black)),
+        white_level=float(white),
         cfa=cfa,
         channels=chans,
         iso=iso,
@@ -276,7 +278,7 @@ def block_stats(plane: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, 
     h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
     if h == 0 or w == 0:
         raise ShapeError(f"plane {plane.shape} is smaller than one {block}x{block} block")
-    t = plane[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
+    t: np.ndarray = plane[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
     t = t.reshape(-1, block * block)
     yy, xx = np.mgrid[0:block, 0:block]
     a = np.stack([np.ones(block * block), (yy.ravel() - (block - 1) / 2), (xx.ravel() - (block - 1) / 2)], 1)
@@ -429,10 +431,10 @@ def calibrate_dark_flat(
         ms, vs, ns = [], [], []
         for g in groups:
             if len(g) >= 2:
-                m, v, n = _temporal(g, c, black[c], white)
-                ms.append(m - offset)
-                vs.append(v)
-                ns.append(n)
+                tm, tv, tn = _temporal(g, c, black[c], white)
+                ms.append(tm - offset)
+                vs.append(tv)
+                ns.append(tn)
             else:
                 mm, vv, lo, hi = block_stats(g[0][c], block)
                 ok = (hi < black[c] + SAT_MARGIN * (white - black[c])) & (lo > 0)

@@ -20,12 +20,12 @@ deterministically from ``(kind, space, size, seed, index)``; sensor names are ``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from rawadapt.data.base import PairDataset
-from rawadapt.data.sample import Sample, SampleRecord
+from rawadapt.data.sample import Sample, SampleRecord, Space
 from rawadapt.errors import ConfigError, ShapeError
 from rawadapt.utils.seed import derive_seed
 
@@ -78,7 +78,7 @@ def _crop(a: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
 class _Generator:
     """Builds sample ``i`` of one harmful dataset (picklable loader state)."""
 
-    def __init__(self, kind: str, size: int, space: str, seed: int, clean_pool: Sequence[np.ndarray] | None):
+    def __init__(self, kind: str, size: int, space: Space, seed: int, clean_pool: Sequence[np.ndarray] | None):
         self.kind, self.size, self.space, self.seed = kind, int(size), space, int(seed)
         self.pool = None if clean_pool is None else list(clean_pool)
         self.channels = 4 if space == "raw" else 3
@@ -117,7 +117,7 @@ class _Generator:
             clean_path=None,
             ratio=1.0,
             space=self.space,
-            split="source",  # type: ignore[arg-type]
+            split="source",
             extra=extra,
         )
 
@@ -193,7 +193,7 @@ class _Generator:
             ratio=1.0,
             space=self.space,
             scene=rec.scene,
-            path=rec.noisy_path,  # type: ignore[arg-type]
+            path=rec.noisy_path,
             cfa=cfa if self.space == "raw" else None,
             sample_id=rec.sample_id,
             extra=dict(rec.extra),
@@ -250,6 +250,6 @@ def make_harmful(
         raise ConfigError(f"need n >= 0 and size >= 8, got n={n}, size={size}")
     if clean_pool is not None and len(clean_pool) == 0:
         raise ConfigError("clean_pool is empty")
-    gen = _Generator(kind, int(size), space, int(seed), clean_pool)
+    gen = _Generator(kind, int(size), cast(Space, space), int(seed), clean_pool)  # space checked above
     records = [gen.record(i) for i in range(int(n))]
-    return PairDataset(records, gen, name=kind, space=space, root=None)  # type: ignore[arg-type]
+    return PairDataset(records, gen, name=kind, space=gen.space, root=None)

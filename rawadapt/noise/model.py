@@ -396,7 +396,7 @@ def _pattern_tensor(seed: int, field: str, cfa: str, h: int, w: int, origin: tup
     return torch.from_numpy(np.array(pattern_planes(seed, field, cfa, h, w, origin)))
 
 
-def _vec(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
+def _vec(values: Sequence[float] | np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32), device=like.device).reshape(4, 1, 1)
 
 
@@ -462,7 +462,11 @@ def add_noise(
     if not (float(ratio) > 0 and math.isfinite(float(ratio))):
         raise ConfigError(f"ratio must be positive, got {ratio}")
     is_numpy = isinstance(clean, np.ndarray)
-    x = torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)) if is_numpy else clean.float()
+    x = (
+        torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32))
+        if isinstance(clean, np.ndarray)
+        else clean.float()
+    )
     if x.ndim not in (3, 4) or x.shape[-3] != 4:
         raise ShapeError(f"clean RAW must be (4, h, w) or (B, 4, h, w) packed planes, got {tuple(x.shape)}")
     if not math.isfinite(float(x.sum())):  # one cheap reduction catches NaN and Inf
@@ -610,7 +614,11 @@ def gaussian_noise(
 ) -> Any:
     """Additive white Gaussian noise of std ``sigma`` (normalised units), e.g. ADL's Harmful1."""
     is_numpy = isinstance(clean, np.ndarray)
-    x = torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32)) if is_numpy else clean.float()
+    x = (
+        torch.from_numpy(np.ascontiguousarray(clean, dtype=np.float32))
+        if isinstance(clean, np.ndarray)
+        else clean.float()
+    )
     gen = _generator(generator, seed)
     out = x + float(sigma) * torch.randn(x.shape, generator=gen)
     if clip:

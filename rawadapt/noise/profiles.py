@@ -423,7 +423,7 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
         raise ConfigError("profile needs 'iso_k' ([[iso, K], ...]) or an 'nlf' table", path)
     if not iso_k or any(i <= 0 or k <= 0 for i, k in iso_k):
         raise ConfigError("iso_k entries need iso > 0 and K > 0", path)
-    iso_k = tuple(sorted(iso_k))  # type: ignore[assignment]
+    iso_k = tuple(sorted(iso_k))
     if "iso_range" in data:
         iso_range = _floats(data["iso_range"], 2, "iso_range", path)
     else:
@@ -480,12 +480,12 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
         name=name,
         kind=kind,
         cfa=cfa,
-        black_level=black,
+        black_level=black,  # type: ignore[arg-type]
         white_level=white,
-        bits=bits,  # type: ignore[arg-type]
-        iso_range=iso_range,
-        iso_k=iso_k,
-        description=str(data.get("description", "")),  # type: ignore[arg-type]
+        bits=bits,
+        iso_range=iso_range,  # type: ignore[arg-type]
+        iso_k=iso_k,  # type: ignore[arg-type]
+        description=str(data.get("description", "")),
         source=str(data.get("source", "")),
         read_model=read_model,
         k_range=k_range,  # type: ignore[arg-type]
@@ -497,7 +497,7 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
         read_jitter=float(data.get("read_jitter", 0.0)),
         row_fraction=float(data.get("row_fraction", 0.0)),
         bias_kmin=bias_kmin,  # type: ignore[arg-type]
-        bias_kmax=bias_kmax,
+        bias_kmax=bias_kmax,  # type: ignore[arg-type]
         channel_k=_floats(data.get("channel_k", 1.0), 4, "channel_k", path),  # type: ignore[arg-type]
         channel_read=_floats(data.get("channel_read", 1.0), 4, "channel_read", path),  # type: ignore[arg-type]
         fixed_pattern=fixed,

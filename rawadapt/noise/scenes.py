@@ -265,8 +265,8 @@ def dead_leaves(
     # back-to-front order chunk by chunk.
     small = radii < SMALL_R
     offs = np.arange(-int(SMALL_R) - 1, int(SMALL_R) + 2)
-    oy, ox = np.meshgrid(offs, offs, indexing="ij")
-    oy, ox = oy.reshape(-1), ox.reshape(-1)
+    grid_y, grid_x = np.meshgrid(offs, offs, indexing="ij")
+    oy, ox = grid_y.reshape(-1), grid_x.reshape(-1)
     for chunk in np.array_split(np.arange(n), 8):
         for i in chunk[~small[chunk]]:  # a loop over large leaves (bounding boxes only)
             _paint_leaf(

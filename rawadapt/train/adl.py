@@ -110,6 +110,7 @@ class ValidationSet:
                 top, left = (s.height - ch) // 2, (s.width - cw) // 2
                 n, c = n[:, top : top + ch, left : left + cw], c[:, top : top + ch, left : left + cw]
             if unify:
+                assert s.cfa is not None
                 n, c = unify_crop(n, s.cfa), unify_crop(c, s.cfa)
                 if crop is not None:
                     n, c = n[:, :crop, :crop], c[:, :crop, :crop]
@@ -148,7 +149,7 @@ def validation_psnrs(model: Denoiser, vs: ValidationSet, indices: Sequence[int],
         sensor = model.sensor_ids([vs.sensors[i] for i in idx], device=device) if model.uses_metadata else None
         iso = (
             torch.tensor(
-                [math.nan if vs.isos[i] is None else float(vs.isos[i]) for i in idx], dtype=torch.float32, device=device
+                [math.nan if (v := vs.isos[i]) is None else float(v) for i in idx], dtype=torch.float32, device=device
             )
             if model.uses_metadata
             else None
@@ -332,6 +333,7 @@ class AdaptiveLearning:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
 
+        values: list[float]
         if self.cfg.criterion == "none":
             psnr, values, threshold, accepted = math.nan, [], math.nan, True
         else:

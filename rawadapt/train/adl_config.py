@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Harmful source domains (Table 5) are a data option shared by all strategies: DataConfig.harmful.
 
@@ -92,28 +92,28 @@ class ADLConfig(BaseModel):
 
     criterion: Literal["queue", "paired", "none"] = "queue"
     relative: bool = False
-    queue_size: int = Field(8, ge=1)
+    queue_size: int = Field(default=8, ge=1)
     paired_margin: float = 0.0
-    val_start: float = Field(0.2, gt=0.0, lt=1.0)
-    val_end: float = Field(0.5, gt=0.0, lt=1.0)
+    val_start: float = Field(default=0.2, gt=0.0, lt=1.0)
+    val_end: float = Field(default=0.5, gt=0.0, lt=1.0)
     val_schedule: Literal["linear", "cosine", "fixed"] = "linear"
     validation: Literal["dynamic", "fixed"] = "dynamic"
     diverse_iso: Literal["auto"] | bool = "auto"
-    diverse_iso_below: int = Field(10, ge=1)
+    diverse_iso_below: int = Field(default=10, ge=1)
     domain_sampling: Literal["uniform", "round-robin", "score"] = "uniform"
-    explore: float = Field(0.2, ge=0.0, le=1.0)
-    temperature: float = Field(0.5, gt=0.0)
+    explore: float = Field(default=0.2, ge=0.0, le=1.0)
+    temperature: float = Field(default=0.5, gt=0.0)
     restore_optimizer: bool = True
-    target_batch: int = Field(8, ge=0)
-    val_crop: int | None = Field(64, ge=8)
+    target_batch: int = Field(default=8, ge=0)
+    val_crop: int | None = Field(default=64, ge=8)
     grad_clip: float | None = None
-    lr_factor: float = Field(1.0, gt=0.0)
+    lr_factor: float = Field(default=1.0, gt=0.0)
     continue_optimizer: bool = True
-    beta1: float | None = Field(None, ge=0.0, lt=1.0)
+    beta1: float | None = Field(default=None, ge=0.0, lt=1.0)
 
     @field_validator("val_end")
     @classmethod
-    def _end_after_start(cls, v: float, info):  # type: ignore[no-untyped-def]
+    def _end_after_start(cls, v: float, info: ValidationInfo) -> float:
         start = info.data.get("val_start", 0.2)
         if v < start:
             raise ValueError(f"val_end ({v}) must be >= val_start ({start})")

@@ -159,7 +159,7 @@ class Snapshot:
 
     def _state_entries(self) -> list[tuple[torch.Tensor, str, Any]]:
         assert self.optimizer is not None
-        out = []
+        out: list[tuple[torch.Tensor, str, Any]] = []
         for group in self.optimizer.param_groups:
             for p in group["params"]:
                 st = self.optimizer.state.get(p)

@@ -103,6 +103,7 @@ class AdaptiveStage(BaseStage):
         )
         comm = ctx.extra.get("comm") or Comm()
         log_path = ctx.run_dir / ADL_LOG_NAME if ctx.is_main else None
+        assert ctx.optimizer is not None  # created (or continued) by BaseStage.setup
         self.learner = AdaptiveLearning(
             ctx.model,
             ctx.optimizer,

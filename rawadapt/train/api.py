@@ -101,7 +101,7 @@ def build_run_model(config: TrainConfig, data: TrainData) -> Denoiser:
         identity_init(model, scale=config.model.last_layer_scale)
     # channels-last weights match the channels-last activations of the compute policy
     # (rawadapt.utils.compute): no layout conversion in the convolutions' backward pass
-    return model.to(memory_format=torch.channels_last)
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def identity_init(model: Denoiser, scale: float = 0.0) -> bool:

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from rawadapt.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
+    from rawadapt.data.sample import Sample
     from rawadapt.train.config import TrainConfig
     from rawadapt.train.context import TrainData
     from rawadapt.train.stages import Stage
@@ -23,7 +26,7 @@ def supervised(
     iters: int,
     *,
     lr: float | None = None,
-    anchor: object = None,
+    anchor: Sequence[Sample] | None = None,
     embed_from_sources: str | None = None,
 ) -> Stage:
     """A :class:`~rawadapt.train.stages.SupervisedStage` with the run's sampling and optimizer
@@ -43,7 +46,7 @@ def supervised(
         seed=config.seed,
         rule=d.mixing,
         anchor=anchor,
-        anchor_fraction=d.target_fraction,  # type: ignore[arg-type]
+        anchor_fraction=d.target_fraction,
         embed_from_sources=embed_from_sources,
     )
 

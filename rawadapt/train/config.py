@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rawadapt.errors import ConfigError
+from rawadapt.utils.settings import condense  # noqa: F401  (re-exported)
 
 #: model arguments the engine derives from the data; users must not set them
 ENGINE_MODEL_ARGS = ("in_channels", "sensors")
@@ -73,18 +74,18 @@ class DataConfig(_Section):
 
     data: str = "synth"
     target: str | None = None
-    target_pairs: int = Field(20, ge=1)
-    test_pairs: int | None = Field(None, ge=1)
+    target_pairs: int = Field(default=20, ge=1)
+    test_pairs: int | None = Field(default=None, ge=1)
     sources: list[str] | None = None
-    patch: int = Field(64, ge=4)
-    batch: int = Field(8, ge=1)
+    patch: int = Field(default=64, ge=4)
+    batch: int = Field(default=8, ge=1)
     augment: bool = True
     mixing: Literal["domain", "pooled"] = "domain"
-    target_fraction: float = Field(0.5, gt=0.0, lt=1.0)
-    eval_tile: int | None = Field(None, ge=16)
+    target_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    eval_tile: int | None = Field(default=None, ge=16)
     harmful: list[Literal["harmful1", "harmful2"]] = Field(default_factory=list)
-    harmful_count: int = Field(32, ge=1)
-    harmful_size: int | None = Field(None, ge=8)
+    harmful_count: int = Field(default=32, ge=1)
+    harmful_size: int | None = Field(default=None, ge=8)
 
     @field_validator("sources")
     @classmethod
@@ -117,7 +118,7 @@ class ModelConfig(_Section):
     arch: str = "unet"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     identity_init: bool = True
-    last_layer_scale: float = Field(0.1, ge=0.0, le=1.0)
+    last_layer_scale: float = Field(default=0.1, ge=0.0, le=1.0)
 
     @field_validator("kwargs")
     @classmethod
@@ -152,13 +153,13 @@ class OptimConfig(_Section):
         Clip the global gradient norm to this value (None = no clipping).
     """
 
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: Literal["cosine", "constant"] = "cosine"
-    warmup: int = Field(0, ge=0)
-    min_lr_factor: float = Field(0.01, ge=0.0, le=1.0)
-    grad_clip: float | None = Field(None, gt=0.0)
+    warmup: int = Field(default=0, ge=0)
+    min_lr_factor: float = Field(default=0.01, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(default=None, gt=0.0)
 
     @field_validator("betas")
     @classmethod
@@ -222,20 +223,20 @@ class TrainConfig(_Section):
     strategy: str = "finetune"
     seed: int = 0
     device: str = "cpu"
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
-    iters: int = Field(1000, ge=0)
-    pretrain_iters: int | None = Field(None, ge=0)
-    finetune_iters: int | None = Field(None, ge=0)
-    finetune_lr: float | None = Field(None, gt=0.0)
-    finetune_lr_factor: float = Field(0.5, gt=0.0, le=1.0)
-    eval_every: int = Field(500, ge=0)
-    eval_images: int | None = Field(8, ge=1)
-    log_every: int = Field(25, ge=1)
-    checkpoint_every: int = Field(500, ge=1)
+    iters: int = Field(default=1000, ge=0)
+    pretrain_iters: int | None = Field(default=None, ge=0)
+    finetune_iters: int | None = Field(default=None, ge=0)
+    finetune_lr: float | None = Field(default=None, gt=0.0)
+    finetune_lr_factor: float = Field(default=0.5, gt=0.0, le=1.0)
+    eval_every: int = Field(default=500, ge=0)
+    eval_images: int | None = Field(default=8, ge=1)
+    log_every: int = Field(default=25, ge=1)
+    checkpoint_every: int = Field(default=500, ge=1)
     tensorboard: bool = True
     adl: ADLConfig = Field(default_factory=ADLConfig)
 
@@ -269,18 +270,6 @@ class TrainConfig(_Section):
 
 
 # -- loading ------------------------------------------------------------------------------------
-def condense(exc: ValidationError) -> str:
-    """A pydantic error condensed to one line: ``data.patch: Input should be ... ; iters: ...``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(config)"
-        msg = str(err.get("msg", "invalid")).replace("\n", " ")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown setting"
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
-
-
 def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = None) -> TrainConfig:
     """Validate a (nested) mapping into a :class:`TrainConfig`.
 

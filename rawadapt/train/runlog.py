@@ -18,7 +18,7 @@ import csv
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ class CsvLog:
         with open(self.path, newline="") as fh:
             return list(csv.DictReader(fh))
 
-    def _rewrite(self, rows: list[Mapping[str, Any]]) -> None:
+    def _rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
         with atomic_path(self.path) as tmp:
             with open(tmp, "w", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")

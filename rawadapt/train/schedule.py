@@ -79,5 +79,5 @@ def make_optimizer(model: torch.nn.Module, optim: OptimConfig, lr: float) -> tor
     params = [p for p in model.parameters() if p.requires_grad]
     fused = bool(params) and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.AdamW(
-        params, lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay, fused=fused or None
+        params, lr=lr, betas=(optim.betas[0], optim.betas[1]), weight_decay=optim.weight_decay, fused=fused or None
     )

@@ -97,7 +97,7 @@ class BaseStage:
         self.schedule = LRSchedule.from_config(optim, self.lr, self.iters)
         #: Adam betas of this stage, written into the param groups with the LR at every step (so
         #: a stage that continues another's optimizer, or a resumed run, always uses its own)
-        self.betas: tuple[float, float] = tuple(optim.betas)  # type: ignore[assignment]
+        self.betas: tuple[float, float] = (optim.betas[0], optim.betas[1])
 
     def setup(self, ctx: TrainContext) -> None:
         """Create the stage's optimizer (or keep the previous one, see ``continue_optimizer``)
@@ -229,7 +229,7 @@ class SupervisedStage(BaseStage):
         sides = [min(s.height, s.width) for ss in decoded.values() for s in ss]
         sides += [min(s.height, s.width) for s in anchor or []]
         patch = min(self.patch, min(sides))
-        kw = {"patch": patch, "batch": self.batch, "augment": self.augment}
+        kw: dict[str, Any] = {"patch": patch, "batch": self.batch, "augment": self.augment}
         if self.rule == "pooled":
             pooled = [s for ss in decoded.values() for s in ss]
             self.samplers = {"pooled": PatchSampler(pooled, seed=self._seed("pooled"), **kw)}

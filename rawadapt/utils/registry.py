@@ -79,7 +79,7 @@ class Registry(Mapping[str, T], Generic[T]):
             self._order.append(name)
 
     # -- lookup -------------------------------------------------------------------------------
-    def get(self, name: str, default: Any = None) -> T:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> T:
         """The entry ``name`` (imported if lazy).
 
         Raises
@@ -90,7 +90,7 @@ class Registry(Mapping[str, T], Generic[T]):
         """
         if name not in self._order:
             if default is not None:
-                return default  # type: ignore[no-any-return]
+                return default
             raise ConfigError(f"unknown {self.kind} {name!r}; known: {', '.join(self._order)}")
         if name not in self._entries:
             module, attr = self._lazy[name].split(":", 1)

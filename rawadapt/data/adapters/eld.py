@@ -61,10 +61,12 @@ def reference_for(img_id: int, pairing: Literal["nearest", "block"] = "nearest")
 
 
 def _scene_dirs(cam: Path) -> list[Path]:
-    return sorted(
-        (p for p in cam.iterdir() if p.is_dir() and SCENE_RE.match(p.name)),
-        key=lambda p: int(SCENE_RE.match(p.name).group("k")),
-    )  # type: ignore[union-attr]
+    def scene_index(p: Path) -> int:
+        m = SCENE_RE.match(p.name)
+        assert m is not None  # only matching folders are sorted
+        return int(m.group("k"))
+
+    return sorted((p for p in cam.iterdir() if p.is_dir() and SCENE_RE.match(p.name)), key=scene_index)
 
 
 def camera_dirs(root: Path) -> list[Path]:

@@ -125,7 +125,7 @@ def _from_scan(base: Path) -> list[tuple[Path, Path, float | None, float | None]
     by_scene: dict[str, Path] = {}
     for f in longs:
         by_scene.setdefault(parse_name(f)["scene"], f)
-    pairs = []
+    pairs: list[tuple[Path, Path, float | None, float | None]] = []
     for f in shorts:
         long_ = by_scene.get(parse_name(f)["scene"])
         if long_ is not None:
@@ -220,13 +220,9 @@ def open(
     records.sort(key=lambda r: r.sample_id)
 
     def loader(rec: SampleRecord) -> Sample:
+        assert rec.clean_path is not None  # every SID record is a short/long pair
         n, nm = raw_planes_cached(rec.noisy_path, black_level=black_level, white_level=white_level, enabled=cache)
-        c, cm = raw_planes_cached(
-            rec.clean_path,
-            black_level=black_level,  # type: ignore[arg-type]
-            white_level=white_level,
-            enabled=cache,
-        )
+        c, cm = raw_planes_cached(rec.clean_path, black_level=black_level, white_level=white_level, enabled=cache)
         dn = Decoded(n, "raw", nm["cfa"], nm["used_black_level"], nm["used_white_level"], nm)
         dc = Decoded(c, "raw", cm["cfa"], cm["used_black_level"], cm["used_white_level"], cm)
         return sample_from_decoded(rec, dn, dc, clip=clip, iso=nm.get("iso"))

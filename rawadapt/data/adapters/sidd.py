@@ -174,12 +174,13 @@ def open(
         raise DatasetError(f"no SIDD {tag} noisy/GT pairs found", root)
 
     def loader(rec: SampleRecord) -> Sample:
+        assert rec.clean_path is not None  # every SIDD record is a noisy/GT pair
         if rec.space == "srgb":
             from rawadapt.io.images import read_image
 
             return sample_from_decoded(
                 rec, Decoded(read_image(rec.noisy_path), "srgb"), Decoded(read_image(rec.clean_path), "srgb"), clip=clip
-            )  # type: ignore[arg-type]
+            )
         mpath = rec.extra.get("metadata_path")
         md: dict[str, Any] = {}
         if mpath:
@@ -205,7 +206,7 @@ def open(
             )
 
         n = Decoded(planes(rec.noisy_path), "raw", pattern, [0.0] * 4, 1.0)
-        c = Decoded(planes(rec.clean_path), "raw", pattern, [0.0] * 4, 1.0)  # type: ignore[arg-type]
+        c = Decoded(planes(rec.clean_path), "raw", pattern, [0.0] * 4, 1.0)
         s = sample_from_decoded(rec, n, c, clip=clip)
         if md.get("noise_profile") is not None:
             s.extra["noise_profile"] = md["noise_profile"]

@@ -15,6 +15,8 @@ Usage::
     res["result"]["rows"]          # also in runs/bench/results.{csv,json,md}
 """
 
+from typing import Any
+
 from rawadapt.eval.protocols.settings import (
     EXTRA_BUDGETS,
     PROTOCOLS,
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-def run_protocol(settings: BenchSettings, **kwargs):  # type: ignore[no-untyped-def]
+def run_protocol(settings: BenchSettings, **kwargs: Any) -> dict[str, Any]:
     """See :func:`rawadapt.eval.protocols.runner.run_protocol` (imported lazily: it pulls torch)."""
     from rawadapt.eval.protocols.runner import run_protocol as _run
 
