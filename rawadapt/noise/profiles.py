@@ -32,14 +32,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from rawadapt.errors import ConfigError, InputFileError, UnknownSensorError
 from rawadapt.utils.color import (
     SRGB_TO_XYZ,  # turns a DNG ColorMatrix (XYZ -> camera) into a CCM
 )
+from rawadapt.utils.settings import condense
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_PROFILES = "RAWADAPT_PROFILES"
@@ -318,105 +320,147 @@ def round_iso(iso: float) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _floats(value: Any, n: int | None, what: str, path: str | None) -> tuple[float, ...]:
-    if isinstance(value, (int, float)) and n is not None:
-        value = [value] * n
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a list of numbers, got {value!r}", path) from None
-    if n is not None and len(out) != n:
-        raise ConfigError(f"{what} needs {n} values, got {len(out)}", path)
-    if not all(math.isfinite(v) for v in out):
-        raise ConfigError(f"{what} holds non-finite values", path)
-    return out
+FiniteFloat = Annotated[float, AfterValidator(lambda v: _finite(v))]
 
 
-def _regression(value: Any, what: str, path: str | None) -> Regression | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or not {"a", "b"} <= set(value):
-        raise ConfigError(f"regression {what} needs keys a, b[, sigma]", path)
-    return Regression(float(value["a"]), float(value["b"]), float(value.get("sigma", 0.0)))
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
 
 
-_KNOWN_KEYS = {
-    "name",
-    "kind",
-    "description",
-    "source",
-    "cfa",
-    "bits",
-    "black_level",
-    "white_level",
-    "iso_range",
-    "iso_k",
-    "read_model",
-    "k_range",
-    "tukey_lambdas",
-    "regressions",
-    "nlf",
-    "read_jitter",
-    "row_fraction",
-    "color_bias",
-    "channel_k",
-    "channel_read",
-    "fixed_pattern",
-    "ratios",
-    "color_matrix",
-    "white_balance",
-    "notes",
-}
+def _broadcast(n: int) -> Any:
+    """A single number stands for ``n`` equal values."""
+
+    def f(v: Any) -> Any:
+        return [v] * n if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    return BeforeValidator(f)
+
+
+#: lists of exactly 2 / 3 / 4 / 9 finite numbers (a single number is repeated)
+Floats2 = Annotated[list[FiniteFloat], _broadcast(2), Field(min_length=2, max_length=2)]
+Floats3 = Annotated[list[FiniteFloat], _broadcast(3), Field(min_length=3, max_length=3)]
+Floats4 = Annotated[list[FiniteFloat], _broadcast(4), Field(min_length=4, max_length=4)]
+Floats9 = Annotated[list[FiniteFloat], _broadcast(9), Field(min_length=9, max_length=9)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegressionSpec(_Spec):
+    """``log sigma = a log K + b + N(0, sigma)`` as written in a profile."""
+
+    a: FiniteFloat
+    b: FiniteFloat
+    sigma: FiniteFloat = 0.0
+
+
+class RegressionsSpec(_Spec):
+    sigma_tl: RegressionSpec | None = None
+    sigma_row: RegressionSpec | None = None
+    sigma_gauss: RegressionSpec | None = None
+
+
+class ColorBiasSpec(_Spec):
+    k_min: Floats4 = Field(default_factory=lambda: [0.0] * 4)
+    k_max: Floats4 | None = None
+
+
+class FixedPatternSpec(_Spec):
+    seed: int = 0
+    dsnu: FiniteFloat = Field(default=0.0, ge=0.0)
+    prnu: FiniteFloat = Field(default=0.0, ge=0.0)
+    column: FiniteFloat = Field(default=0.0, ge=0.0)
+
+
+class WhiteBalanceSpec(_Spec):
+    red: Floats2 | None = None
+    blue: Floats2 | None = None
+
+
+class ProfileSpec(_Spec):
+    """The YAML format of a noise profile (types, lengths, ranges, unknown keys); the rules that
+    relate fields to each other are checked by :func:`profile_from_dict`."""
+
+    name: str
+    kind: Literal["eld", "nlf"]
+    cfa: str
+    black_level: Floats4
+    white_level: FiniteFloat
+    description: str = ""
+    source: str = ""
+    notes: Any = None
+    bits: int | None = Field(default=None, ge=1, le=32)
+    iso_range: Floats2 | None = None
+    iso_k: list[Floats2] | None = None
+    read_model: Literal["tukey", "gaussian"] | None = None
+    k_range: Floats2 | None = None
+    tukey_lambdas: list[FiniteFloat] = Field(default_factory=list)
+    regressions: RegressionsSpec = Field(default_factory=RegressionsSpec)
+    nlf: list[Floats3] | None = None
+    read_jitter: FiniteFloat = 0.0
+    row_fraction: FiniteFloat = 0.0
+    color_bias: ColorBiasSpec = Field(default_factory=ColorBiasSpec)
+    channel_k: Floats4 = Field(default_factory=lambda: [1.0] * 4)
+    channel_read: Floats4 = Field(default_factory=lambda: [1.0] * 4)
+    fixed_pattern: FixedPatternSpec = Field(default_factory=FixedPatternSpec)
+    ratios: list[FiniteFloat] = Field(default_factory=lambda: [1.0], min_length=1)
+    color_matrix: Floats9 | None = None
+    white_balance: WhiteBalanceSpec = Field(default_factory=WhiteBalanceSpec)
+
+    @field_validator("regressions", "color_bias", "fixed_pattern", "white_balance", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+def _regression(spec: RegressionSpec | None) -> Regression | None:
+    return None if spec is None else Regression(spec.a, spec.b, spec.sigma)
 
 
 def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Profile:
     """Validate a profile mapping (as read from YAML) and build a :class:`Profile`.
 
+    Types, lengths and unknown keys are checked by :class:`ProfileSpec` (pydantic); the rules
+    between fields here.
+
     Raises
     ------
     ConfigError
-        Missing or malformed fields, unknown keys, inconsistent levels.
+        Missing or malformed fields, unknown keys, inconsistent levels (one line).
     """
     from rawadapt.errors import CFAError
     from rawadapt.io.bayer import normalize_cfa
 
     if not isinstance(data, Mapping):
         raise ConfigError("a profile must be a YAML mapping", path)
-    unknown = set(data) - _KNOWN_KEYS
-    if unknown:
-        raise ConfigError(f"unknown profile keys: {', '.join(sorted(unknown))}", path)
-    for key in ("name", "kind", "cfa", "black_level", "white_level"):
-        if key not in data:
-            raise ConfigError(f"profile is missing {key!r}", path)
-    name = str(data["name"])
-    kind = str(data["kind"])
-    if kind not in KINDS:
-        raise ConfigError(f"profile kind must be one of {KINDS}, got {kind!r}", path)
     try:
-        cfa = normalize_cfa(str(data["cfa"]))
+        spec = ProfileSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid profile: {condense(exc)}", path) from None
+    try:
+        cfa = normalize_cfa(spec.cfa)
     except CFAError as exc:
         raise ConfigError(exc.message, path) from None
-    black = _floats(data["black_level"], 4, "black_level", path)
-    white = float(data["white_level"])
+    black = tuple(spec.black_level)
+    white = spec.white_level
     if any(b >= white for b in black):
         raise ConfigError(f"white_level {white} must exceed black levels {black}", path)
-    bits = int(data.get("bits", max(1, math.ceil(math.log2(white + 1)))))
-    read_model = str(data.get("read_model", "tukey" if kind == "eld" else "gaussian"))
-    if read_model not in READ_MODELS:
-        raise ConfigError(f"read_model must be one of {READ_MODELS}, got {read_model!r}", path)
+    bits = spec.bits if spec.bits is not None else max(1, math.ceil(math.log2(white + 1)))
+    read_model = spec.read_model or ("tukey" if spec.kind == "eld" else "gaussian")
 
     nlf: tuple[tuple[float, float, float], ...] = ()
     span = white - float(np.mean(black))
-    if kind == "nlf":
-        raw = data.get("nlf")
-        if not raw:
+    if spec.kind == "nlf":
+        if not spec.nlf:
             raise ConfigError("an 'nlf' profile needs an 'nlf' table: [[iso, beta1, beta2], ...]", path)
-        rows = [_floats(r, 3, "nlf row", path) for r in raw]
-        if any(r[0] <= 0 or r[1] <= 0 or r[2] < 0 for r in rows):
+        if any(r[0] <= 0 or r[1] <= 0 or r[2] < 0 for r in spec.nlf):
             raise ConfigError("nlf rows need iso > 0, beta1 > 0, beta2 >= 0", path)
-        nlf = tuple(sorted(rows))  # type: ignore[arg-type]
-    if "iso_k" in data:
-        iso_k = tuple(tuple(_floats(p, 2, "iso_k entry", path)) for p in data["iso_k"])
+        nlf = tuple(sorted((r[0], r[1], r[2]) for r in spec.nlf))
+    if spec.iso_k is not None:
+        iso_k = tuple((p[0], p[1]) for p in spec.iso_k)
     elif nlf:
         iso_k = tuple((r[0], r[1] * span) for r in nlf)
     else:
@@ -424,26 +468,22 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     if not iso_k or any(i <= 0 or k <= 0 for i, k in iso_k):
         raise ConfigError("iso_k entries need iso > 0 and K > 0", path)
     iso_k = tuple(sorted(iso_k))
-    if "iso_range" in data:
-        iso_range = _floats(data["iso_range"], 2, "iso_range", path)
-    else:
-        iso_range = (iso_k[0][0], iso_k[-1][0])
+    iso_range = (spec.iso_range[0], spec.iso_range[1]) if spec.iso_range else (iso_k[0][0], iso_k[-1][0])
     if not 0 < iso_range[0] <= iso_range[1]:
         raise ConfigError(f"bad iso_range {iso_range}", path)
-    k_range = _floats(data["k_range"], 2, "k_range", path) if "k_range" in data else None
+    k_range = (spec.k_range[0], spec.k_range[1]) if spec.k_range else None
 
-    regs = data.get("regressions") or {}
-    if not isinstance(regs, Mapping):
-        raise ConfigError("'regressions' must be a mapping", path)
-    sigma_tl = _regression(regs.get("sigma_tl"), "sigma_tl", path)
-    sigma_row = _regression(regs.get("sigma_row"), "sigma_row", path)
-    sigma_gauss = _regression(regs.get("sigma_gauss"), "sigma_gauss", path)
-    lambdas = _floats(data.get("tukey_lambdas", ()), None, "tukey_lambdas", path)
+    regs = spec.regressions
+    sigma_tl, sigma_row, sigma_gauss = (
+        _regression(regs.sigma_tl),
+        _regression(regs.sigma_row),
+        _regression(regs.sigma_gauss),
+    )
     # ELD: "Drop lambda = 0 entries"; lambda <= -0.5 has no finite variance.
-    lambdas = tuple(v for v in lambdas if v != 0.0)
+    lambdas = tuple(v for v in spec.tukey_lambdas if v != 0.0)
     if any(v <= -0.5 for v in lambdas):
         raise ConfigError("tukey_lambdas must be > -0.5 (finite variance)", path)
-    if kind == "eld":
+    if spec.kind == "eld":
         if k_range is None:
             raise ConfigError("an 'eld' profile needs k_range: [Kmin, Kmax]", path)
         if read_model == "tukey" and (sigma_tl is None or not lambdas):
@@ -451,57 +491,46 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
         if read_model == "gaussian" and sigma_gauss is None:
             raise ConfigError("read_model 'gaussian' needs regressions.sigma_gauss", path)
 
-    bias = data.get("color_bias") or {}
-    bias_kmin = _floats(bias.get("k_min", 0.0), 4, "color_bias.k_min", path)
-    bias_kmax = _floats(bias.get("k_max", bias.get("k_min", 0.0)), 4, "color_bias.k_max", path)
-    fp = data.get("fixed_pattern") or {}
-    if not isinstance(fp, Mapping):
-        raise ConfigError("'fixed_pattern' must be a mapping", path)
-    fixed = FixedPattern(
-        seed=int(fp.get("seed", 0)),
-        dsnu=float(fp.get("dsnu", 0.0)),
-        prnu=float(fp.get("prnu", 0.0)),
-        column=float(fp.get("column", 0.0)),
-    )
-    if min(fixed.dsnu, fixed.prnu, fixed.column) < 0:
-        raise ConfigError("fixed_pattern strengths must be >= 0", path)
-    ratios = _floats(data.get("ratios", [1.0]), None, "ratios", path)
-    if not ratios or any(r < 1 for r in ratios):
+    def four(v: Sequence[float]) -> tuple[float, float, float, float]:
+        return (v[0], v[1], v[2], v[3])
+
+    bias = spec.color_bias
+    fp = spec.fixed_pattern
+    if any(r < 1 for r in spec.ratios):
         raise ConfigError("ratios must be a non-empty list of values >= 1", path)
-    wb = data.get("white_balance") or {}
     kwargs: dict[str, Any] = {}
-    if "color_matrix" in data:
-        kwargs["color_matrix"] = _floats(data["color_matrix"], 9, "color_matrix", path)
-    if "red" in wb:
-        kwargs["wb_red"] = _floats(wb["red"], 2, "white_balance.red", path)
-    if "blue" in wb:
-        kwargs["wb_blue"] = _floats(wb["blue"], 2, "white_balance.blue", path)
+    if spec.color_matrix is not None:
+        kwargs["color_matrix"] = tuple(spec.color_matrix)
+    if spec.white_balance.red is not None:
+        kwargs["wb_red"] = tuple(spec.white_balance.red)
+    if spec.white_balance.blue is not None:
+        kwargs["wb_blue"] = tuple(spec.white_balance.blue)
     prof = Profile(
-        name=name,
-        kind=kind,
+        name=spec.name,
+        kind=spec.kind,
         cfa=cfa,
-        black_level=black,  # type: ignore[arg-type]
+        black_level=four(black),
         white_level=white,
         bits=bits,
-        iso_range=iso_range,  # type: ignore[arg-type]
-        iso_k=iso_k,  # type: ignore[arg-type]
-        description=str(data.get("description", "")),
-        source=str(data.get("source", "")),
+        iso_range=iso_range,
+        iso_k=iso_k,
+        description=spec.description,
+        source=spec.source,
         read_model=read_model,
-        k_range=k_range,  # type: ignore[arg-type]
+        k_range=k_range,
         tukey_lambdas=lambdas,
         sigma_tl=sigma_tl,
         sigma_row=sigma_row,
         sigma_gauss=sigma_gauss,
         nlf=nlf,
-        read_jitter=float(data.get("read_jitter", 0.0)),
-        row_fraction=float(data.get("row_fraction", 0.0)),
-        bias_kmin=bias_kmin,  # type: ignore[arg-type]
-        bias_kmax=bias_kmax,  # type: ignore[arg-type]
-        channel_k=_floats(data.get("channel_k", 1.0), 4, "channel_k", path),  # type: ignore[arg-type]
-        channel_read=_floats(data.get("channel_read", 1.0), 4, "channel_read", path),  # type: ignore[arg-type]
-        fixed_pattern=fixed,
-        ratios=ratios,
+        read_jitter=spec.read_jitter,
+        row_fraction=spec.row_fraction,
+        bias_kmin=four(bias.k_min),
+        bias_kmax=four(bias.k_max if bias.k_max is not None else bias.k_min),
+        channel_k=four(spec.channel_k),
+        channel_read=four(spec.channel_read),
+        fixed_pattern=FixedPattern(seed=fp.seed, dsnu=fp.dsnu, prnu=fp.prnu, column=fp.column),
+        ratios=tuple(spec.ratios),
         path=path,
         **kwargs,
     )

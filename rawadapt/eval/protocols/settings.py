@@ -13,11 +13,14 @@ default U-Net, 1000 steps per method).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from pydantic import Field
 
 from rawadapt.errors import ConfigError
 from rawadapt.utils.compute import PRECISIONS
+from rawadapt.utils.settings import Settings
 
 #: budgets beyond the Budget presets: name -> (base preset, overrides)
 EXTRA_BUDGETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -178,8 +181,7 @@ def protocol_spec(name: str) -> ProtocolSpec:
 ON_CHANGE = ("refuse", "recompute")
 
 
-@dataclass
-class BenchSettings:
+class BenchSettings(Settings):
     """Everything that defines a protocol run (``rawadapt bench PROTOCOL ...``).
 
     Attributes
@@ -238,11 +240,11 @@ class BenchSettings:
     methods: list[str] | None = None
     budget: str | None = None
     quick: bool = False
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0])
     target_pairs: int | None = None
     test_pairs: int | None = None
     sources: list[str] | None = None
-    sizes: list[int] = field(default_factory=lambda: list(TARGET_SIZES))
+    sizes: list[int] = Field(default_factory=lambda: list(TARGET_SIZES))
     harmful_count: int | None = None
     threads: int | None = None
     precision: str = "auto"
@@ -253,7 +255,13 @@ class BenchSettings:
     plots: bool = True
     report: bool = True
 
-    def validate(self) -> BenchSettings:
+    def __init__(self, protocol: str | None = None, /, **data: Any) -> None:
+        """``BenchSettings("crossval", data=..., out=...)``: the protocol may come first."""
+        if protocol is not None:
+            data["protocol"] = protocol
+        super().__init__(**data)
+
+    def validate(self) -> BenchSettings:  # type: ignore[override]
         """Check the settings; return self.
 
         Raises
@@ -288,4 +296,4 @@ class BenchSettings:
         return self.budget or ("quick" if self.quick else "default")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
