@@ -226,7 +226,7 @@ def test_adapt_meta_from_meta_init(tmp_path: Path, srgb_run: Path, capsys: pytes
 
 
 def test_cost_measurement_runs_in_its_own_process() -> None:
-    from rawadapt.adapt.cost import _run_one
+    from rawadapt.eval.protocols.lan_cost import _run_one
 
     res = _run_one(
         [
@@ -255,7 +255,7 @@ def test_cost_measurement_runs_in_its_own_process() -> None:
 def test_bench_lan_cost_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rawadapt.adapt.cost as cost
+    import rawadapt.eval.protocols.lan_cost as cost
 
     calls: list[list[str]] = []
 

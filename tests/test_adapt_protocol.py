@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rawadapt.adapt.protocol import (
+from rawadapt.eval.protocols.lan import (
     CSV_COLUMNS,
     LanProtocolSettings,
     ProtocolData,

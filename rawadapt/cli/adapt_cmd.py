@@ -302,8 +302,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Meta-train a pretrained model (first-order MAML / Reptile with a self-supervised inner loss)."""
         from rawadapt.adapt.meta import MetaConfig, meta_pretrain
-        from rawadapt.adapt.protocol import pretraining_samples
         from rawadapt.data.registry import open_dataset
+        from rawadapt.eval.protocols.lan import pretraining_samples
 
         use_precision(precision)
         cfg = MetaConfig(

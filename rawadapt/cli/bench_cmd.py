@@ -4,9 +4,9 @@
 * ``rawadapt bench crossval|ablation|harmful|target-size|calibration``: the ADL paper's
   Tables 1, 4, 5, Figure 3 and Table 2(a) (:mod:`rawadapt.eval.protocols`), resumable, with
   ``results.csv|json|md``, plots and ``report.html`` in ``--out``.
-* ``rawadapt bench lan``: LAN's Table 1 on data we have (:mod:`rawadapt.adapt.protocol`).
+* ``rawadapt bench lan``: LAN's Table 1 on data we have (:mod:`rawadapt.eval.protocols.lan`).
 * ``rawadapt bench lan-cost``: LAN's Table 2, time and memory per adaptation iteration, one
-  process per measurement (:mod:`rawadapt.adapt.cost`).
+  process per measurement (:mod:`rawadapt.eval.protocols.lan_cost`).
 
 An unknown protocol name is a one-line error (exit 2). With ``--json`` the LAST stdout line is
 one JSON object; progress goes to stderr.
@@ -223,7 +223,7 @@ def bench_lan(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """LAN's Table 1: pretrain on simulated noise, adapt per image to real PolyU noise (and RAW)."""
-    from rawadapt.adapt.protocol import LanProtocolSettings, run_lan_protocol
+    from rawadapt.eval.protocols.lan import LanProtocolSettings, run_lan_protocol
 
     use_precision(precision)
 
@@ -277,7 +277,7 @@ def bench_lan_cost(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object as the last stdout line."),
 ) -> None:
     """LAN's Table 2: time per iteration and memory, LAN vs full fine-tuning, one process each."""
-    from rawadapt.adapt.cost import run_cost_bench
+    from rawadapt.eval.protocols.lan_cost import run_cost_bench
 
     use_precision(precision)
 

@@ -8,7 +8,7 @@
 * ``adl_threshold_<method>.png`` — ADL: the acceptance threshold (mean of the queue of best
   validation PSNRs) over the adaptive iterations, one line per target: how the validation PSNR
   rose while source batches were accepted (reuses
-  :func:`rawadapt.adapt.figures.plot_iteration_curves`).
+  :func:`rawadapt.eval.protocols.lan_figures.plot_iteration_curves`).
 * ``noise_hist_<target>.png`` — distribution of the target's noise (noisy - clean) and of each
   method's residual (denoised - clean) on the stored crops.
 * ``errormaps_<target>.png`` — first stored crop: noisy / methods / clean and error maps on a
@@ -183,7 +183,7 @@ def plot_adl_thresholds(
 ) -> Path | None:
     """The acceptance threshold over the adaptive iterations of ``method``, one line per target
     (main variant, first seed)."""
-    from rawadapt.adapt.figures import plot_iteration_curves
+    from rawadapt.eval.protocols.lan_figures import plot_iteration_curves
     from rawadapt.train.valuation import read_adl_log
 
     v = main_variant(result)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from rawadapt.eval.tables import markdown_table
 from rawadapt.utils.atomic import write_json, write_text
 
 AVERAGE = "average"
@@ -253,12 +254,6 @@ def _avg_cell(row: dict[str, Any] | None, fmt: Any) -> str:
     return s
 
 
-def _md_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
-    return out
-
-
 def lookup(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     """``(variant, target, method) -> row``."""
     return {(r["variant"], r["target"], r["method"]): r for r in rows}
@@ -301,7 +296,7 @@ def markdown(result: dict[str, Any]) -> str:
         ]
         header = ["method"] + [v["label"] for v in variants]
         body = [[m] + [_avg_cell(idx.get((v["key"], "average", m)), fmt_psnr) for v in variants] for m in methods]
-        lines += _md_table(header, body) + [""]
+        lines += markdown_table(header, body) + [""]
     for v in variants:
         vt = [t for t in targets if any((v["key"], t, m) in idx for m in methods)]
         if not vt:
@@ -323,7 +318,7 @@ def markdown(result: dict[str, Any]) -> str:
                     fmt_seconds(avg.get("denoise_seconds_per_image")),
                 ]
             )
-        lines += _md_table(header, body) + [""]
+        lines += markdown_table(header, body) + [""]
         lines += [f"## SSIM per target{title}", ""]
         body = [
             [m]
@@ -332,7 +327,7 @@ def markdown(result: dict[str, Any]) -> str:
             for m in methods
             if (v["key"], "average", m) in idx
         ]
-        lines += _md_table(["method"] + vt + ["average"], body) + [""]
+        lines += markdown_table(["method"] + vt + ["average"], body) + [""]
     acc = result.get("acceptance", [])
     if acc:
         domains = sorted({d for a in acc for d in a["domains"]})
@@ -348,7 +343,7 @@ def markdown(result: dict[str, Any]) -> str:
             + [f"{a['domains'][d]:.2f}" if a["domains"].get(d) is not None else "-" for d in domains]
             for a in acc
         ]
-        lines += _md_table(header, body) + [""]
+        lines += markdown_table(header, body) + [""]
     fails = result.get("failures", [])
     if fails:
         lines += ["## Failed cells", ""]

@@ -6,7 +6,7 @@
 * ``target-size`` (Figure 3): PSNR vs |T_adp| in {2, 5, 10, 20, 50};
 * ``calibration`` (Table 2a): calibration-based training, single vs multiple sensors.
 
-(LAN's tables are :mod:`rawadapt.adapt.protocol` and :mod:`rawadapt.adapt.cost`.)
+(LAN's tables are :mod:`rawadapt.eval.protocols.lan` and :mod:`rawadapt.eval.protocols.lan_cost`.)
 
 Usage::
 

@@ -49,6 +49,8 @@ import numpy as np
 from pydantic import Field
 
 from rawadapt.errors import ConfigError, DatasetError
+from rawadapt.eval.protocols.cells import settings_diff
+from rawadapt.eval.tables import markdown_table
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
@@ -599,19 +601,17 @@ def markdown(rows: list[dict[str, Any]], settings: LanProtocolSettings, notes: d
             lines += [notes[space], ""]
         if pre is not None:
             lines += [f"Noisy input: {pre['psnr_noisy']:.2f} dB.", ""]
-        lines.append("| method | iters | " + " | ".join(f"{lo} PSNR / SSIM" for lo in losses) + " | s/iter |")
-        lines.append("|---|---|" + "---|" * len(losses) + "---|")
+        body: list[list[Any]] = []
         if pre is not None:
-            lines.append("| pretrained | - | " + " | ".join(_fmt(pre) for _ in losses) + " | - |")
+            body.append(["pretrained", "-", *(_fmt(pre) for _ in losses), "-"])
         for method in settings.methods:
             for it in settings.iters:
                 cells = {r["loss"]: r for r in sub if r["method"] == method and r["iters"] == it}
                 if not cells:
                     continue
                 spi = _mean([c["seconds_per_iter"] for c in cells.values()])
-                lines.append(
-                    f"| {method} | {it} | " + " | ".join(_fmt(cells.get(lo)) for lo in losses) + f" | {spi:.3f} |"
-                )
+                body.append([method, it, *(_fmt(cells.get(lo)) for lo in losses), f"{spi:.3f}"])
+        lines += markdown_table(["method", "iters", *(f"{lo} PSNR / SSIM" for lo in losses), "s/iter"], body)
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -635,7 +635,7 @@ def make_figures(
     import torch
 
     from rawadapt.adapt.api import make_adapter
-    from rawadapt.adapt.figures import (
+    from rawadapt.eval.protocols.lan_figures import (
         plot_adaptation,
         plot_iteration_curves,
         plot_noise_histograms,
@@ -703,7 +703,7 @@ def _check_settings(settings: LanProtocolSettings) -> None:
             saved = json.loads(path.read_text()).get("fixed", {})
         except ValueError:
             saved = {}
-        diff = sorted(k for k in set(saved) | set(fixed) if saved.get(k) != fixed.get(k))
+        diff = settings_diff(saved, fixed)  # the engine's diff (nested keys as a.b)
         if diff:
             raise ConfigError(
                 f"this folder holds a LAN protocol run with different settings ({', '.join(diff)}); "

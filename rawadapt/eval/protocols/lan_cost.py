@@ -3,7 +3,7 @@
 Run one measurement per process so that memory high-water marks and allocator caches of one
 method never leak into another's::
 
-    python -m rawadapt.adapt.cost --backbone dncnn --method lan --loss zsn2n --size 256 --iters 5
+    python -m rawadapt.eval.protocols.lan_cost --backbone dncnn --method lan --loss zsn2n --size 256 --iters 5
 
 The last stdout line is one JSON object. :func:`run_cost_bench` (``rawadapt bench lan-cost``)
 starts such a subprocess per (backbone, loss, method, repeat) and reports medians and the
@@ -55,6 +55,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rawadapt.eval.tables import markdown_table
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
 
@@ -165,7 +166,7 @@ def measure(
         model, _ = load_model(model_path, device=device)
         channels = model.in_channels
     else:
-        from rawadapt.adapt.protocol import MODEL_KWARGS
+        from rawadapt.eval.protocols.lan import MODEL_KWARGS
         from rawadapt.models.registry import build_model
 
         model = (
@@ -258,7 +259,7 @@ def measure(
 def _run_one(args: list[str], timeout: float) -> dict[str, Any]:
     from rawadapt.errors import RawAdaptError
 
-    cmd = [sys.executable, "-m", "rawadapt.adapt.cost", *args]
+    cmd = [sys.executable, "-m", "rawadapt.eval.protocols.lan_cost", *args]
     env = dict(os.environ)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
@@ -297,8 +298,8 @@ def run_cost_bench(
     ran with; a re-run reuses the measurements whose arguments match (``recompute=True``
     measures everything again) and only runs the missing ones.
     """
-    from rawadapt.adapt.protocol import MODEL_KWARGS
     from rawadapt.errors import ConfigError
+    from rawadapt.eval.protocols.lan import MODEL_KWARGS
     from rawadapt.utils.atomic import write_json
 
     bad = [b for b in backbones if b not in MODEL_KWARGS]
@@ -463,23 +464,34 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
         "",
         "Paper (Restormer / Uformer, GPU): LAN / full-trainable time 74-93 %, memory 74-93 %.",
         "",
-        "Profiler = peak live tensor memory from torch's profiler (CPU only; see rawadapt.adapt.cost).",
+        "Profiler = peak live tensor memory from torch's profiler (CPU only; see rawadapt.eval.protocols.lan_cost).",
         "",
-        "| backbone | loss | LAN s/iter | full s/iter | time LAN/full | LAN MB | full MB | memory LAN/full "
-        "| profiler LAN MB | profiler full MB | profiler LAN/full |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def pct(v: float) -> str:
         return f"{100 * v:.1f} %" if v == v else "-"
 
-    for r in rows:
-        md.append(
-            f"| {r['backbone']} | {r['loss']} | {r['lan_time_s']:.4f} | {r['full_time_s']:.4f} | "
-            f"{pct(r['time_ratio'])} | {r['lan_memory_mb']:.1f} | {r['full_memory_mb']:.1f} | "
-            f"{pct(r['memory_ratio'])} | {r['lan_profiler_mb']:.1f} | {r['full_profiler_mb']:.1f} | "
-            f"{pct(r['profiler_ratio'])} |"
-        )
+    header = ["backbone", "loss", "LAN s/iter", "full s/iter", "time LAN/full", "LAN MB", "full MB"]
+    header += ["memory LAN/full", "profiler LAN MB", "profiler full MB", "profiler LAN/full"]
+    md += markdown_table(
+        header,
+        [
+            [
+                r["backbone"],
+                r["loss"],
+                f"{r['lan_time_s']:.4f}",
+                f"{r['full_time_s']:.4f}",
+                pct(r["time_ratio"]),
+                f"{r['lan_memory_mb']:.1f}",
+                f"{r['full_memory_mb']:.1f}",
+                pct(r["memory_ratio"]),
+                f"{r['lan_profiler_mb']:.1f}",
+                f"{r['full_profiler_mb']:.1f}",
+                pct(r["profiler_ratio"]),
+            ]
+            for r in rows
+        ],
+    )
     write_text(out / "results.md", "\n".join(md) + "\n")
     write_json(out / "results.json", {"protocol": "lan-cost", "settings": settings, "rows": rows, "runs": runs})
 
@@ -491,7 +503,7 @@ def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m rawadapt.adapt.cost",
+        prog="python -m rawadapt.eval.protocols.lan_cost",
         description="One LAN / fine-tuning cost measurement (prints one JSON line).",
     )
     p.add_argument("--backbone", default="dncnn")
