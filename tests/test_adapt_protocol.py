@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rawadapt.data.base import PairDataset
+from rawadapt.data.sample import Sample, SampleRecord
+from rawadapt.errors import ConfigError
 from rawadapt.eval.protocols.lan import (
     CSV_COLUMNS,
     LanProtocolSettings,
     ProtocolData,
     run_lan_protocol,
 )
-from rawadapt.data.base import PairDataset
-from rawadapt.data.sample import Sample, SampleRecord
-from rawadapt.errors import ConfigError
 
 
 def _dataset(space: str, sensors: list[str], per_sensor: int, size: int, sigma: float, seed: int) -> PairDataset:
