@@ -21,6 +21,8 @@ import torch
 
 from rawadapt.adapt.losses import MIN_SIZE, SelfSupervisedLoss, check_input
 from rawadapt.errors import NonFiniteError, ShapeError
+from rawadapt.io.bayer import deunify_pad, unify_pad
+from rawadapt.metrics import evaluate_pair
 from rawadapt.models.base import Denoiser
 
 Denoise = Callable[[torch.Tensor], torch.Tensor]
@@ -111,8 +113,6 @@ def model_fn(
         i = None if iso_t is None else iso_t.expand(b)
         kw = {} if noise_t is None else {"noise": noise_t.expand(b, 2)}
         if unify:
-            from rawadapt.io.bayer import deunify_pad, unify_pad
-
             return deunify_pad(model(unify_pad(x, cfa), s, i, **kw), cfa)  # type: ignore[arg-type]
         return model(x, s, i, **kw)
 
@@ -212,7 +212,6 @@ class AdaptResult:
 
 
 def _metrics(pred: torch.Tensor, clean: torch.Tensor, with_ssim: bool) -> tuple[float, float]:
-    from rawadapt.metrics import evaluate_pair
 
     m = evaluate_pair(pred[0], clean[0], with_ssim=with_ssim)
     return m["psnr"], m.get("ssim", math.nan)

@@ -53,6 +53,9 @@ from rawadapt.adapt.losses import make_loss
 from rawadapt.data.sample import Sample
 from rawadapt.errors import NonFiniteError, ShapeError
 from rawadapt.models.base import Denoiser
+from rawadapt.models.checkpoint import META_NAME, WEIGHTS_NAME, load_model, resolve_model_files, save_model
+from rawadapt.utils.atomic import write_json
+from rawadapt.utils.guard import check_output_paths
 from rawadapt.utils.log import logger
 from rawadapt.utils.settings import Settings
 
@@ -239,15 +242,6 @@ def meta_pretrain(
     ``model.json`` gets ``"meta_init": {**config.model_dump(), "from": str(pretrained), "log": ...}``.
     Returns ``out_dir``.
     """
-    from rawadapt.models.checkpoint import (
-        META_NAME,
-        WEIGHTS_NAME,
-        load_model,
-        resolve_model_files,
-        save_model,
-    )
-    from rawadapt.utils.atomic import write_json
-    from rawadapt.utils.guard import check_output_paths
 
     cfg = (config or MetaConfig()).validate()
     out = Path(out_dir)

@@ -48,7 +48,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from rawadapt.baselines.partial_stage import PartialStage
 from rawadapt.baselines.trained import TrainedMethod
+from rawadapt.errors import ConfigError, NonFiniteError
 from rawadapt.models.ain_unet import (  # noqa: F401  (re-exported: the network lives in models/)
     AIN,
     ESTIMATOR_STRIDE,
@@ -56,6 +58,7 @@ from rawadapt.models.ain_unet import (  # noqa: F401  (re-exported: the network 
     AINUNet,
     NoiseLevelEstimator,
 )
+from rawadapt.train.builders import source_domains, target_pool
 from rawadapt.train.stages import StepValues, SupervisedStage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,8 +107,6 @@ class AINPretrainStage(SupervisedStage):
         import math
         import time
 
-        from rawadapt.errors import NonFiniteError
-
         lr = self.set_lr(ctx, i)
         t0 = time.perf_counter()
         batch, domain = self.draw()
@@ -153,9 +154,6 @@ def is_transfer_parameter(name: str) -> bool:
 # -- strategy ---------------------------------------------------------------------------------------
 def build_ain_transfer(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Source pretraining, then AIN + last-layer transfer on the target pool."""
-    from rawadapt.baselines.partial_stage import PartialStage
-    from rawadapt.errors import ConfigError
-    from rawadapt.train.builders import source_domains, target_pool
 
     if config.model.arch != "ain-unet":
         raise ConfigError(f"strategy 'ain-transfer' needs model.arch 'ain-unet', got {config.model.arch!r}")

@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from rawadapt.data.registry import open_dataset
 from rawadapt.errors import ConfigError
+from rawadapt.train.config import config_from_dict
+from rawadapt.train.datasets import prepare_data
 from rawadapt.utils.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,9 +187,6 @@ def make_task(
     precision: str = "auto",
 ) -> Task:
     """Open the dataset and build the leave-one-sensor-out split of ``target``."""
-    from rawadapt.data.registry import open_dataset
-    from rawadapt.train.config import config_from_dict
-    from rawadapt.train.datasets import prepare_data
 
     ds = open_dataset(data_spec) if dataset is None else dataset
     cfg = config_from_dict(

@@ -42,8 +42,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rawadapt.baselines import led_net
+from rawadapt.baselines.partial_stage import PartialStage
+from rawadapt.baselines.pool_calibration import calibrate_pool
+from rawadapt.baselines.sna import SNAPatchSampler
+from rawadapt.baselines.synthetic_pairs import ProfileNoise, SyntheticStage, clean_pool, require_raw
 from rawadapt.baselines.trained import TrainedMethod
 from rawadapt.errors import ConfigError
+from rawadapt.train.adl_stage import AdaptiveStage, build_adl
+from rawadapt.train.builders import supervised, target_pool
+from rawadapt.train.stages import SupervisedStage
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.baselines.base import Task
@@ -65,9 +73,6 @@ LED_OMNR_LR_FACTOR = 0.1
 
 def calibrate_target(data: TrainData) -> PoolCalibration:
     """The noise profile calibrated on the target pool of ``data``."""
-    from rawadapt.baselines.pool_calibration import calibrate_pool
-    from rawadapt.baselines.synthetic_pairs import require_raw
-    from rawadapt.train.builders import target_pool
 
     require_raw(data, "calibration-based training")
     pool = target_pool(data)
@@ -77,11 +82,6 @@ def calibrate_target(data: TrainData) -> PoolCalibration:
 
 def calib_pretrain_stage(config: TrainConfig, data: TrainData, cal: PoolCalibration) -> Stage:
     """``calib-pretrain``: synthetic pairs from the calibrated profile, labelled as the target."""
-    from rawadapt.baselines.synthetic_pairs import (
-        ProfileNoise,
-        SyntheticStage,
-        clean_pool,
-    )
 
     assert data.target is not None
     noise = ProfileNoise(cal.profile, label=data.target, info={"calibration": cal.summary()})
@@ -107,7 +107,6 @@ def calib_pretrain_stage(config: TrainConfig, data: TrainData, cal: PoolCalibrat
 
 def build_calib_ft(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Calibration pretraining, then fine-tuning on the target pool."""
-    from rawadapt.train.builders import supervised, target_pool
 
     cal = calibrate_target(data)
     stages = [calib_pretrain_stage(config, data, cal)]
@@ -121,7 +120,6 @@ def build_calib_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Calibration pretraining (θ0), then ADL's own adaptive and fine-tuning stages
     (:func:`rawadapt.train.adl_stage.build_adl`, with every ADL setting of the run) on the real
     sources: ADL's target pretraining is replaced by the calibration pretraining."""
-    from rawadapt.train.adl_stage import build_adl
 
     cal = calibrate_target(data)
     adl = [st for st in build_adl(config, data) if st.name != "target-pretrain"]
@@ -141,14 +139,6 @@ def led_split(finetune_iters: int) -> tuple[int, int]:
 
 def build_led(config: TrainConfig, data: TrainData) -> list[Stage]:
     """Virtual-camera pretraining, then LED's two fine-tuning stages."""
-    from rawadapt.baselines import led_net
-    from rawadapt.baselines.partial_stage import PartialStage
-    from rawadapt.baselines.synthetic_pairs import (
-        SyntheticStage,
-        clean_pool,
-        require_raw,
-    )
-    from rawadapt.train.builders import target_pool
 
     require_raw(data, "LED")
     if config.model.arch != "led-unet":
@@ -223,9 +213,6 @@ def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
     the samplers a supervised target stage builds in ``setup``, or the T_train sampler of the
     adaptive stage (its validation set V' stays real). The samplers are replaced right after
     ``setup``, sharing their generators, so the stage's state and resume are unchanged."""
-    from rawadapt.baselines.sna import SNAPatchSampler
-    from rawadapt.train.adl_stage import AdaptiveStage
-    from rawadapt.train.stages import SupervisedStage
 
     setup, finish = stage.setup, stage.finish
 
@@ -249,7 +236,6 @@ def with_sna(stage: Stage, gain: Any, info: dict[str, Any]) -> Stage:
 def build_pmn(config: TrainConfig, data: TrainData) -> list[Stage]:
     """ADL's stages (:func:`rawadapt.train.adl_stage.build_adl`, every ADL setting of the run)
     with PMN's shot-noise augmentation of every target-pool patch."""
-    from rawadapt.train.adl_stage import build_adl
 
     cal = calibrate_target(data)
     info = {"sna": "PMN shot-noise augmentation (p=0.75, u in {0.25, 0.5})", "calibration": cal.summary()}

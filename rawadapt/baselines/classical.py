@@ -48,6 +48,7 @@ from rawadapt.baselines.noise_level import (
 )
 from rawadapt.baselines.perimage import ImageMethod
 from rawadapt.errors import ConfigError
+from rawadapt.metrics import psnr
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.sample import Sample
@@ -140,7 +141,6 @@ class CalibratedDenoiser(ImageMethod):
         self.pool_choice, self.pool_scores = None, []
         if self.resolved_calibration(task.space, has_pairs) != "pool":
             return
-        from rawadapt.metrics import psnr
 
         scores: np.ndarray | None = None
         for s in pool:

@@ -47,6 +47,7 @@ from rawadapt.baselines.noise_level import (
 )
 from rawadapt.baselines.perimage import ImageMethod, image_seed, seeded_torch
 from rawadapt.errors import ConfigError
+from rawadapt.models.base import crop_to
 from rawadapt.utils.compute import policy_forward
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,8 +166,6 @@ def fit_dip(
         Sigmoid output layer (the paper's; images in [0, 1]).
     """
     import torch
-
-    from rawadapt.models.base import crop_to
 
     if iters < 1:
         raise ConfigError(f"dip: iters must be >= 1, got {iters}")

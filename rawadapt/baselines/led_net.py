@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from rawadapt.baselines.synthetic_pairs import NoiseDraw
 from rawadapt.errors import ConfigError
 from rawadapt.models.led_unet import (  # noqa: F401  (re-exported: the network lives in models/)
     DEFAULT_CAMERAS,
@@ -54,6 +55,8 @@ from rawadapt.models.led_unet import (  # noqa: F401  (re-exported: the network 
     is_aux,
     is_target_align,
 )
+from rawadapt.noise.model import NoiseParams
+from rawadapt.noise.profiles import ELD_CAMERAS, load_profile, profile_from_dict
 
 #: virtual-camera gain range (ELD; LED's ``param_ranges.K``)
 K_RANGE = (0.1, 30.0)
@@ -99,7 +102,6 @@ class VirtualFamily:
     def from_profiles(cls, names: Sequence[str] | None = None, *, k_range: Range = K_RANGE) -> VirtualFamily:
         """min..max of the ELD DSLR profiles' Tukey-lambda read noise, row noise, lambdas and
         colour biases (default: the five built-in ELD cameras)."""
-        from rawadapt.noise.profiles import ELD_CAMERAS, load_profile
 
         profs = [load_profile(n) for n in (names or ELD_CAMERAS)]
         if any(p.kind != "eld" or p.sigma_tl is None or p.sigma_row is None for p in profs):
@@ -157,7 +159,6 @@ class VirtualFamily:
 def virtual_level_profile(cfa: str = "RGGB") -> Any:
     """A profile holding only the virtual 14-bit sensor's levels and CFA (the simulator takes
     every noise parameter from :class:`~rawadapt.noise.model.NoiseParams`)."""
-    from rawadapt.noise.profiles import profile_from_dict
 
     return profile_from_dict(
         {
@@ -212,8 +213,6 @@ class VirtualCameraNoise:
         return self.current
 
     def draw(self, rng: np.random.Generator) -> Any:
-        from rawadapt.baselines.synthetic_pairs import NoiseDraw
-        from rawadapt.noise.model import NoiseParams
 
         cam = self.cameras[self.current]
         lo, hi = self.family.k_range

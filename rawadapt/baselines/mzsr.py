@@ -43,7 +43,9 @@ import torch
 
 from rawadapt.baselines.trained import TrainedMethod
 from rawadapt.errors import ConfigError, NonFiniteError
+from rawadapt.train.builders import source_domains, supervised, target_pool
 from rawadapt.train.stages import StepValues, SupervisedStage
+from rawadapt.train.step import l1_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.train.config import TrainConfig
@@ -109,7 +111,6 @@ class MetaTransferStage(SupervisedStage):
         self.tasks, self.inner_steps, self.inner_lr = int(tasks), int(inner_steps), float(inner_lr)
 
     def step(self, ctx: TrainContext, i: int) -> StepValues:
-        from rawadapt.train.step import l1_loss
 
         lr = self.set_lr(ctx, i)
         model = ctx.model
@@ -176,7 +177,6 @@ class MetaTransferStage(SupervisedStage):
 
 def build_mzsr(config: TrainConfig, data: TrainData) -> list[Stage]:
     """The three MZSR stages (module docstring)."""
-    from rawadapt.train.builders import source_domains, supervised, target_pool
 
     pool = target_pool(data)
     sources = source_domains(data)

@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rawadapt.errors import ConfigError, ShapeError
+from rawadapt.noise.model import tukey_lambda_variance
+from rawadapt.noise.profiles import load_profile
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.sample import Sample
@@ -268,8 +270,6 @@ def profile_noise_level(profile: str | Profile, iso: float, ratio: float = 1.0) 
     UnknownSensorError
         Unknown profile name.
     """
-    from rawadapt.noise.model import tukey_lambda_variance
-    from rawadapt.noise.profiles import load_profile
 
     if iso is None or not (float(iso) > 0 and math.isfinite(float(iso))):
         raise ConfigError(f"profile noise needs a positive ISO, got {iso!r}")

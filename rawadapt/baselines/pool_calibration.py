@@ -42,6 +42,8 @@ import numpy as np
 
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError
+from rawadapt.noise.calibrate import calibrate_pairs
+from rawadapt.noise.profiles import profile_from_dict
 
 #: white level (DN) of the virtual 16-bit sensor used for samples without levels
 VIRTUAL_WHITE = 65535.0
@@ -177,8 +179,6 @@ def calibrate_pool(samples: Sequence[Sample], *, name: str = "calibrated", n_bin
     ConfigError
         No pair, sRGB pairs, or no ISO group could be calibrated (e.g. all pairs black).
     """
-    from rawadapt.noise.calibrate import calibrate_pairs
-    from rawadapt.noise.profiles import profile_from_dict
 
     pairs = [s for s in samples if s.clean is not None]
     if not pairs:

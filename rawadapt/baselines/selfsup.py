@@ -42,9 +42,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from rawadapt.adapt.losses import Nbr2NbrLoss
 from rawadapt.baselines.base import Method, Task
 from rawadapt.baselines.perimage import check_sample, seeded_torch, torch_threads
-from rawadapt.errors import ConfigError, ShapeError
+from rawadapt.data.patches import PatchSampler
+from rawadapt.errors import ConfigError, NonFiniteError, ShapeError
+from rawadapt.models.base import Denoiser as _Denoiser
+from rawadapt.models.inference import denoise_image
+from rawadapt.models.registry import build_model
+from rawadapt.models.unet import UNet
 from rawadapt.utils.seed import derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,7 +154,6 @@ def interp_residual_net(inner: Denoiser) -> Denoiser:
     """``x -> b2u_interpolate(x) + inner(x)``: a network whose starting point (``inner``'s head
     zeroed) is the masker's own neighbour average - blind-spot consistent, unlike ``x + net(x)``
     whose identity path would hand ``y[p]`` straight to the visible output."""
-    from rawadapt.models.base import Denoiser as _Denoiser
 
     class InterpResidual(_Denoiser):
         arch = "b2u-interp-residual"
@@ -250,10 +255,6 @@ class PoolSelfSupervised(Method):
         """Train on patches of the target pool's noisy images (clean references dropped)."""
         import torch
 
-        from rawadapt.data.patches import PatchSampler
-        from rawadapt.models.registry import build_model
-        from rawadapt.models.unet import UNet
-
         pool = task.target_pool
         if not pool:
             raise ConfigError(f"{self.name}: the target pool is empty (nothing to train on)")
@@ -305,8 +306,6 @@ class PoolSelfSupervised(Method):
             y = sampler.draw().noisy
             loss = self.loss(model, y, step, self.iters)
             if not torch.isfinite(loss):
-                from rawadapt.errors import NonFiniteError
-
                 raise NonFiniteError(f"{self.name}: training diverged at step {step} (loss {float(loss)})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -323,7 +322,6 @@ class PoolSelfSupervised(Method):
         self.model = model
 
     def denoise(self, sample: Sample) -> np.ndarray:
-        from rawadapt.models.inference import denoise_image
 
         if self.model is None:
             raise ConfigError(f"{self.name}: call fit(task) before denoise (it trains on the target pool)")
@@ -357,7 +355,6 @@ class Neighbor2Neighbor(PoolSelfSupervised):
     reference = "Huang et al. CVPR 2021; ADL paper §4.1 protocol"
 
     def setup(self, seed: int) -> None:
-        from rawadapt.adapt.losses import Nbr2NbrLoss
 
         self._loss = Nbr2NbrLoss.preset("original", seed=seed)
 

@@ -37,7 +37,10 @@ import numpy as np
 from rawadapt.data.patches import Batch, PatchSampler
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError
+from rawadapt.noise.model import add_noise, sample_noise_params
 from rawadapt.train.stages import BaseStage, StepValues, SupervisedStage
+from rawadapt.train.step import train_step
+from rawadapt.utils.atomic import write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.noise.model import NoiseParams
@@ -132,7 +135,6 @@ class ProfileNoise:
         return -1
 
     def draw(self, rng: np.random.Generator) -> NoiseDraw:
-        from rawadapt.noise.model import sample_noise_params
 
         lo, hi = self.iso_range
         iso = lo if hi <= lo else math.exp(rng.uniform(math.log(lo), math.log(hi)))
@@ -246,8 +248,6 @@ class SyntheticPatchSampler(PatchSampler):
     def draw(self, n: int | None = None, indices: Sequence[int] | None = None) -> Batch:
         import torch
 
-        from rawadapt.noise.model import add_noise
-
         base = super().draw(n, indices)
         self.branch = int(self.noise.begin_batch(self.rng))
         noisy, isos = [], []
@@ -338,15 +338,11 @@ class SyntheticStage(SupervisedStage):
         self.anchor_sampler = None
         self.choice_rng = np.random.default_rng(self._seed("choice"))
         if getattr(ctx, "is_main", False) and getattr(ctx, "run_dir", None) is not None:
-            from rawadapt.utils.atomic import write_json
-
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(ctx.run_dir / f"{self.name}_noise.json", self.noise.describe())
 
     def step(self, ctx: TrainContext, i: int) -> StepValues:
         import time
-
-        from rawadapt.train.step import train_step
 
         lr = self.set_lr(ctx, i)
         t0 = time.perf_counter()

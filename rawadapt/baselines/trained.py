@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from rawadapt.baselines.base import Method, Task
+from rawadapt.models.checkpoint import load_model
+from rawadapt.models.inference import denoise_image
+from rawadapt.train.api import METRICS_NAME, run_training
+from rawadapt.train.config import config_diff, config_from_dict, deep_update, load_config
+from rawadapt.train.engine import STATE_NAME
+from rawadapt.train.step import sample_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.sample import Sample
@@ -59,7 +65,6 @@ class TrainedMethod(Method):
 
     def config(self, task: Task) -> TrainConfig:
         """The run configuration of this method on ``task``."""
-        from rawadapt.train.config import config_from_dict, deep_update
 
         b = self.budget
         real_sources = sorted(d for d in task.data.sources if not d.startswith("harmful"))
@@ -93,11 +98,6 @@ class TrainedMethod(Method):
         return config_from_dict(base, source=f"method {self.name}")
 
     def fit(self, task: Task) -> None:
-        from rawadapt.models.checkpoint import load_model
-        from rawadapt.train.api import METRICS_NAME, run_training
-        from rawadapt.train.config import config_diff, load_config
-        from rawadapt.train.engine import STATE_NAME
-        from rawadapt.utils.atomic import _finite  # noqa: F401  (json of metrics)
 
         cfg = self.config(task)
         run = task.work_dir / self.name
@@ -119,8 +119,6 @@ class TrainedMethod(Method):
         self.model, _ = load_model(run)
 
     def denoise(self, sample: Sample) -> np.ndarray:
-        from rawadapt.models.inference import denoise_image
-        from rawadapt.train.step import sample_line
 
         return denoise_image(
             self.model,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from rawadapt.adapt.losses import check_input, zsn2n_loss
 from rawadapt.baselines.perimage import ImageMethod, image_seed, seeded_torch
 from rawadapt.errors import ConfigError
 from rawadapt.utils.compute import policy_forward
@@ -74,8 +75,6 @@ def train_zsn2n(
         Seeds the network initialisation.
     """
     import torch
-
-    from rawadapt.adapt.losses import zsn2n_loss
 
     y = torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32))[None]
     with seeded_torch(seed):
@@ -134,8 +133,6 @@ class ZSN2N(ImageMethod):
 
     def denoise_array(self, noisy: np.ndarray, sample: Sample) -> np.ndarray:
         import torch
-
-        from rawadapt.adapt.losses import check_input
 
         check_input(torch.from_numpy(noisy)[None], what=f"zsn2n input {sample.sample_id or ''}".strip())
         out, losses = train_zsn2n(

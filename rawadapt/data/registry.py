@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rawadapt.data.base import PairDataset
+from rawadapt.data.combine import concat_datasets
 from rawadapt.errors import DatasetError
 from rawadapt.utils.registry import Registry
 
@@ -127,7 +128,6 @@ def is_combined_spec(spec: str) -> bool:
 
 def _open_combined(spec: str, **options: Any) -> PairDataset:
     """``A+B+...``: open every part and concatenate them (same space required)."""
-    from rawadapt.data.combine import concat_datasets
 
     parts = [p.strip() for p in spec.split("+")]
     if any(not p for p in parts):

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from rawadapt.errors import ConfigError, MetadataError, UnknownSensorError
+from rawadapt.noise.conditioning import sample_noise_line
+from rawadapt.noise.profiles import list_profiles, load_profile
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,6 @@ def match_sensor(vocabulary: Sequence[str], candidates: Sequence[str | None]) ->
 
 
 def _profile_names() -> list[str]:
-    from rawadapt.noise.profiles import list_profiles
 
     return list_profiles()
 
@@ -103,8 +104,6 @@ def resolve_noise(
     """The image's noise line for a noise-conditioned model, and where it came from."""
     if not getattr(model, "uses_noise", False):
         return None, "not used (the model is not noise-conditioned)"
-    from rawadapt.noise.conditioning import sample_noise_line
-    from rawadapt.noise.profiles import load_profile
 
     if profile is not None:
         prof, source = load_profile(profile), f"--profile {profile}"

@@ -39,8 +39,17 @@ import numpy as np
 
 from rawadapt.errors import ConfigError, InputFileError, MetadataError, NonFiniteError, ShapeError
 from rawadapt.eval.conditioning import FileMetadata, match_sensor, resolve_conditioning  # noqa: F401  (re-exported)
+from rawadapt.io.dng import write_dng_like
+from rawadapt.io.images import read_array, read_image, write_image
+from rawadapt.io.raw import planes_to_mosaic, read_raw
+from rawadapt.io.readers import file_kind
+from rawadapt.models.checkpoint import load_model
+from rawadapt.models.inference import denoise_image
+from rawadapt.noise.pipeline import render_srgb
+from rawadapt.utils.atomic import atomic_path
 from rawadapt.utils.color import wb_gains, xyz_to_camera  # noqa: F401  (re-exported)
 from rawadapt.utils.compute import resolve_precision
+from rawadapt.utils.guard import check_outputs, check_writable
 
 RAW_OUTPUTS = (".dng", ".tif", ".tiff", ".npy")
 SRGB_OUTPUTS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".npy")
@@ -68,7 +77,6 @@ def _image_exif(path: Path) -> tuple[str | None, float | None]:
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
-    from rawadapt.utils.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         np.save(tmp, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
@@ -76,8 +84,6 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 
 def _write_tiff_mosaic(path: Path, mosaic: np.ndarray, description: dict[str, Any]) -> None:
     import tifffile
-
-    from rawadapt.utils.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tifffile.imwrite(
@@ -149,7 +155,6 @@ def denoise_file(
         NaN/Inf in a ``.npy`` input (or values beyond the float32 range), or in the result.
     """
     plan = plan_denoise(input_path, output_path, preview=preview, bits=bits, iso=iso)
-    from rawadapt.models.checkpoint import load_model
 
     model, meta = load_model(run, device=device)
     if unknown_sensor is not None:
@@ -216,8 +221,6 @@ def plan_denoise(
 ) -> DenoisePlan:
     """Check the input exists, the output formats fit it and every output is writable and is
     not an input, BEFORE anything is loaded or computed."""
-    from rawadapt.io.readers import file_kind
-    from rawadapt.utils.guard import check_outputs, check_writable
 
     src, dst = Path(input_path), Path(output_path)
     if not src.is_file():
@@ -260,7 +263,6 @@ def read_input(plan: DenoisePlan, model: Any, run: Any) -> InputImage:
                 '(see its model.json "space")',
                 src,
             )
-        from rawadapt.io.raw import read_raw
 
         raw = read_raw(src)
         meta = FileMetadata(camera=raw.meta.camera, model=raw.meta.model, iso=raw.meta.iso, cfa=raw.cfa)
@@ -272,11 +274,9 @@ def read_input(plan: DenoisePlan, model: Any, run: Any) -> InputImage:
                 '(see its model.json "space")',
                 src,
             )
-        from rawadapt.io.images import read_image
 
         camera, file_iso = _image_exif(src)
         return InputImage(read_image(src), "srgb", None, FileMetadata(camera=camera, iso=file_iso))
-    from rawadapt.io.images import read_array
 
     x = read_array(src)
     if x.ndim != 3 or x.shape[0] != model.in_channels or x.dtype.kind != "f":
@@ -305,7 +305,6 @@ def run_model(
     path: Path | None = None,
 ) -> tuple[np.ndarray, float]:
     """The denoised planes (finite, else NonFiniteError) and the network's seconds."""
-    from rawadapt.models.inference import denoise_image
 
     t0 = time.perf_counter()
     y = denoise_image(
@@ -333,12 +332,8 @@ def write_outputs(plan: DenoisePlan, image: InputImage, y: np.ndarray) -> None:
         if ext == ".npy":
             _write_npy(dst, y)
         elif ext == ".dng":
-            from rawadapt.io.dng import write_dng_like
-
             write_dng_like(dst, out01, raw, software="rawadapt denoise")
         else:
-            from rawadapt.io.raw import planes_to_mosaic
-
             mosaic = planes_to_mosaic(out01, raw.cfa, raw.black_level, raw.white_level)
             _write_tiff_mosaic(
                 dst,
@@ -353,9 +348,6 @@ def write_outputs(plan: DenoisePlan, image: InputImage, y: np.ndarray) -> None:
                 },
             )
         if plan.preview is not None:
-            from rawadapt.io.images import write_image
-            from rawadapt.noise.pipeline import render_srgb
-
             rgb = render_srgb(
                 np.clip(y, 0.0, 1.0), raw.cfa, wb=wb_gains(raw.meta.camera_whitebalance), ccm=raw.meta.color_matrix
             )
@@ -363,6 +355,4 @@ def write_outputs(plan: DenoisePlan, image: InputImage, y: np.ndarray) -> None:
     elif ext == ".npy":
         _write_npy(dst, y)
     else:
-        from rawadapt.io.images import write_image
-
         write_image(dst, np.clip(y, 0.0, 1.0, out=y), bits=8 if ext in (".jpg", ".jpeg") else plan.bits)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from rawadapt.noise.pipeline import PLANE_CHANNEL, gray_world_wb, render_srgb, to_uint8_hwc
+
 #: display exposure: the clean crop's mean goes to MID_GREY (linear) after white balance, unless
 #: that would push its 99th percentile above DISPLAY_WHITE (then the highlights decide)
 MID_GREY = 0.2
@@ -41,7 +43,6 @@ def display_for(clean: np.ndarray, space: str, *, cfa: str | None = None, sensor
     """Rendering parameters estimated on the clean crop (RAW), or plain sRGB."""
     if space != "raw":
         return Display(space=space)
-    from rawadapt.noise.pipeline import PLANE_CHANNEL, gray_world_wb
 
     c = np.asarray(clean, dtype=np.float64)
     wb = gray_world_wb(c)
@@ -63,7 +64,6 @@ def display_for(clean: np.ndarray, space: str, *, cfa: str | None = None, sensor
 
 def render(image: np.ndarray, display: Display) -> np.ndarray:
     """``(C, h, w)`` → ``(H, W, 3)`` uint8 (RAW: ``H = 2h`` through the camera pipeline)."""
-    from rawadapt.noise.pipeline import render_srgb, to_uint8_hwc
 
     a = np.asarray(image, dtype=np.float32)
     if display.space == "raw":

@@ -26,7 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from rawadapt.errors import InputFileError
+from rawadapt.eval.errormaps import (
+    colorbar,
+    colorize,
+    display_for,
+    error_map,
+    load_crop_sets,
+    png_bytes,
+    render,
+    shared_vmax,
+)
+from rawadapt.eval.plots import load_cells, main_variant
+from rawadapt.eval.results import fmt_psnr, fmt_seconds, fmt_ssim, lookup
 from rawadapt.utils.atomic import write_text
+from rawadapt.utils.guard import check_output_paths
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1400px;
@@ -107,7 +120,6 @@ def _best_columns(rows: list[list[dict[str, Any] | None]]) -> list[set[int]]:
 
 
 def _results_tables(result: dict[str, Any]) -> str:
-    from rawadapt.eval.results import fmt_psnr, fmt_seconds, fmt_ssim, lookup
 
     idx = lookup(result["rows"])
     variants, methods, targets = result["variants"], result["methods"], result["targets"]
@@ -174,17 +186,6 @@ def _results_tables(result: dict[str, Any]) -> str:
 
 
 def _image_section(out: Path, result: dict[str, Any], images: int) -> str:
-    from rawadapt.eval.errormaps import (
-        colorbar,
-        colorize,
-        display_for,
-        error_map,
-        load_crop_sets,
-        png_bytes,
-        render,
-        shared_vmax,
-    )
-    from rawadapt.eval.plots import load_cells, main_variant
 
     if images <= 0:
         return ""
@@ -228,7 +229,6 @@ def _image_section(out: Path, result: dict[str, Any], images: int) -> str:
 
 
 def _valuation_section(out: Path, result: dict[str, Any]) -> str:
-    from rawadapt.eval.plots import load_cells, main_variant
 
     v = main_variant(result)
     seed = result["settings"]["seeds"][0]
@@ -360,7 +360,6 @@ def build_html(out: str | Path, *, images: int = 2) -> str:
 
 def write_report(out: str | Path, path: str | Path | None = None, *, images: int = 2) -> Path:
     """Write the report of ``out`` to ``path`` (default ``out/report.html``) atomically."""
-    from rawadapt.utils.guard import check_output_paths
 
     dest = Path(path) if path is not None else Path(out) / "report.html"
     # the report reads results and images under `out`: never write over one of them

@@ -23,6 +23,7 @@ import numpy as np
 
 from rawadapt.errors import ShapeError
 from rawadapt.io.bayer import normalize_cfa, plane_offsets
+from rawadapt.io.raw import planes_to_mosaic
 from rawadapt.utils.atomic import write_bytes
 from rawadapt.utils.color import SRGB_TO_XYZ, wb_gains, xyz_to_camera
 
@@ -263,7 +264,6 @@ def write_dng_like(
     software
         The ``Software`` tag.
     """
-    from rawadapt.io.raw import planes_to_mosaic
 
     m = raw.meta
     mosaic = planes_to_mosaic(np.minimum(planes01, 1.0), raw.cfa, raw.black_level, raw.white_level)

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rawadapt.errors import InputFileError, ShapeError
+from rawadapt.errors import InputFileError, RawAdaptError, ShapeError
 from rawadapt.io.bayer import normalize_cfa
+from rawadapt.io.images import _read_tiff, load_pixels
 from rawadapt.io.limits import check_pixels
 from rawadapt.io.raw import (
     RawImage,
@@ -167,9 +168,6 @@ def load_mosaic_array(path: str | os.PathLike[str]) -> np.ndarray:
         raise InputFileError("no such file", p)
     ext = p.suffix.lower()
     if ext in (".tif", ".tiff"):
-        from rawadapt.errors import RawAdaptError
-        from rawadapt.io.images import _read_tiff
-
         try:
             arr = _read_tiff(p)  # declared size checked against the pixel limit first
         except RawAdaptError:
@@ -177,8 +175,6 @@ def load_mosaic_array(path: str | os.PathLike[str]) -> np.ndarray:
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input file
             raise InputFileError(f"cannot read TIFF: {exc}", p) from None
     else:
-        from rawadapt.io.images import load_pixels
-
         arr = load_pixels(p)
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[-1] == 1:

@@ -77,6 +77,7 @@ from rawadapt.io.bayer import (
     unpack,
 )
 from rawadapt.io.limits import check_pixels
+from rawadapt.io.readers import file_kind
 
 T = TypeVar("T")
 
@@ -576,7 +577,6 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
         raise InputFileError("no such file", p)
     if not p.is_file():
         raise InputFileError("not a regular file", p)
-    from rawadapt.io.readers import file_kind
 
     if file_kind(p) == "headerless":
         raise InputFileError(

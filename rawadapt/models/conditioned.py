@@ -28,6 +28,7 @@ from rawadapt.models.modulation import (
     Mods,
     Modulation,
 )
+from rawadapt.models.noise_input import ksigma_coefficients
 
 
 class ConditionedDenoiser(Denoiser):
@@ -107,8 +108,6 @@ class ConditionedDenoiser(Denoiser):
                 sensor, iso, x.shape[0], x.device, self.unknown_sensor, noise if self.use_noise else None
             )
         if self.ksigma and noise is not None:
-            from rawadapt.models.noise_input import ksigma_coefficients
-
             c, d = ksigma_coefficients(noise.to(x.device))
             if c.shape[0] == 1 and x.shape[0] > 1:
                 c, d = c.expand(x.shape[0], -1, -1, -1), d.expand(x.shape[0], -1, -1, -1)

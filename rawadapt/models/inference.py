@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rawadapt.io.bayer import deunify_pad, unify_pad
 from rawadapt.models.base import Denoiser
+from rawadapt.models.tiling import tiled_forward
 from rawadapt.utils.compute import PRECISIONS
 
 
@@ -120,18 +122,12 @@ def _run(net: Any, model: Denoiser, x: torch.Tensor, cfa: str | None, tile: int 
         cfa is not None and x.shape[0] == 4 and getattr(model, "raw_phase", None) == "RGGB" and cfa.upper() != "RGGB"
     )
     if unify:
-        from rawadapt.io.bayer import unify_pad
-
         x = unify_pad(x, cfa)  # type: ignore[arg-type]
     with torch.inference_mode():
         if not tile or (x.shape[-2] <= tile and x.shape[-1] <= tile):
             y = net(x[None])[0]
         else:
-            from rawadapt.models.tiling import tiled_forward
-
             y = tiled_forward(net, x[None], tile=int(tile), overlap=min(int(overlap), int(tile) - 1))[0]
     if unify:
-        from rawadapt.io.bayer import deunify_pad
-
         y = deunify_pad(y, cfa)  # type: ignore[arg-type]
     return y

@@ -38,6 +38,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from rawadapt.models.noise_input import noise_features
+
 DEFAULT_ISO_REF = 100.0
 DEFAULT_ISO_SCALE = 4.0
 
@@ -142,7 +144,6 @@ class Modulation(nn.Module):
             s = normalize_iso(iso, batch, device, self.iso_ref, self.iso_scale)[:, None].expand(batch, self.n)
         if not self.use_noise:
             return torch.cat([p, s], dim=1)
-        from rawadapt.models.noise_input import noise_features
 
         if noise is None:
             f = torch.zeros(batch, 2, device=device)

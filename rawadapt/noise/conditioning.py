@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from rawadapt.errors import RawAdaptError
 from rawadapt.models.noise_input import (  # noqa: F401  (re-exported: what networks do with (a, b))
     FEATURE_SCALE,
     FEATURE_SHIFT,
@@ -33,6 +34,8 @@ from rawadapt.models.noise_input import (  # noqa: F401  (re-exported: what netw
     ksigma_coefficients,
     noise_features,
 )
+from rawadapt.noise.model import tukey_lambda_variance
+from rawadapt.noise.profiles import list_profiles, load_profile
 
 #: (a, b) of an unknown noise level
 UNKNOWN: tuple[float, float] = (math.nan, math.nan)
@@ -41,7 +44,6 @@ UNKNOWN: tuple[float, float] = (math.nan, math.nan)
 def read_sigma_dn(profile: Any, iso: float) -> tuple[float, float]:
     """Expected read-noise std and row-noise std (DN) of ``profile`` at ``iso`` (regression means
     without the random term; NLF profiles: their tabulated read noise)."""
-    from rawadapt.noise.model import tukey_lambda_variance
 
     K = profile.iso_to_k(iso)
     if profile.nlf:
@@ -68,8 +70,6 @@ def noise_line(profile: Any, iso: float, ratio: float = 1.0) -> tuple[float, flo
 
 @functools.lru_cache(maxsize=4096)
 def _builtin_line(sensor: str, iso: float, ratio: float) -> tuple[float, float]:
-    from rawadapt.errors import RawAdaptError
-    from rawadapt.noise.profiles import list_profiles, load_profile
 
     if sensor not in list_profiles():
         return UNKNOWN

@@ -27,6 +27,10 @@ import numpy as np
 from rawadapt.data.base import PairDataset
 from rawadapt.data.sample import Sample, SampleRecord, Space
 from rawadapt.errors import ConfigError, ShapeError
+from rawadapt.noise.model import add_noise, gaussian_noise, sample_noise_params
+from rawadapt.noise.pipeline import render_srgb, unprocess
+from rawadapt.noise.profiles import BUILTIN_ORDER
+from rawadapt.noise.scenes import sample_scene
 from rawadapt.utils.seed import derive_seed
 
 HARMFUL_KINDS = ("harmful1", "harmful2")
@@ -36,7 +40,6 @@ HARMFUL2_MODES = ("other-scene", "shifted", "black")
 
 
 def _profiles() -> list[str]:
-    from rawadapt.noise.profiles import BUILTIN_ORDER
 
     return list(BUILTIN_ORDER)
 
@@ -59,8 +62,6 @@ def _scene_raw(
     size: int, rng: np.random.Generator, profile: str, margin: int = 0, *, bright: bool = False
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """A built-in scene unprocessed to packed RAW of ``size + 2 margin`` (packed pixels)."""
-    from rawadapt.noise.pipeline import unprocess
-    from rawadapt.noise.scenes import sample_scene
 
     side = 2 * (size + 2 * margin)
     scene = sample_scene(side, rng, split="all")
@@ -88,7 +89,6 @@ class _Generator:
 
     def plan(self, i: int) -> dict[str, Any]:
         """What sample ``i`` is, without pixels (profile, ISO, mode)."""
-        from rawadapt.noise.model import sample_noise_params
 
         rng = self.rng(i, "plan")
         names = _profiles()
@@ -133,7 +133,6 @@ class _Generator:
             return img, None
         if self.space == "raw":
             return _scene_raw(self.size, rng, profile, margin, bright=bright)
-        from rawadapt.noise.scenes import sample_scene
 
         img = sample_scene(self.size + 2 * margin, rng, split="all").image
         if bright:
@@ -142,8 +141,6 @@ class _Generator:
 
     def _noisy(self, clean: np.ndarray, profile: str, params: Any, gen: Any) -> np.ndarray:
         """Realistic sensor noise on ``clean`` in this space (sRGB: noise added in RAW)."""
-        from rawadapt.noise.model import add_noise
-        from rawadapt.noise.pipeline import render_srgb, unprocess
 
         if self.space == "raw":
             return add_noise(clean, profile, params, generator=gen)
@@ -157,8 +154,6 @@ class _Generator:
 
     def __call__(self, rec: SampleRecord) -> Sample:
         import torch
-
-        from rawadapt.noise.model import gaussian_noise
 
         i = int(rec.sample_id.rsplit("-", 1)[1])
         p = self.plan(i)

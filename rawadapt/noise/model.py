@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rawadapt.errors import ConfigError, ShapeError
+from rawadapt.errors import ConfigError, NonFiniteError, ShapeError
 from rawadapt.noise.pattern import column_planes, pattern_planes, row_parity
 from rawadapt.noise.profiles import Profile, load_profile
 from rawadapt.utils.seed import numpy_rng
@@ -470,8 +470,6 @@ def add_noise(
     if x.ndim not in (3, 4) or x.shape[-3] != 4:
         raise ShapeError(f"clean RAW must be (4, h, w) or (B, 4, h, w) packed planes, got {tuple(x.shape)}")
     if not math.isfinite(float(x.sum())):  # one cheap reduction catches NaN and Inf
-        from rawadapt.errors import NonFiniteError
-
         raise NonFiniteError("clean image holds NaN/Inf values")
     gen = _generator(generator, seed)
     h, w = int(x.shape[-2]), int(x.shape[-1])

@@ -37,7 +37,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from rawadapt.errors import ConfigError, InputFileError, UnknownSensorError
+from rawadapt.errors import CFAError, ConfigError, InputFileError, UnknownSensorError
+from rawadapt.io.bayer import normalize_cfa
+from rawadapt.utils.atomic import write_text
 from rawadapt.utils.color import (
     SRGB_TO_XYZ,  # turns a DNG ColorMatrix (XYZ -> camera) into a CCM
 )
@@ -431,8 +433,6 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
     ConfigError
         Missing or malformed fields, unknown keys, inconsistent levels (one line).
     """
-    from rawadapt.errors import CFAError
-    from rawadapt.io.bayer import normalize_cfa
 
     if not isinstance(data, Mapping):
         raise ConfigError("a profile must be a YAML mapping", path)
@@ -639,8 +639,6 @@ def load_profile(name_or_path: str | os.PathLike[str] | Profile) -> Profile:
 def save_profile(profile: Profile | Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a profile as YAML (atomically) after validating it. Returns the path."""
     import yaml
-
-    from rawadapt.utils.atomic import write_text
 
     data = profile.to_dict() if isinstance(profile, Profile) else dict(profile)
     profile_from_dict(data, path=str(path))  # validate before writing

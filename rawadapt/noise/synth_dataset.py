@@ -51,7 +51,12 @@ from typing import Any
 
 import numpy as np
 
+from rawadapt.data.adapters.manifest import open as open_manifest
 from rawadapt.errors import ConfigError, DatasetError
+from rawadapt.noise.model import add_noise, sample_noise_params
+from rawadapt.noise.pipeline import render_srgb, to_uint8_hwc, unprocess
+from rawadapt.noise.profiles import BUILTIN_ORDER, load_profile, round_iso
+from rawadapt.noise.scenes import sample_scene
 from rawadapt.utils.paths import cache_dir
 from rawadapt.utils.seed import derive_seed
 
@@ -145,7 +150,6 @@ class _Pair:
 
 
 def _stratified_isos(lo: float, hi: float, n: int, rng: np.random.Generator) -> list[int]:
-    from rawadapt.noise.profiles import round_iso
 
     u = (rng.permutation(n) + rng.random(n)) / max(n, 1)
     return [round_iso(math.exp(math.log(lo) + float(v) * (math.log(hi) - math.log(lo)))) for v in u]
@@ -159,11 +163,6 @@ def _balanced(values: Sequence[float], n: int, rng: np.random.Generator) -> list
 def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int) -> Iterator[_Pair]:
     """The pairs of one sensor and split, deterministic in ``(seed, sensor, split)``."""
     import torch
-
-    from rawadapt.noise.model import add_noise, sample_noise_params
-    from rawadapt.noise.pipeline import unprocess
-    from rawadapt.noise.profiles import load_profile
-    from rawadapt.noise.scenes import sample_scene
 
     prof = load_profile(profile_name)
     n, per = spec.count(split), spec.per_clean(split)
@@ -203,7 +202,6 @@ def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int) ->
 
 
 def _profile_hash(names: Sequence[str]) -> str:
-    from rawadapt.noise.profiles import load_profile
 
     h = hashlib.sha256()
     for n in names:
@@ -243,8 +241,6 @@ def is_complete(root: Path, params: dict[str, Any]) -> bool:
 def _save_png(path: Path, rgb01: np.ndarray) -> None:
     from PIL import Image
 
-    from rawadapt.noise.pipeline import to_uint8_hwc
-
     Image.fromarray(to_uint8_hwc(rgb01)).save(path, compress_level=1)
 
 
@@ -252,9 +248,6 @@ def _write_build(
     tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str], progress: bool
 ) -> dict[str, Any]:
     from tqdm import tqdm
-
-    from rawadapt.noise.pipeline import render_srgb
-    from rawadapt.noise.profiles import load_profile
 
     total = len(sensors) * sum(spec.count(s) for s in SPLITS)
     rows: list[dict[str, Any]] = []
@@ -363,7 +356,6 @@ def build_synth(
     -------
     The dataset folder (holding ``manifest.csv``).
     """
-    from rawadapt.noise.profiles import BUILTIN_ORDER
 
     if space not in ("raw", "srgb"):
         raise ConfigError(f"space must be 'raw' or 'srgb', got {space!r}")
@@ -440,7 +432,6 @@ def _open(
     rebuild: bool = False,
     **options: Any,
 ) -> Any:
-    from rawadapt.data.adapters.manifest import open as open_manifest
 
     path = build_synth(root, seed=seed, size=size, progress=progress, space=space, force=rebuild)
     name = "synth" if space == "raw" else "synth-srgb"

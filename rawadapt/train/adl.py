@@ -38,6 +38,7 @@ import torch
 from rawadapt.data.patches import Batch, PatchSampler
 from rawadapt.data.sample import Sample
 from rawadapt.errors import ConfigError, NonFiniteError
+from rawadapt.io.bayer import unify_crop
 from rawadapt.models.base import Denoiser
 from rawadapt.train.adl_parts import (
     DomainChooser,
@@ -46,7 +47,8 @@ from rawadapt.train.adl_parts import (
     choose_validation,
     validation_size,
 )
-from rawadapt.train.step import l1_loss
+from rawadapt.train.step import l1_loss, sample_line
+from rawadapt.utils.atomic import atomic_path
 
 ADL_LOG_FIELDS = [
     "step",
@@ -96,7 +98,6 @@ class ValidationSet:
 
     @staticmethod
     def from_samples(samples: Sequence[Sample], crop: int | None) -> ValidationSet:
-        from rawadapt.io.bayer import unify_crop
 
         noisy, clean = [], []
         for s in samples:
@@ -116,7 +117,6 @@ class ValidationSet:
                     n, c = n[:, :crop, :crop], c[:, :crop, :crop]
             noisy.append(torch.from_numpy(np.ascontiguousarray(n, dtype=np.float32)))
             clean.append(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)))
-        from rawadapt.train.step import sample_line
 
         return ValidationSet(
             noisy,
@@ -400,7 +400,6 @@ class AdaptiveLearning:
             return
         with open(self.log_path, newline="") as fh:
             rows = [r for r in csv.DictReader(fh) if int(r["step"]) < self.step_index]
-        from rawadapt.utils.atomic import atomic_path
 
         with atomic_path(self.log_path) as tmp:
             with open(tmp, "w", newline="") as fh:

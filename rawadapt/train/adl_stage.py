@@ -15,8 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rawadapt.data.patches import PatchSampler
 from rawadapt.errors import ConfigError
+from rawadapt.train.adl import AdaptiveLearning, Comm
+from rawadapt.train.builders import source_domains, supervised, target_pool
 from rawadapt.train.stages import BaseStage, StepValues
+from rawadapt.train.valuation import plot_valuation, read_adl_log, write_valuation
 from rawadapt.utils.seed import derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,8 +83,6 @@ class AdaptiveStage(BaseStage):
             self.betas = (float(adl.beta1), self.betas[1])
 
     def setup(self, ctx: TrainContext) -> None:
-        from rawadapt.data.patches import PatchSampler
-        from rawadapt.train.adl import AdaptiveLearning, Comm
 
         super().setup(ctx)
         pool = list(self.target_pool)
@@ -142,11 +144,6 @@ class AdaptiveStage(BaseStage):
         """Write valuation.json and the plots (rank 0); return the per-domain acceptance."""
         if not ctx.is_main:
             return {}
-        from rawadapt.train.valuation import (
-            plot_valuation,
-            read_adl_log,
-            write_valuation,
-        )
 
         log_path = ctx.run_dir / ADL_LOG_NAME
         if not log_path.exists():
@@ -168,7 +165,6 @@ class AdaptiveStage(BaseStage):
 
 def build_adl(config: TrainConfig, data: TrainData) -> list[Stage]:
     """The three ADL stages for a run (see the module docstring)."""
-    from rawadapt.train.builders import source_domains, supervised, target_pool
 
     pool = target_pool(data)
     assert data.target is not None

@@ -33,8 +33,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rawadapt.errors import CheckpointError, ConfigError
+from rawadapt.models.checkpoint import load_model, load_training_state, save_model
+from rawadapt.models.registry import build_model
 from rawadapt.train.config import TrainConfig, config_diff, load_config
+from rawadapt.train.context import TrainContext
+from rawadapt.train.datasets import open_run_dataset, prepare_data
+from rawadapt.train.distributed import init_from_env
 from rawadapt.train.engine import STATE_NAME, Engine
+from rawadapt.train.runlog import RunLogger
+from rawadapt.train.step import evaluate
+from rawadapt.train.strategies import get_strategy
 from rawadapt.utils.atomic import remove_stale_temporaries, write_json, write_text
 from rawadapt.utils.compute import compute_record, precision_scope
 from rawadapt.utils.lock import LOCK_NAME, FolderLock
@@ -83,8 +91,6 @@ def build_run_model(config: TrainConfig, data: TrainData) -> Denoiser:
     """The run's model: ``config.model`` plus channels from the data's space and the sensor
     vocabulary; initialised from ``config.seed`` (same seed = same initial weights)."""
     import torch
-
-    from rawadapt.models.registry import build_model
 
     torch.manual_seed(config.seed)
     kwargs = {
@@ -184,7 +190,6 @@ def held_out_samples(data: TrainData, limit: int | None = None) -> list[Sample]:
 
 
 def _periodic_eval(ctx: TrainContext, limit: int | None) -> dict[str, Any]:
-    from rawadapt.train.step import evaluate
 
     samples = held_out_samples(ctx.data, limit)
     return evaluate(ctx.model, samples, tile=ctx.config.data.eval_tile, device=ctx.device).summary()
@@ -253,8 +258,6 @@ def run_training(
         Ctrl-C or ``stop_after``: the state is saved; call again with ``resume=True``.
     """
     if comm is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from rawadapt.train.distributed import init_from_env
-
         comm = init_from_env()
     if comm is not None:
         rank, world_size = comm.rank, comm.world_size
@@ -289,13 +292,6 @@ def _run_training(
 ) -> dict[str, Any]:
     """The body of :func:`run_training`, run while the folder is locked and checked."""
     import torch
-
-    from rawadapt.models.checkpoint import load_training_state, save_model
-    from rawadapt.train.context import TrainContext
-    from rawadapt.train.datasets import prepare_data
-    from rawadapt.train.runlog import RunLogger
-    from rawadapt.train.step import evaluate
-    from rawadapt.train.strategies import get_strategy
 
     is_main = rank == 0
     state = None
@@ -514,9 +510,6 @@ def evaluate_run(
     dict
         ``{"run", "split", "data", "n", "psnr", "ssim", "psnr_noisy", "ssim_noisy", "per_sensor", "images"}``.
     """
-    from rawadapt.models.checkpoint import load_model
-    from rawadapt.train.datasets import open_run_dataset, prepare_data
-    from rawadapt.train.step import evaluate
 
     run = Path(run_dir)
     cfg_path = run / CONFIG_NAME

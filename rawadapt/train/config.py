@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rawadapt.errors import ConfigError
+from rawadapt.train.strategies import STRATEGIES
 from rawadapt.utils.settings import condense  # noqa: F401  (re-exported)
 
 #: model arguments the engine derives from the data; users must not set them
@@ -243,7 +244,6 @@ class TrainConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, v: str) -> str:
-        from rawadapt.train.strategies import STRATEGIES
 
         if v not in STRATEGIES:
             raise ValueError(f"unknown strategy {v!r}; known: {', '.join(STRATEGIES)}")

@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rawadapt.data.registry import open_dataset
+from rawadapt.data.splits import leave_one_sensor_out, source_domains
 from rawadapt.errors import ConfigError
+from rawadapt.noise.harmful import make_harmful
 from rawadapt.train.context import TrainData
+from rawadapt.train.strategies import get_strategy
 from rawadapt.utils.seed import derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +36,6 @@ PRETRAIN_TEST_FRACTION = 0.2
 
 def open_run_dataset(config: TrainConfig) -> PairDataset:
     """Open ``config.data.data`` (a :class:`~rawadapt.errors.DatasetError` names the problem)."""
-    from rawadapt.data.registry import open_dataset
 
     return open_dataset(config.data.data)
 
@@ -91,7 +94,6 @@ def _pretrain_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
 
 
 def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
-    from rawadapt.data.splits import leave_one_sensor_out, source_domains
 
     d = config.data
     if d.target is None:
@@ -129,7 +131,6 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
 
 def harmful_domains(config: TrainConfig, space: str) -> dict[str, PairDataset]:
     """The ``data.harmful`` source domains (ADL paper Table 5), deterministic by seed."""
-    from rawadapt.noise.harmful import make_harmful
 
     d = config.data
     size = d.harmful_size or 2 * d.patch
@@ -156,7 +157,6 @@ def prepare_data(config: TrainConfig, dataset: PairDataset | None = None) -> Tra
     ConfigError
         Missing/unknown target or source sensors, or nothing to train on.
     """
-    from rawadapt.train.strategies import get_strategy
 
     ds = open_run_dataset(config) if dataset is None else dataset
     if get_strategy(config.strategy).needs_target:

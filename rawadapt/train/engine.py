@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rawadapt.errors import CheckpointError, NonFiniteError, RawAdaptError
+from rawadapt.models.checkpoint import save_model, save_training_state
 from rawadapt.train.context import TrainContext
 from rawadapt.train.stages import Stage
 
@@ -189,7 +190,6 @@ class Engine:
         """Checkpoint: training state + current model (rank 0 only; atomic writes)."""
         if not self.ctx.is_main:
             return
-        from rawadapt.models.checkpoint import save_model, save_training_state
 
         save_training_state(self.state_path, self.training_state(stage_index, stage_step))
         save_model(

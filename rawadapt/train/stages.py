@@ -38,8 +38,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rawadapt.data.patches import Batch, PatchSampler
 from rawadapt.errors import ConfigError
 from rawadapt.train.schedule import LRSchedule, make_optimizer
+from rawadapt.train.step import train_step
+from rawadapt.utils.seed import derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.data.patches import Batch, PatchSampler
@@ -211,14 +214,12 @@ class SupervisedStage(BaseStage):
 
     # -- setup -------------------------------------------------------------------------------
     def _seed(self, *keys: object) -> int:
-        from rawadapt.utils.seed import derive_seed
 
         # data-parallel ranks draw different patches; single-process seeds are unchanged
         rank = ("rank", self._rank) if self._rank is not None else ()
         return derive_seed(self.seed, "stage", self.name, *keys, *rank)
 
     def setup(self, ctx: TrainContext) -> None:
-        from rawadapt.data.patches import PatchSampler
 
         super().setup(ctx)
         self._rank = ctx.rank if getattr(ctx, "world_size", 1) > 1 else None
@@ -262,7 +263,6 @@ class SupervisedStage(BaseStage):
 
     def draw(self) -> tuple[Batch, str]:
         """The next batch and the name of the domain it came from."""
-        from rawadapt.data.patches import Batch
 
         domain = self.choose_domain()
         if self.anchor_sampler is None:
@@ -274,7 +274,6 @@ class SupervisedStage(BaseStage):
         return Batch.cat(parts), domain
 
     def step(self, ctx: TrainContext, i: int) -> StepValues:
-        from rawadapt.train.step import train_step
 
         if i == 0 and self.embed_from_sources is not None:
             self._init_embedding(ctx)

@@ -19,6 +19,8 @@ from rawadapt.data.sample import Sample
 from rawadapt.errors import NonFiniteError
 from rawadapt.metrics import evaluate_pair
 from rawadapt.models.base import Denoiser
+from rawadapt.models.inference import denoise_image
+from rawadapt.noise.conditioning import noise_tensor, sample_noise_line
 
 
 def model_inputs(model: Denoiser, batch: Batch, device: Any = "cpu") -> tuple[torch.Tensor, Any, Any]:
@@ -37,7 +39,6 @@ def model_kwargs(model: Denoiser, batch: Batch, device: Any = "cpu") -> dict[str
         return {}
     if batch.noise is not None:
         return {"noise": batch.noise.to(device)}
-    from rawadapt.noise.conditioning import noise_tensor, sample_noise_line
 
     if batch.space != "raw":
         return {"noise": noise_tensor([(math.nan, math.nan)] * len(batch), device=device)}
@@ -149,7 +150,6 @@ def sample_line(sample: Sample) -> tuple[float, float] | None:
     """The sample's noise line ``(a, b)`` from its sensor's profile (RAW), else None."""
     if sample.space != "raw":
         return None
-    from rawadapt.noise.conditioning import sample_noise_line
 
     return sample_noise_line(sample.sensor, sample.iso, sample.ratio)
 
@@ -159,7 +159,6 @@ def evaluate(
 ) -> EvalResult:
     """Denoise every sample (whole image, or tiled) and compute per-image PSNR/SSIM (data range 1,
     prediction clipped to [0, 1]); also the noisy input's metrics."""
-    from rawadapt.models.inference import denoise_image
 
     res = EvalResult()
     for s in samples:

@@ -29,6 +29,7 @@ from rawadapt.data.base import PairDataset
 from rawadapt.data.cache import Decoded
 from rawadapt.data.sample import Sample, SampleRecord
 from rawadapt.errors import DatasetError, MetadataError
+from rawadapt.io.images import read_image
 
 NAME_RE = re.compile(
     r"^(?P<camera>[A-Za-z][A-Za-z0-9]*)_(?P<aperture>\d+(?:-\d+)?)_(?P<shutter>\d+)_(?P<iso>\d+)_"
@@ -157,7 +158,6 @@ def open(
         raise DatasetError("no PolyU pairs found (*_real / *_mean images)", root)
 
     def loader(rec: SampleRecord) -> Sample:
-        from rawadapt.io.images import read_image
 
         n = Decoded(read_image(rec.noisy_path), "srgb")
         c = Decoded(read_image(rec.clean_path), "srgb")  # type: ignore[arg-type]

@@ -36,6 +36,9 @@ from rawadapt.data.base import PairDataset
 from rawadapt.data.cache import Decoded, cached_decode, cached_json
 from rawadapt.data.sample import Sample, SampleRecord
 from rawadapt.errors import DatasetError, MetadataError
+from rawadapt.io.bayer import normalize_levels, pack
+from rawadapt.io.images import read_image
+from rawadapt.io.mat import read_sidd_metadata, read_sidd_mosaic
 
 FOLDER_RE = re.compile(
     r"^(?P<instance>\d{4})_(?P<scene>\d{3})_(?P<camera>[A-Z0-9]{2})_(?P<iso>\d{5})_(?P<shutter>\d{5})_"
@@ -88,7 +91,6 @@ def _files(folder: Path) -> dict[tuple[str, str, str], Path]:
 
 
 def _metadata(path: Path, cache: bool) -> dict[str, Any]:
-    from rawadapt.io.mat import read_sidd_metadata
 
     return cached_json(("sidd_metadata",), path, lambda: read_sidd_metadata(path), enabled=cache)
 
@@ -176,8 +178,6 @@ def open(
     def loader(rec: SampleRecord) -> Sample:
         assert rec.clean_path is not None  # every SIDD record is a noisy/GT pair
         if rec.space == "srgb":
-            from rawadapt.io.images import read_image
-
             return sample_from_decoded(
                 rec, Decoded(read_image(rec.noisy_path), "srgb"), Decoded(read_image(rec.clean_path), "srgb"), clip=clip
             )
@@ -193,8 +193,6 @@ def open(
             shape = (int(md["height"]), int(md["width"]))
 
         def planes(path: str) -> Any:
-            from rawadapt.io.bayer import normalize_levels, pack
-            from rawadapt.io.mat import read_sidd_mosaic
 
             return cached_decode(
                 ("sidd_mosaic", pattern, clip),

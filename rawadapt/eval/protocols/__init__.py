@@ -17,6 +17,7 @@ Usage::
 
 from typing import Any
 
+from rawadapt.eval.protocols.runner import run_protocol as _run
 from rawadapt.eval.protocols.settings import (
     EXTRA_BUDGETS,
     PROTOCOLS,
@@ -41,6 +42,5 @@ __all__ = [
 
 def run_protocol(settings: BenchSettings, **kwargs: Any) -> dict[str, Any]:
     """See :func:`rawadapt.eval.protocols.runner.run_protocol` (imported lazily: it pulls torch)."""
-    from rawadapt.eval.protocols.runner import run_protocol as _run
 
     return _run(settings, **kwargs)

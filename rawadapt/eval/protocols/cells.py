@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rawadapt.baselines.base import make_method, method_class
 from rawadapt.errors import ConfigError
+from rawadapt.metrics import evaluate_pair
 from rawadapt.utils.atomic import atomic_path, write_json
 from rawadapt.utils.compute import compute_record, precision_scope, resolve_precision
 
@@ -249,9 +251,6 @@ def run_cell(
     """
     import torch
     from tqdm import tqdm
-
-    from rawadapt.baselines.base import make_method, method_class
-    from rawadapt.metrics import evaluate_pair
 
     task = tp.task
     assert task is not None

@@ -48,12 +48,24 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from rawadapt.adapt.api import ADAPT_METHODS, make_adapter
+from rawadapt.adapt.losses import LOSSES
+from rawadapt.adapt.meta import MetaConfig, meta_pretrain, meta_settings
+from rawadapt.data.registry import NAMED, open_dataset
 from rawadapt.errors import ConfigError, DatasetError
 from rawadapt.eval.protocols.cells import settings_diff
+from rawadapt.eval.protocols.lan_figures import plot_adaptation, plot_iteration_curves, plot_noise_histograms
 from rawadapt.eval.tables import markdown_table
+from rawadapt.metrics import evaluate_pair
+from rawadapt.models.checkpoint import load_model
+from rawadapt.models.inference import denoise_image
+from rawadapt.train.api import run_training
+from rawadapt.train.config import config_from_dict
+from rawadapt.train.engine import STATE_NAME
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
+from rawadapt.utils.paths import shared_data_dir
 from rawadapt.utils.settings import Settings
 
 SPACES = ("srgb", "raw")
@@ -145,8 +157,6 @@ class LanProtocolSettings(Settings):
     def validate(self) -> LanProtocolSettings:  # type: ignore[override]
         """Checks across fields and against the registries (names of backbones, losses,
         methods); sorts ``iters``. Returns self."""
-        from rawadapt.adapt.api import ADAPT_METHODS
-        from rawadapt.adapt.losses import LOSSES
 
         for name, values, known in (
             ("backbones", self.backbones, ("dncnn", "restormer")),
@@ -241,7 +251,6 @@ def _crop(samples: Sequence[Any], crop: int) -> list[Any]:
 
 
 def _open(spec: str, settings: LanProtocolSettings | None = None) -> Any:
-    from rawadapt.data.registry import NAMED, open_dataset
 
     size = settings.resolved_synth_size() if settings is not None else None
     if spec in NAMED and spec.startswith("synth") and size:
@@ -251,7 +260,6 @@ def _open(spec: str, settings: LanProtocolSettings | None = None) -> Any:
 
 def polyu_samples(settings: LanProtocolSettings) -> list[Any]:
     """The PolyU test pairs: evenly spaced choice, top-left crops."""
-    from rawadapt.utils.paths import shared_data_dir
 
     root = settings.polyu
     if root is None:
@@ -316,9 +324,6 @@ def pretrain(
     progress: bool = True,
 ) -> Path:
     """Pretrain (or reuse / resume) ``DIR/pretrain/{space}-{backbone}``; returns the run folder."""
-    from rawadapt.train.api import run_training
-    from rawadapt.train.config import config_from_dict
-    from rawadapt.train.engine import STATE_NAME
 
     run = Path(settings.out) / "pretrain" / f"{space}-{backbone}"
     if _is_complete(run):
@@ -359,7 +364,6 @@ def meta_init(
     settings: LanProtocolSettings, space: str, backbone: str, loss: str, pretrained: Path, samples: Sequence[Any]
 ) -> Path:
     """Meta-initialised model of ``DIR/meta/{space}-{backbone}-{loss}`` (made once)."""
-    from rawadapt.adapt.meta import MetaConfig, meta_pretrain
 
     out = Path(settings.out) / "meta" / f"{space}-{backbone}-{loss}"
     if (out / "model.json").is_file() and (out / "model.safetensors").is_file():
@@ -396,10 +400,6 @@ def run_cell(
 ) -> dict[str, Any]:
     """Adapt every image with one method/loss; write and return the cell record."""
     import torch
-
-    from rawadapt.adapt.api import make_adapter
-    from rawadapt.adapt.meta import meta_settings
-    from rawadapt.models.checkpoint import load_model
 
     model, meta = load_model(model_dir, device=settings.device)
     adapter = make_adapter(model, method, loss=loss, iters=max(settings.iters), meta_info=meta_settings(meta))
@@ -446,9 +446,6 @@ def pretrained_reference(
 ) -> dict[str, Any]:
     """Per-image metrics of the frozen pretrained network (the ``pretrained`` row), cached."""
 
-    from rawadapt.metrics import evaluate_pair
-    from rawadapt.models.checkpoint import load_model
-
     path = Path(settings.out) / "cells" / f"{space}-{backbone}-pretrained.json"
     cached = _load_cell(path)
     if cached is not None and [i["sample_id"] for i in cached["images"]] == [s.sample_id for s in samples]:
@@ -456,8 +453,6 @@ def pretrained_reference(
     model, _ = load_model(model_dir, device=settings.device)
     images = []
     for s in samples:
-        from rawadapt.models.inference import denoise_image
-
         out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, device=settings.device)
         m = evaluate_pair(out, s.clean)
         n = evaluate_pair(s.noisy, s.clean)
@@ -633,14 +628,6 @@ def make_figures(
 ) -> list[Path]:
     """Fig. 4 and 6 for one test image (LAN, first loss), Fig. 5 from the cells' mean curves."""
     import torch
-
-    from rawadapt.adapt.api import make_adapter
-    from rawadapt.eval.protocols.lan_figures import (
-        plot_adaptation,
-        plot_iteration_curves,
-        plot_noise_histograms,
-    )
-    from rawadapt.models.checkpoint import load_model
 
     figs = Path(settings.out) / "figures"
     model, _ = load_model(model_dir, device=settings.device)

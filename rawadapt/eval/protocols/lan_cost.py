@@ -55,7 +55,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rawadapt.adapt.api import make_adapter
+from rawadapt.errors import ConfigError, RawAdaptError
+from rawadapt.eval.protocols.lan import MODEL_KWARGS
 from rawadapt.eval.tables import markdown_table
+from rawadapt.models.checkpoint import load_model
+from rawadapt.models.registry import build_model
+from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
 
@@ -155,20 +161,13 @@ def measure(
     """
     import torch
 
-    from rawadapt.adapt.api import make_adapter
-
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
     if model_path:
-        from rawadapt.models.checkpoint import load_model
-
         model, _ = load_model(model_path, device=device)
         channels = model.in_channels
     else:
-        from rawadapt.eval.protocols.lan import MODEL_KWARGS
-        from rawadapt.models.registry import build_model
-
         model = (
             build_model(
                 {"arch": backbone, "in_channels": channels, **MODEL_KWARGS[backbone]["quick" if quick else "full"]}
@@ -257,7 +256,6 @@ def measure(
 
 
 def _run_one(args: list[str], timeout: float) -> dict[str, Any]:
-    from rawadapt.errors import RawAdaptError
 
     cmd = [sys.executable, "-m", "rawadapt.eval.protocols.lan_cost", *args]
     env = dict(os.environ)
@@ -298,9 +296,6 @@ def run_cost_bench(
     ran with; a re-run reuses the measurements whose arguments match (``recompute=True``
     measures everything again) and only runs the missing ones.
     """
-    from rawadapt.errors import ConfigError
-    from rawadapt.eval.protocols.lan import MODEL_KWARGS
-    from rawadapt.utils.atomic import write_json
 
     bad = [b for b in backbones if b not in MODEL_KWARGS]
     if bad:
@@ -442,8 +437,6 @@ COST_COLUMNS = (
 def _write_cost(out: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]], settings: dict[str, Any]) -> None:
     import csv
     import io
-
-    from rawadapt.utils.atomic import write_json, write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COST_COLUMNS, lineterminator="\n")

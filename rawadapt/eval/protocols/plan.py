@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rawadapt.baselines.base import BENCH_METHODS, make_task, method_class
+from rawadapt.data.registry import is_combined_spec, open_dataset
 from rawadapt.errors import ConfigError, DatasetError
 from rawadapt.eval.protocols.settings import (
     PAPER_SENSOR,
@@ -101,7 +103,6 @@ def _order(key: str) -> int:
 # -- methods ---------------------------------------------------------------------------------
 def method_available(name: str) -> tuple[type | None, str | None]:
     """The method's class, or None and why it cannot be used (unknown names raise)."""
-    from rawadapt.baselines.base import method_class
 
     try:
         return method_class(name), None
@@ -125,7 +126,6 @@ def resolve_methods(settings: BenchSettings, spec: ProtocolSpec, space: str) -> 
         that does not support the data's space, or a protocol left without the methods it is
         about (calibration without any calibration method).
     """
-    from rawadapt.baselines.base import BENCH_METHODS
 
     notes: list[str] = []
     requested = settings.methods
@@ -166,7 +166,6 @@ def resolve_methods(settings: BenchSettings, spec: ProtocolSpec, space: str) -> 
 def primary_sensors(data_spec: str, dataset: PairDataset) -> list[str]:
     """Sensors of the first part of a combined spec (``polyu:P+synth-srgb`` → the PolyU
     cameras): the default targets; the other parts are extra sources."""
-    from rawadapt.data.registry import is_combined_spec, open_dataset
 
     if is_combined_spec(data_spec):
         return open_dataset(data_spec.split("+")[0].strip()).sensors
@@ -285,7 +284,6 @@ def build_plan(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset
 
 def build_task(settings: BenchSettings, tp: TaskPlan, dataset: PairDataset, work_dir: Path) -> Task:
     """The shared :class:`~rawadapt.baselines.base.Task` of one (variant, target, seed)."""
-    from rawadapt.baselines.base import make_task
 
     if tp.task is None:
         task = make_task(

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rawadapt.data.registry import open_dataset
 from rawadapt.errors import ConfigError
+from rawadapt.eval.plots import protocol_plots
 from rawadapt.eval.protocols.cells import (
     RESULT_NAME,
     cell_dir,
@@ -45,6 +47,8 @@ from rawadapt.eval.protocols.settings import (
     protocol_spec,
     resolve_budget,
 )
+from rawadapt.eval.report import write_report
+from rawadapt.eval.results import aggregate, write_results
 from rawadapt.utils.atomic import write_json
 from rawadapt.utils.compute import compute_record, machine_line
 
@@ -143,7 +147,6 @@ def run_protocol(
         A cell failed (without ``keep_going``; with it the failure is recorded in the cell's
         ``error.json`` and listed in the tables); finished cells are kept.
     """
-    from rawadapt.data.registry import open_dataset
 
     log = log or _stderr
     settings.validate()
@@ -207,16 +210,11 @@ def run_protocol(
                 log(f"[bench {spec.name}] cell failed (kept going): {type(exc).__name__}: {exc}")
     result = collect_results(settings, plan, budget, out, failures=failures)
     if settings.plots:
-        from rawadapt.eval.plots import protocol_plots
-
         result["plots"] = protocol_plots(out, result)
-    from rawadapt.eval.results import write_results
 
     files = write_results(out, result)
     report = None
     if settings.report:
-        from rawadapt.eval.report import write_report
-
         report = str(write_report(out))
     return {
         "out": str(out),
@@ -234,7 +232,6 @@ def collect_results(
     settings: BenchSettings, plan: Plan, budget: Any, out: Path, *, failures: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """What ``results.json`` holds, aggregated from the requested cells' files on disk."""
-    from rawadapt.eval.results import aggregate
 
     cells, paths = [], []
     for tp in plan.tasks:
