@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from rawadapt.utils.atomic import atomic_path
+from rawadapt.utils.log import logger
 
 PLOTS_DIR = "plots"
 
 
 def _warn(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
+    logger.warning(msg)
 
 
 def _plt() -> Any:

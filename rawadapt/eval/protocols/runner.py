@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,13 +50,13 @@ from rawadapt.eval.report import write_report
 from rawadapt.eval.results import aggregate, write_results
 from rawadapt.utils.atomic import write_json
 from rawadapt.utils.compute import compute_record, machine_line
+from rawadapt.utils.log import logger
 
 Log = Callable[[str], None]
 
 
 def _stderr(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
+    logger.info(msg)  # the CLI shows it (rawadapt.utils.log.cli_logging)
 
 
 def _metric_note(space: str) -> str:
