@@ -314,3 +314,49 @@ def test_cli_adl_json_includes_valuation(tmp_path: Path) -> None:
     assert all("acceptance_rate" in v for v in out["valuation"]["domains"].values())
     assert out["target"] == "GP" and out["psnr"] > 0
     assert "per source domain" in proc.stderr
+
+
+def test_gain_over_noisy_queue_uses_the_noisy_psnr_of_each_draw(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """``gain_over_noisy``: the reference of each V' is its noisy input's mean PSNR (no network),
+    the threshold is that reference plus the queue mean, and accepted == (psnr > threshold)."""
+    from rawadapt.train.adl import ValidationSet, noisy_psnrs
+
+    cfg = _cfg(iters=16, finetune_iters=0, adl={"gain_over_noisy": True, "queue_size": 3})
+    run_training(cfg, tmp_path / "g", dataset=dataset, progress=False)
+    rows = _log(tmp_path / "g")
+    by_id = {s.sample_id: s for s in dataset if s.sensor == "a"}
+    refs = set()
+    for r in rows:
+        ids = r["val_ids"].split(";")
+        vs = ValidationSet.from_samples([by_id[i] for i in ids], crop=32)
+        expected = sum(noisy_psnrs(vs)) / len(ids)
+        assert float(r["baseline_psnr"]) == pytest.approx(expected, abs=1e-4)
+        assert bool(int(r["accepted"])) == (float(r["psnr"]) > float(r["threshold"]))
+        refs.add(round(expected, 4))
+    assert len(refs) > 1  # different draws, different references
+
+
+def test_harmful_pairs_can_claim_the_target_type(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """``data.harmful_label: target``: the harmful pairs carry the target's sensor name (a
+    mislabelled dataset), the vocabulary gets no entry of their own, and ADL still trains."""
+    from rawadapt.train.datasets import prepare_data
+
+    own = _cfg(data={"harmful": ["harmful2"], "harmful_count": 4})
+    claimed = _cfg(data={"harmful": ["harmful2"], "harmful_count": 4, "harmful_label": "target"})
+    d_own, d_claim = prepare_data(own, dataset), prepare_data(claimed, dataset)
+    assert "harmful2" in d_own.sensors and "harmful2" not in d_claim.sensors
+    assert "harmful2" in d_claim.sources  # still its own source DOMAIN for ADL's choice and statistics
+    assert {s.sensor for s in d_claim.sources["harmful2"].materialize()} == {"a"}
+    m = run_training(claimed, tmp_path / "h", dataset=dataset, progress=False)
+    assert m["sensors"] == sorted(d_claim.sensors) and "harmful2" in m["stages"]["adaptive"]["domains"]
+
+
+def test_bench_passes_the_harmful_label_to_the_run(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    from rawadapt.baselines.base import Budget, make_method, make_task
+
+    task = make_task("multisensor", "a", target_pairs=4, work_dir=tmp_path, dataset=dataset)
+    task.extra.update({"harmful": ["harmful1"], "harmful_count": 4, "harmful_label": "target"})
+    cfg = make_method("finetune", budget=Budget()).config(task)
+    assert cfg.data.harmful == ["harmful1"] and cfg.data.harmful_label == "target"
+    task.extra.pop("harmful_label")
+    assert make_method("adl", budget=Budget()).config(task).data.harmful_label == "own"

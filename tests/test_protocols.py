@@ -307,6 +307,8 @@ def test_protocols_end_to_end(
             "adl-noise",
             "adl-ksigma",
             "adl-no-mod",
+            "adl-stratified",
+            "adl-gain",
         ]
         cells = read_cells(out)
         assert cells[("default", "b", 0, "adl-no-pretrain")]["info"]["iterations"]["pretrain_iters"] == 0

@@ -314,6 +314,9 @@ BENCH_METHODS.register_lazy("adl-fixed-val", "rawadapt.baselines.trained:ADLFixe
 BENCH_METHODS.register_lazy("adl-noise", "rawadapt.baselines.trained:ADLNoise")
 BENCH_METHODS.register_lazy("adl-ksigma", "rawadapt.baselines.trained:ADLKSigma")
 BENCH_METHODS.register_lazy("adl-no-mod", "rawadapt.baselines.trained:ADLNoMod")
+# validation draw and queue beyond the paper
+BENCH_METHODS.register_lazy("adl-stratified", "rawadapt.baselines.trained:ADLStratified")
+BENCH_METHODS.register_lazy("adl-gain", "rawadapt.baselines.trained:ADLGain")
 # classical and per-image baselines
 BENCH_METHODS.register_lazy("noisy", "rawadapt.baselines.trained:Identity")
 BENCH_METHODS.register_lazy("bm3d", "rawadapt.baselines.bm3d:BM3D")

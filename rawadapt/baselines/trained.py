@@ -84,6 +84,7 @@ class TrainedMethod(Method):
                 "eval_tile": b.eval_tile,
                 "harmful": list(task.extra.get("harmful", [])),
                 "harmful_count": int(task.extra.get("harmful_count", 32)),
+                "harmful_label": task.extra.get("harmful_label", "own"),
             },
             "model": {"arch": "unet", "kwargs": {"width": b.width, "depth": b.depth}},
             "optim": {"lr": b.lr},
@@ -217,6 +218,20 @@ class ADLKSigma(ADL):
     description = "conditioning: type + ISO + noise parameters, input k-sigma transformed"
     reference = "PMRID §3.2 k-sigma transform on ADL"
     overrides = {"model": {"kwargs": {"use_noise": True, "ksigma": True}}}
+
+
+class ADLStratified(ADL):
+    name = "adl-stratified"
+    description = "ADL, V' stratified by ISO at every pool size (the paper: only when |T_adp| < 10)"
+    reference = "rawadapt extension of the ADL paper's validation draw"
+    overrides = {"adl": {"diverse_iso": True}}
+
+
+class ADLGain(ADL):
+    name = "adl-gain"
+    description = "ADL, queue of PSNR gains over the noisy input (an easy V' draw does not raise the bar)"
+    reference = "rawadapt extension of Algorithm 1's queue"
+    overrides = {"adl": {"gain_over_noisy": True}}
 
 
 class ADLNoMod(ADL):

@@ -100,6 +100,12 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             hidden=name != "harmful",
             help="harmful: pairs per harmful domain (default: median source size).",
         ),
+        harmful_label: str = typer.Option(
+            "own",
+            "--harmful-label",
+            hidden=name != "harmful",
+            help="harmful: own (the harmful pairs carry a type of their own) | target (they claim the target's).",
+        ),
         threads: int = typer.Option(
             None,
             "--threads",
@@ -141,6 +147,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             sources=split_list(sources) or None,
             sizes=parse_int_list(sizes, "--sizes"),
             harmful_count=harmful_count,
+            harmful_label=harmful_label,
             threads=threads,
             precision=precision,
             crops=crops,

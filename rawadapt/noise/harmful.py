@@ -20,6 +20,7 @@ deterministically from ``(kind, space, size, seed, index)``; sensor names are ``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -183,7 +184,7 @@ class _Generator:
         return Sample(
             noisy=np.ascontiguousarray(noisy, dtype=np.float32),
             clean=np.ascontiguousarray(clean, dtype=np.float32),
-            sensor=self.kind,
+            sensor=rec.sensor,  # the kind, or the sensor it claims (make_harmful(label=...))
             iso=rec.iso,
             ratio=1.0,
             space=self.space,
@@ -206,7 +207,14 @@ def _fit(img: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def make_harmful(
-    kind: str, *, n: int, size: int, space: str = "raw", seed: int = 0, clean_pool: Sequence[np.ndarray] | None = None
+    kind: str,
+    *,
+    n: int,
+    size: int,
+    space: str = "raw",
+    seed: int = 0,
+    clean_pool: Sequence[np.ndarray] | None = None,
+    label: str | None = None,
 ) -> PairDataset:
     """A lazy dataset of harmful pairs (see the module docstring).
 
@@ -225,6 +233,9 @@ def make_harmful(
     clean_pool
         Optional clean images ``(C, H, W)`` in [0, 1] of this space (e.g. another dataset's
         ground truths) to draw the clean content from, instead of built-in scenes.
+    label
+        The sensor name the samples carry (None: ``kind``, a label of their own). A real sensor's
+        name makes them a mislabelled dataset: the network cannot tell them apart by type.
 
     Returns
     -------
@@ -247,4 +258,6 @@ def make_harmful(
         raise ConfigError("clean_pool is empty")
     gen = _Generator(kind, int(size), cast(Space, space), int(seed), clean_pool)  # space checked above
     records = [gen.record(i) for i in range(int(n))]
+    if label is not None:
+        records = [replace(r, sensor=str(label)) for r in records]
     return PairDataset(records, gen, name=kind, space=gen.space, root=None)

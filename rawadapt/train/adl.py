@@ -168,6 +168,15 @@ def validation_psnrs(model: Denoiser, vs: ValidationSet, indices: Sequence[int],
     return [out[i] for i in indices]
 
 
+def noisy_psnrs(vs: ValidationSet) -> list[float]:
+    """Per-image PSNR (dB) of the NOISY validation crops against their clean ones."""
+    out = []
+    for n, c in zip(vs.noisy, vs.clean):
+        mse = float((n.clamp(0.0, 1.0).double() - c.double()).pow(2).mean())
+        out.append(10.0 * math.log10(1.0 / max(mse, 1e-20)))
+    return out
+
+
 class AdaptiveLearning:
     """Runs ADL's source adaptive learning one iteration at a time.
 
@@ -277,10 +286,12 @@ class AdaptiveLearning:
 
     @property
     def _relative(self) -> bool:
-        return self.cfg.criterion == "queue" and bool(getattr(self.cfg, "relative", False))
+        cfg = self.cfg
+        return cfg.criterion == "queue" and bool(getattr(cfg, "relative", False) or cfg.gain_over_noisy)
 
     def _reference_mean(self, indices: Sequence[int]) -> float:
-        """Mean PSNR of θ0 on ``indices`` (relative criterion), else 0."""
+        """Mean reference PSNR on ``indices`` (θ0's, or the noisy input's with
+        ``gain_over_noisy``), else 0."""
         if self._reference is None:
             return 0.0
         return float(np.mean([self._reference[i] for i in indices]))
@@ -288,8 +299,11 @@ class AdaptiveLearning:
     def initialise(self) -> None:
         """Seed Q with Eval(V', θ0) on an initial V' (Algorithm 1's start of stage 2)."""
         if self._relative and self._reference is None:
-            # every rank holds the same θ0: each computes all images itself (no collective needed)
-            self._reference = validation_psnrs(self.model, self.val, range(len(self.val)), self.device)
+            if self.cfg.gain_over_noisy:
+                self._reference = noisy_psnrs(self.val)
+            else:
+                # every rank holds the same θ0: each computes all images itself (no collective needed)
+                self._reference = validation_psnrs(self.model, self.val, range(len(self.val)), self.device)
         if len(self.queue) == 0 and self.cfg.criterion == "queue":
             v0 = self._validation_indices(0)
             self.queue.push(self._eval(v0)[0] - self._reference_mean(v0))

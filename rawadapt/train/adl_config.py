@@ -36,6 +36,10 @@ class ADLConfig(BaseModel):
         way): what starves the queue is its ratchet — the mean of the M best single-step results
         seen so far, each a maximum over noisy draws — more than the subset variance. Kept as
         an option for that diagnosis; off by default.
+    gain_over_noisy
+        Queue criterion only (beyond the paper): Eval(V', θ) is the mean PSNR gain over the NOISY
+        input of the same images, so a draw of near-clean (easy, high-PSNR) images does not raise
+        the bar for later draws; the noisy PSNRs need no network. Overrides ``relative``.
     queue_size
         M. Not given by the paper. 8: large enough that one lucky V' does not set the bar,
         small enough that the bar follows the model's progress within a few dozen accepts.
@@ -92,6 +96,7 @@ class ADLConfig(BaseModel):
 
     criterion: Literal["queue", "paired", "none"] = "queue"
     relative: bool = False
+    gain_over_noisy: bool = False
     queue_size: int = Field(default=8, ge=1)
     paired_margin: float = 0.0
     val_start: float = Field(default=0.2, gt=0.0, lt=1.0)

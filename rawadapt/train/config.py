@@ -71,6 +71,11 @@ class DataConfig(_Section):
         pairs), the ADL paper's Table 5 protocol (``--add-harmful harmful1,harmful2``).
     harmful_count, harmful_size
         Pairs per harmful domain and their side (packed pixels for RAW; None = 2 x patch).
+    harmful_label
+        The sensor type the harmful pairs carry: ``"own"`` (their own label, e.g. ``harmful2``:
+        the modulation can tell them apart and confine the damage to that label) or
+        ``"target"`` (they claim the target's type, like a mislabelled dataset of the same
+        camera: the setting in which the ADL paper's Table 5 shows what harm is).
     """
 
     data: str = "synth"
@@ -87,6 +92,7 @@ class DataConfig(_Section):
     harmful: list[Literal["harmful1", "harmful2"]] = Field(default_factory=list)
     harmful_count: int = Field(default=32, ge=1)
     harmful_size: int | None = Field(default=None, ge=8)
+    harmful_label: Literal["own", "target"] = "own"
 
     @field_validator("sources")
     @classmethod

@@ -117,14 +117,17 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
         sources = {s: sources[s] for s in sorted(d.sources)}
     if len(split.target_pool) == 0:
         raise ConfigError(f"the target pool of {d.target!r} is empty")
-    sources.update(harmful_domains(config, dataset.space))
+    harmful = harmful_domains(config, dataset.space)
+    sources.update(harmful)
+    # relabelled harmful domains claim the target's type: no vocabulary entry of their own
+    own_labels = set(harmful) if d.harmful_label == "own" else set()
     return TrainData(
         space=dataset.space,
         sources=dict(sorted(sources.items())),
         target_pool=split.target_pool,
         test=split.target_test,
         target=d.target,
-        sensors=sorted(set(sources) | {d.target}),
+        sensors=sorted((set(sources) - set(harmful)) | own_labels | {d.target}),
         dataset=dataset,
     )
 
@@ -134,9 +137,15 @@ def harmful_domains(config: TrainConfig, space: str) -> dict[str, PairDataset]:
 
     d = config.data
     size = d.harmful_size or 2 * d.patch
+    label = d.target if d.harmful_label == "target" else None
     return {
         kind: make_harmful(
-            kind, n=d.harmful_count, size=size, space=space, seed=derive_seed(config.seed, "harmful", kind)
+            kind,
+            n=d.harmful_count,
+            size=size,
+            space=space,
+            seed=derive_seed(config.seed, "harmful", kind),
+            label=label,
         )
         for kind in d.harmful
     }

@@ -263,6 +263,8 @@ def build_plan(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset
             extra: dict[str, Any] = {}
             if variant.harmful:
                 extra = {"harmful": list(variant.harmful), "harmful_count": harmful_count(settings, dataset, target)}
+                if settings.harmful_label != "own":
+                    extra["harmful_label"] = settings.harmful_label
             for seed in settings.seeds:
                 tasks.append(
                     TaskPlan(

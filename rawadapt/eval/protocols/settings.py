@@ -14,7 +14,7 @@ default U-Net, 1000 steps per method).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -137,6 +137,8 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
             "adl-noise",
             "adl-ksigma",
             "adl-no-mod",
+            "adl-stratified",
+            "adl-gain",
         ),
         single_target=True,
     ),
@@ -213,6 +215,9 @@ class BenchSettings(Settings):
         ``target-size``: the |T_adp| values (clamped per target to what the data has).
     harmful_count
         ``harmful``: pairs per harmful domain (None: the median real source-domain size).
+    harmful_label
+        ``harmful``: ``own`` (the harmful pairs carry a sensor type of their own) or ``target``
+        (they claim the target's type, a mislabelled dataset; see ``TrainConfig.data.harmful_label``).
     threads
         Torch threads (None: torch's default).
     precision
@@ -246,6 +251,7 @@ class BenchSettings(Settings):
     sources: list[str] | None = None
     sizes: list[int] = Field(default_factory=lambda: list(TARGET_SIZES))
     harmful_count: int | None = None
+    harmful_label: Literal["own", "target"] = "own"
     threads: int | None = None
     precision: str = "auto"
     crops: int = 2
