@@ -360,3 +360,32 @@ def test_bench_passes_the_harmful_label_to_the_run(tmp_path: Path, dataset) -> N
     assert cfg.data.harmful == ["harmful1"] and cfg.data.harmful_label == "target"
     task.extra.pop("harmful_label")
     assert make_method("adl", budget=Budget()).config(task).data.harmful_label == "own"
+
+
+def test_harmful_only_protocol_has_no_real_sources(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """The ADL paper's Table 5 protocol: base = target pairs only; +harmful = the harmful set as
+    the ONLY source; methods that need sources are skipped (not failed) in the base variant."""
+    from rawadapt.baselines.base import Budget, make_method, make_task
+    from rawadapt.eval.protocols.plan import TaskPlan, Variant, cell_applies
+    from rawadapt.train.datasets import prepare_data
+
+    cfg = _cfg(data={"harmful": ["harmful2"], "harmful_count": 4, "real_sources": False})
+    data = prepare_data(cfg, dataset)
+    assert list(data.sources) == ["harmful2"] and data.sensors == ["a", "harmful2"]
+    m = run_training(cfg, tmp_path / "h", dataset=dataset, progress=False)
+    assert set(m["stages"]["adaptive"]["domains"]) == {"harmful2"}
+
+    task = make_task("multisensor", "a", target_pairs=4, work_dir=tmp_path, dataset=dataset)
+    task.extra.update({"real_sources": False, "harmful": ["harmful2"], "harmful_count": 4})
+    c = make_method("joint", budget=Budget()).config(task)
+    assert c.data.real_sources is False and c.data.sources is None and c.data.harmful == ["harmful2"]
+    base = TaskPlan(variant=Variant("base", "base"), target="a", seed=0, target_pairs=4, extra={"real_sources": False})
+    plus = TaskPlan(
+        variant=Variant("harmful2", "+harmful2", harmful=("harmful2",)),
+        target="a",
+        seed=0,
+        target_pairs=4,
+        extra={"real_sources": False, "harmful": ["harmful2"]},
+    )
+    assert not cell_applies(base, "adl") and not cell_applies(base, "joint") and cell_applies(base, "target-only")
+    assert cell_applies(plus, "adl") and cell_applies(plus, "joint")

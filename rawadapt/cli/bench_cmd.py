@@ -106,6 +106,13 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             hidden=name != "harmful",
             help="harmful: own (the harmful pairs carry a type of their own) | target (they claim the target's).",
         ),
+        harmful_only: bool = typer.Option(
+            False,
+            "--harmful-only",
+            hidden=name != "harmful",
+            help="harmful: the paper's Table 5 protocol: no real sources (base = target pairs only, "
+            "+harmful = the harmful set as the only source).",
+        ),
         threads: int = typer.Option(
             None,
             "--threads",
@@ -148,6 +155,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             sizes=parse_int_list(sizes, "--sizes"),
             harmful_count=harmful_count,
             harmful_label=harmful_label,
+            harmful_only=harmful_only,
             threads=threads,
             precision=precision,
             crops=crops,

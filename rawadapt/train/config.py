@@ -71,6 +71,10 @@ class DataConfig(_Section):
         pairs), the ADL paper's Table 5 protocol (``--add-harmful harmful1,harmful2``).
     harmful_count, harmful_size
         Pairs per harmful domain and their side (packed pixels for RAW; None = 2 x patch).
+    real_sources
+        False: the dataset's other sensors are NOT sources; the only sources are the ``harmful``
+        domains (the ADL paper's Table 5: base = the target's pairs only, ``+harmful`` = the
+        harmful set as the only source).
     harmful_label
         The sensor type the harmful pairs carry: ``"own"`` (their own label, e.g. ``harmful2``:
         the modulation can tell them apart and confine the damage to that label) or
@@ -93,6 +97,7 @@ class DataConfig(_Section):
     harmful_count: int = Field(default=32, ge=1)
     harmful_size: int | None = Field(default=None, ge=8)
     harmful_label: Literal["own", "target"] = "own"
+    real_sources: bool = True
 
     @field_validator("sources")
     @classmethod

@@ -109,7 +109,9 @@ def _target_data(config: TrainConfig, dataset: PairDataset) -> TrainData:
     split = leave_one_sensor_out(
         dataset, d.target, target_pairs=d.target_pairs, seed=config.seed, test_pairs=d.test_pairs
     )
-    sources = source_domains(split)
+    sources = source_domains(split) if d.real_sources else {}
+    if d.sources is not None and not d.real_sources:
+        raise ConfigError("data.sources names real source sensors but data.real_sources is false")
     if d.sources is not None:
         missing = [s for s in d.sources if s not in sources]
         if missing:

@@ -261,8 +261,12 @@ def build_plan(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset
     for target in targets:
         for variant in _variants(settings, spec, dataset, target):
             extra: dict[str, Any] = {}
+            if spec.name == "harmful" and settings.harmful_only:
+                extra["real_sources"] = False
             if variant.harmful:
-                extra = {"harmful": list(variant.harmful), "harmful_count": harmful_count(settings, dataset, target)}
+                extra.update(
+                    {"harmful": list(variant.harmful), "harmful_count": harmful_count(settings, dataset, target)}
+                )
                 if settings.harmful_label != "own":
                     extra["harmful_label"] = settings.harmful_label
             for seed in settings.seeds:
@@ -303,3 +307,12 @@ def build_task(settings: BenchSettings, tp: TaskPlan, dataset: PairDataset, work
         task.extra.update(tp.extra)
         tp.task = task
     return tp.task
+
+
+def cell_applies(tp: TaskPlan, method: str) -> bool:
+    """False for a method that trains on source data in a task that has none (the base variant
+    of the harmful protocol with ``harmful_only``): such a cell is skipped, not failed."""
+    from rawadapt.baselines.base import method_class
+
+    no_sources = tp.extra.get("real_sources", True) is False and not tp.extra.get("harmful")
+    return not (no_sources and method_class(method).uses_sources)

@@ -40,7 +40,7 @@ from rawadapt.eval.protocols.cells import (
     run_root,
     write_error,
 )
-from rawadapt.eval.protocols.plan import Plan, build_plan, build_task
+from rawadapt.eval.protocols.plan import Plan, build_plan, build_task, cell_applies
 from rawadapt.eval.protocols.settings import (
     BenchSettings,
     protocol_spec,
@@ -95,6 +95,9 @@ def _check_finished(settings: BenchSettings, plan: Plan, budget: Any, out: Path)
     for i, tp in enumerate(plan.tasks):
         task = build_task(settings, tp, plan.dataset, run_root(out, tp))
         for m in plan.methods:
+            if not cell_applies(tp, m):
+                status[(i, m)] = "done"  # nothing to compute: the method needs sources this task lacks
+                continue
             st, diff = cell_status(cell_dir(out, tp, m) / RESULT_NAME, cell_settings(settings, tp, m, budget, task))
             status[(i, m)] = st
             if st == "changed":

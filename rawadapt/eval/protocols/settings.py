@@ -215,6 +215,10 @@ class BenchSettings(Settings):
         ``target-size``: the |T_adp| values (clamped per target to what the data has).
     harmful_count
         ``harmful``: pairs per harmful domain (None: the median real source-domain size).
+    harmful_only
+        ``harmful``: the paper's Table 5 protocol — no real source sensors; base = the target's
+        pairs only, ``+harmful`` = the harmful set as the only source (methods that need sources
+        are skipped in the base variant).
     harmful_label
         ``harmful``: ``own`` (the harmful pairs carry a sensor type of their own) or ``target``
         (they claim the target's type, a mislabelled dataset; see ``TrainConfig.data.harmful_label``).
@@ -252,6 +256,7 @@ class BenchSettings(Settings):
     sizes: list[int] = Field(default_factory=lambda: list(TARGET_SIZES))
     harmful_count: int | None = None
     harmful_label: Literal["own", "target"] = "own"
+    harmful_only: bool = False
     threads: int | None = None
     precision: str = "auto"
     crops: int = 2
