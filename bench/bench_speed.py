@@ -64,13 +64,9 @@ def loadavg() -> str:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown"
+    from rawadapt.utils.compute import cpu_info
+
+    return cpu_info().model
 
 
 def timed(fn: Any, repeats: int, warmup: int = 1) -> tuple[float, float]:

@@ -76,55 +76,18 @@ class Adapter(Protocol):
     ) -> AdaptResult: ...
 
 
-#: test-time method name -> ``factory(model, *, method, loss, iters, lr, bound, track_ssim, loss_options)``
+#: test-time method name -> ``factory(model, *, method, bound, loss=, iters=, lr=, track_ssim=, loss_options=)``
 ADAPT_METHODS: Registry[Callable[..., Adapter]] = Registry("adaptation method")
 
 
 @ADAPT_METHODS.register("lan")
-def _lan(
-    model: Denoiser,
-    *,
-    method: str,
-    loss: Any,
-    iters: int,
-    lr: float,
-    bound: str,
-    track_ssim: bool,
-    loss_options: dict[str, Any] | None,
-) -> Adapter:
-    return LANAdapter(
-        model,
-        loss=loss,
-        iters=iters,
-        lr=lr,
-        bound=cast(Bound, bound),  # validated by LANAdapter
-        track_ssim=track_ssim,
-        loss_options=loss_options,
-    )
+def _lan(model: Denoiser, *, method: str, bound: str, **common: Any) -> Adapter:
+    return LANAdapter(model, bound=cast(Bound, bound), **common)  # bound validated by LANAdapter
 
 
 def _finetune(scope: Scope) -> Callable[..., Adapter]:
-    def factory(
-        model: Denoiser,
-        *,
-        method: str,
-        loss: Any,
-        iters: int,
-        lr: float,
-        bound: str,
-        track_ssim: bool,
-        loss_options: dict[str, Any] | None,
-    ) -> Adapter:
-        return FineTuneAdapter(
-            model,
-            scope=scope,
-            loss=loss,
-            iters=iters,
-            lr=lr,
-            track_ssim=track_ssim,
-            loss_options=loss_options,
-            method=method,
-        )
+    def factory(model: Denoiser, *, method: str, bound: str, **common: Any) -> Adapter:
+        return FineTuneAdapter(model, scope=scope, method=method, **common)  # bound: LAN only
 
     return factory
 

@@ -45,10 +45,6 @@ class Batch:
         Domain of each item (the sensor, or a role such as ``"target"``).
     ratio
         ``torch.Tensor`` ``[B]`` of exposure ratios (1 for normal exposures), or None (= 1).
-    noise
-        ``torch.Tensor`` ``[B, 2]`` of each item's mean-variance line ``(a, b)``, or None: then
-        noise-conditioned training computes it from sensor, ISO and ratio
-        (:func:`rawadapt.train.step.model_kwargs`).
     space
         ``"raw"`` or ``"srgb"``.
     """
@@ -59,7 +55,6 @@ class Batch:
     iso: Any
     sample_ids: list[str]
     domains: list[str] = field(default_factory=list)
-    noise: Any = None
     ratio: Any = None
     space: str = "raw"
 
@@ -81,7 +76,6 @@ class Batch:
             iso=torch.cat([b.iso for b in bs]),
             sample_ids=[s for b in bs for s in b.sample_ids],
             domains=[d for b in bs for d in b.domains],
-            noise=torch.cat([b.noise for b in bs]) if all(b.noise is not None for b in bs) else None,
             ratio=torch.cat([b.ratios() for b in bs]),
             space=bs[0].space,
         )
@@ -100,7 +94,6 @@ class Batch:
             self.iso.to(device),
             self.sample_ids,
             self.domains,
-            noise=None if self.noise is None else self.noise.to(device),
             ratio=self.ratio,
             space=self.space,
         )

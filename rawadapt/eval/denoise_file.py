@@ -157,11 +157,6 @@ def denoise_file(
     plan = plan_denoise(input_path, output_path, preview=preview, bits=bits, iso=iso)
 
     model, meta = load_model(run, device=device)
-    if unknown_sensor is not None:
-        try:
-            model.set_unknown_sensor_policy(unknown_sensor)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
     image = read_input(plan, model, run)
     cond = resolve_conditioning(
         model, image.meta, sensor=sensor, iso=iso, profile=profile, unknown_sensor=unknown_sensor, path=plan.src

@@ -262,7 +262,7 @@ def run_training(
     if comm is not None:
         rank, world_size = comm.rank, comm.world_size
     run = Path(run_dir)
-    with _run_folder(run, resume=resume, main=rank == 0):
+    with _run_folder(run, resume=resume, main=rank == 0), precision_scope(config.precision):
         return _run_training(
             config,
             run,
@@ -305,8 +305,6 @@ def _run_training(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     logger: RunLogger | None = None
-    scope = precision_scope(config.precision)
-    scope.__enter__()
     try:
         t_setup = time.perf_counter()
         data = prepare_data(config, dataset)
@@ -386,7 +384,6 @@ def _run_training(
             write_json(run / METRICS_NAME, metrics)
         return metrics
     finally:
-        scope.__exit__(None, None, None)
         if logger is not None:
             logger.close()
         if config.threads is not None:

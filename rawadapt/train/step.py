@@ -32,13 +32,11 @@ def model_inputs(model: Denoiser, batch: Batch, device: Any = "cpu") -> tuple[to
 
 
 def model_kwargs(model: Denoiser, batch: Batch, device: Any = "cpu") -> dict[str, Any]:
-    """Keyword inputs beyond ``(x, sensor, iso)``: ``noise`` for noise-conditioned models, the
-    batch's own lines or, by default, each item's line from its sensor's profile at its ISO and
-    exposure ratio (:func:`rawadapt.noise.conditioning.sample_noise_line`; NaN = unknown)."""
+    """Keyword inputs beyond ``(x, sensor, iso)``: ``noise`` for noise-conditioned models, each
+    item's line from its sensor's profile at its ISO and exposure ratio
+    (:func:`rawadapt.noise.conditioning.sample_noise_line`; NaN = unknown)."""
     if not getattr(model, "uses_noise", False):
         return {}
-    if batch.noise is not None:
-        return {"noise": batch.noise.to(device)}
 
     if batch.space != "raw":
         return {"noise": noise_tensor([(math.nan, math.nan)] * len(batch), device=device)}

@@ -35,7 +35,7 @@ from rawadapt.baselines.base import make_method, method_class
 from rawadapt.errors import ConfigError
 from rawadapt.metrics import evaluate_pair
 from rawadapt.utils.atomic import atomic_path, write_json
-from rawadapt.utils.compute import compute_record, precision_scope, resolve_precision
+from rawadapt.utils.compute import compute_record, resolve_precision
 
 if TYPE_CHECKING:  # pragma: no cover
     from rawadapt.baselines.base import Budget, Method, Task
@@ -262,8 +262,6 @@ def run_cell(
         if method_class(method_name).shows_progress:
             opts["progress"] = progress  # (the task's test_pairs reach the run's config)
         method = make_method(method_name, budget=budget, **opts)
-    scope = precision_scope(settings.precision)
-    scope.__enter__()  # the method's fit and denoising both run under the bench's precision
     prev = torch.get_num_threads()
     images: list[dict[str, Any]] = []
     crops: list[dict[str, Any]] = []
@@ -302,7 +300,6 @@ def run_cell(
                 crops.append(store_crop(cdir, k, sample, pred, settings.crop))
     finally:
         torch.set_num_threads(prev)
-        scope.__exit__(None, None, None)
     info = _jsonable(method.info())
     run_dir = info.get("run_dir")
     metrics_file = Path(run_dir) / "metrics.json" if run_dir else None

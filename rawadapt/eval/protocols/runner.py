@@ -49,7 +49,7 @@ from rawadapt.eval.protocols.settings import (
 from rawadapt.eval.report import write_report
 from rawadapt.eval.results import aggregate, write_results
 from rawadapt.utils.atomic import write_json
-from rawadapt.utils.compute import compute_record, machine_line
+from rawadapt.utils.compute import compute_record, machine_line, precision_scope
 from rawadapt.utils.log import logger
 
 Log = Callable[[str], None]
@@ -194,16 +194,17 @@ def run_protocol(
                 f"(|T_adp| {tp.target_pairs}, {len(task.data.test)} test images)"
             )
             try:
-                run_cell(
-                    settings,
-                    tp,
-                    m,
-                    budget,
-                    cell_settings(settings, tp, m, budget, task),
-                    out=out,
-                    progress=progress,
-                    method_factory=method_factory,
-                )
+                with precision_scope(settings.precision):  # the method's fit and its denoising
+                    run_cell(
+                        settings,
+                        tp,
+                        m,
+                        budget,
+                        cell_settings(settings, tp, m, budget, task),
+                        out=out,
+                        progress=progress,
+                        method_factory=method_factory,
+                    )
                 computed += 1
             except Exception as exc:  # noqa: BLE001 - with keep_going any failure is recorded
                 if not settings.keep_going:
