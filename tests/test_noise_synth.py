@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rawadapt.errors import ConfigError
 from rawadapt.noise.profiles import BUILTIN_ORDER, load_profile
 from rawadapt.noise.synth_dataset import (
     SIZES,
     STAMP,
+    V2_DSLR_ISOS,
+    V2_DSLR_RATIOS,
     build_synth,
     open_synth,
     open_synth_srgb,
@@ -26,6 +29,33 @@ TINY = SIZES["tiny"]
 @pytest.fixture(scope="module")
 def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_synth(tmp_path_factory.mktemp("synth") / "synth", size="tiny", progress=False)
+
+
+def test_v2_and_wide_capture_plans(tmp_path: Path) -> None:
+    """v2 puts a DSLR's pairs in one low-light regime (x100-x300) and phones at x1; wide mixes
+    x1-x100 over the whole ISO range; both are deterministic and differ."""
+    from rawadapt.data.adapters.manifest import open as open_manifest
+
+    wide = build_synth(tmp_path / "wide", size="tiny", progress=False, variant="wide", sensors=["SonyA7S2", "G4"])
+    v2 = build_synth(tmp_path / "v2", size="tiny", progress=False, sensors=["SonyA7S2", "G4"])
+    dw, dv = open_manifest(wide, name="w"), open_manifest(v2, name="v")
+    sony_w = [r for r in dw.records if r.sensor == "SonyA7S2"]
+    sony_v = [r for r in dv.records if r.sensor == "SonyA7S2"]
+    assert {r.ratio for r in sony_v} <= set(V2_DSLR_RATIOS) and min(r.ratio for r in sony_v) >= 100
+    assert {r.ratio for r in sony_w} <= {1.0, 10.0, 100.0} and min(r.ratio for r in sony_w) == 1
+    # v2: every (ISO, ratio) combination equally often (within one) over a split
+    from collections import Counter
+
+    counts = Counter((r.iso, r.ratio) for r in sony_v if r.split == "target")
+    assert max(counts.values()) - min(counts.values()) <= 1
+    assert {r.ratio for r in dv.records if r.sensor == "G4"} == {1.0}
+    # noisier and narrower on the DSLR in v2: all its noisy images below 40 dB PSNR
+    for i, r in enumerate(dv.records):
+        if r.sensor == "SonyA7S2":
+            s = dv[i]
+            assert 10 * np.log10(1 / np.mean((s.noisy - s.clean) ** 2)) < 40
+    with pytest.raises(ConfigError, match="variant"):
+        build_synth(tmp_path / "x", size="tiny", progress=False, variant="nope")
 
 
 def test_tiny_build_counts_and_metadata(tiny_raw: Path) -> None:
@@ -43,10 +73,12 @@ def test_tiny_build_counts_and_metadata(tiny_raw: Path) -> None:
         # test scenes disjoint from training scenes
         train_scenes = {r.scene for r in splits["source"] + splits["target"]}
         assert train_scenes.isdisjoint({r.scene for r in splits["test"]})
-        for r in recs:
-            assert prof.iso_range[0] <= r.iso <= prof.iso_range[1]
-            assert r.ratio in prof.ratios
-        assert len({r.iso for r in recs}) > 2  # ISOs spread over the range
+        for r in recs:  # the v2 capture regimes (SID/ELD low light for DSLRs, SIDD for phones)
+            if prof.kind == "eld":
+                assert r.iso in V2_DSLR_ISOS and r.ratio in V2_DSLR_RATIOS
+            else:
+                assert prof.iso_range[0] <= r.iso <= prof.iso_range[1] and r.ratio == 1
+        assert len({r.iso for r in recs}) > 2  # ISOs spread over the regime
     for rec, s in zip(ds.records, ds):
         size = TINY.test_patch if rec.split == "test" else TINY.patch
         assert s.noisy.shape == s.clean.shape == (4, size, size)
@@ -105,9 +137,12 @@ def test_named_datasets_resolve_in_cache(monkeypatch: pytest.MonkeyPatch) -> Non
     assert open_synth(progress=False).root == ds.root  # second call reuses the cache
     srgb = open_dataset("synth-srgb", progress=False)
     assert srgb.space == "srgb" and srgb.name == "synth-srgb" and len(srgb) == len(ds)
+    wide = open_dataset("synth-wide", progress=False)
+    assert wide.name == "synth-wide" and Path(wide.root) == synth_root("raw", size="tiny", variant="wide")
+    assert Path(wide.root) != Path(ds.root)
     s = srgb[0]
-    raw_ids = {r.sample_id: r for r in ds.records}
-    assert raw_ids[s.sample_id].iso == s.iso  # same scenes, ISOs and sensors
+    raw_ids = {r.sample_id: r for r in wide.records}
+    assert raw_ids[s.sample_id].iso == s.iso  # same scenes, ISOs and sensors as synth-wide
     assert s.noisy.shape == (3, 2 * TINY.patch, 2 * TINY.patch) and s.noisy.max() <= 1
     assert open_synth_srgb(progress=False).root == srgb.root
 

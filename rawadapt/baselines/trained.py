@@ -158,6 +158,17 @@ class FineTune(TrainedMethod):
     strategy = "finetune"
 
 
+class FineTuneEqualTarget(FineTune):
+    name = "finetune-eqt"
+    description = "fine-tuning with as many target steps as target-only has in all (more steps in total)"
+    reference = "rawadapt (benchmark v2: the equal-target-steps split)"
+
+    def iterations(self) -> dict[str, int]:
+        b = self.budget
+        total = b.pretrain_iters + b.iters + b.finetune_iters
+        return {"pretrain_iters": b.pretrain_iters + b.iters, "iters": b.iters, "finetune_iters": total}
+
+
 class Joint(TrainedMethod):
     name = "joint"
     description = "sources and target pool mixed in every batch"

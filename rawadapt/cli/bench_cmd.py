@@ -93,6 +93,14 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             hidden=name != "target-size",
             help="target-size: the |T_adp| values (clamped to what the data has).",
         ),
+        max_pool_fraction: float = typer.Option(
+            None,
+            "--max-pool-fraction",
+            min=0.01,
+            max=1.0,
+            hidden=name != "target-size",
+            help="target-size: drop sizes above this fraction of the target's images (PolyU: 0.5).",
+        ),
         harmful_count: int = typer.Option(
             None,
             "--harmful-count",
@@ -153,6 +161,7 @@ def _protocol_command(name: str, summary: str) -> Callable[..., None]:
             test_pairs=test_pairs,
             sources=split_list(sources) or None,
             sizes=parse_int_list(sizes, "--sizes"),
+            max_pool_fraction=max_pool_fraction,
             harmful_count=harmful_count,
             harmful_label=harmful_label,
             harmful_only=harmful_only,

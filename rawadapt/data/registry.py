@@ -56,6 +56,7 @@ ADAPTERS: Registry[AdapterInfo] = Registry("dataset adapter")
 #: simulator that builds them lives above this layer, so they are registered by name only.
 NAMED: Registry[Callable[..., PairDataset]] = Registry("named dataset")
 NAMED.register_lazy("synth", "rawadapt.noise.synth_dataset:open_synth")
+NAMED.register_lazy("synth-wide", "rawadapt.noise.synth_dataset:open_synth_wide")
 NAMED.register_lazy("synth-srgb", "rawadapt.noise.synth_dataset:open_synth_srgb")
 
 

@@ -16,6 +16,12 @@ Aggregation
   the targets (the paper's "Avg" column), then takes the same statistics over seeds. Only seeds
   present for every target count; ``complete`` says whether the method has every target that
   any method of the variant has (an incomplete average is shown with the count).
+* **Noise bands** (:func:`noise_bands`): every test image of every cell of a (variant, method),
+  pooled over targets and seeds, grouped by its noisy input's PSNR (:data:`NOISE_BAND_EDGES`);
+  mean PSNR per band. A mean over images of very different noise hides where a method wins.
+* **Paired tests** (:func:`paired_tests`): for two methods, the per-(target, seed) differences of
+  the cell scores, their mean, sample std, the paired t statistic with its two-sided p-value, and
+  how many pairs the first method wins.
 """
 
 from __future__ import annotations
@@ -32,6 +38,22 @@ from rawadapt.eval.tables import markdown_table
 from rawadapt.utils.atomic import write_json, write_text
 
 AVERAGE = "average"
+#: upper edges (dB of the noisy input) of the noise bands; the last band is open
+NOISE_BAND_EDGES = (20.0, 25.0, 30.0, 35.0, 40.0)
+#: the comparisons :func:`paired_tests` makes when both methods are present (first vs second)
+PAIRED_COMPARISONS = (
+    ("adl", "finetune"),
+    ("adl-paired", "finetune"),
+    ("adl", "target-only"),
+    ("adl", "joint"),
+    ("finetune", "target-only"),
+    ("adl", "bm3d"),
+    ("finetune", "bm3d"),
+    ("target-only", "bm3d"),
+    ("adl-gain", "adl"),
+    ("adl-stratified", "adl"),
+    ("adl-paired", "adl"),
+)
 
 CSV_COLUMNS = (
     "protocol",
@@ -197,6 +219,101 @@ def aggregate(
     return rows + averages, acceptance
 
 
+def band_label(psnr_noisy: float) -> str:
+    """The noise band of an image from its noisy input's PSNR, e.g. ``"25-30"``, ``"<20"``, ``">=40"``."""
+    edges = NOISE_BAND_EDGES
+    if psnr_noisy < edges[0]:
+        return f"<{edges[0]:g}"
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        if psnr_noisy < hi:
+            return f"{lo:g}-{hi:g}"
+    return f">={edges[-1]:g}"
+
+
+def band_labels() -> list[str]:
+    """Every band label, noisiest first."""
+    e = NOISE_BAND_EDGES
+    return [f"<{e[0]:g}"] + [f"{lo:g}-{hi:g}" for lo, hi in zip(e, e[1:], strict=False)] + [f">={e[-1]:g}"]
+
+
+def noise_bands(cells: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean PSNR per (variant, method, noise band) over every test image of the cells (pooled
+    over targets and seeds); rows with ``n_images``, ``psnr_noisy``, ``psnr`` and ``psnr_gain``."""
+    pool: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for c in cells:
+        k = c["key"]
+        for im in c.get("images") or []:
+            pn, p = _num(im.get("psnr_noisy")), _num(im.get("psnr"))
+            if math.isfinite(pn) and math.isfinite(p):
+                pool.setdefault((k["variant"], k["method"], band_label(pn)), []).append((pn, p))
+    rows = []
+    for (v, m, b), vals in pool.items():
+        arr = np.asarray(vals, dtype=np.float64)
+        rows.append(
+            {
+                "variant": v,
+                "method": m,
+                "band": b,
+                "n_images": len(vals),
+                "psnr_noisy": float(arr[:, 0].mean()),
+                "psnr": float(arr[:, 1].mean()),
+                "psnr_gain": float((arr[:, 1] - arr[:, 0]).mean()),
+            }
+        )
+    order = {b: i for i, b in enumerate(band_labels())}
+    return sorted(rows, key=lambda r: (r["variant"], r["method"], order[r["band"]]))
+
+
+def paired_tests(
+    cells: Iterable[dict[str, Any]], comparisons: Sequence[tuple[str, str]] = PAIRED_COMPARISONS
+) -> list[dict[str, Any]]:
+    """Paired comparison of two methods over the (target, seed) cells both have, per variant.
+
+    Returns
+    -------
+    One row per (variant, first, second) with ``n`` pairs, ``mean_diff`` (first - second, dB),
+    ``std_diff``, ``t``, two-sided ``p`` (paired t-test; None below 2 pairs or with zero spread)
+    and ``wins`` (pairs where the first is higher).
+    """
+    score: dict[tuple[str, str], dict[tuple[str, int], float]] = {}
+    for c in cells:
+        k = c["key"]
+        p = _num(c.get("psnr"))
+        if math.isfinite(p):
+            score.setdefault((k["variant"], k["method"]), {})[(k["target"], int(k["seed"]))] = p
+    out = []
+    for v in sorted({v for v, _ in score}):
+        for a, b in comparisons:
+            sa, sb = score.get((v, a)), score.get((v, b))
+            if not sa or not sb:
+                continue
+            common = sorted(set(sa) & set(sb))
+            if not common:
+                continue
+            d = np.asarray([sa[k] - sb[k] for k in common], dtype=np.float64)
+            sd = float(d.std(ddof=1)) if len(d) > 1 else None
+            t = pval = None
+            if sd:
+                from scipy import stats
+
+                t = float(d.mean() / (sd / math.sqrt(len(d))))
+                pval = float(2 * stats.t.sf(abs(t), df=len(d) - 1))
+            out.append(
+                {
+                    "variant": v,
+                    "first": a,
+                    "second": b,
+                    "n": len(d),
+                    "mean_diff": float(d.mean()),
+                    "std_diff": sd,
+                    "t": t,
+                    "p": pval,
+                    "wins": int((d > 0).sum()),
+                }
+            )
+    return out
+
+
 # -- writers -----------------------------------------------------------------------------------
 def _csv_value(v: Any) -> Any:
     if v is None:
@@ -328,6 +445,8 @@ def markdown(result: dict[str, Any]) -> str:
             if (v["key"], "average", m) in idx
         ]
         lines += markdown_table(["method"] + vt + ["average"], body) + [""]
+    lines += _bands_markdown(result, variants, methods)
+    lines += _paired_markdown(result, variants)
     acc = result.get("acceptance", [])
     if acc:
         domains = sorted({d for a in acc for d in a["domains"]})
@@ -353,6 +472,72 @@ def markdown(result: dict[str, Any]) -> str:
             for f in fails
         ] + [""]
     return "\n".join(lines)
+
+
+def _label(variants: Sequence[dict[str, Any]], key: str) -> str:
+    return next((v["label"] for v in variants if v["key"] == key), key)
+
+
+def _bands_markdown(result: dict[str, Any], variants: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+    bands = result.get("bands") or []
+    if not bands:
+        return []
+    lines = [
+        "## PSNR (dB) per noise band",
+        "",
+        "Every test image of every target and seed, grouped by its noisy input's PSNR; "
+        "mean PSNR of the method (images in the band).",
+        "",
+    ]
+    idx = {(r["variant"], r["method"], r["band"]): r for r in bands}
+    for v in variants:
+        present = [b for b in band_labels() if any((v["key"], m, b) in idx for m in methods)]
+        if not present:
+            continue
+        if len(variants) > 1:
+            lines += [f"### {v['label']}", ""]
+        body = []
+        for m in methods:
+            if not any((v["key"], m, b) in idx for b in present):
+                continue
+            body.append(
+                [m]
+                + [
+                    f"{idx[(v['key'], m, b)]['psnr']:.2f} ({idx[(v['key'], m, b)]['n_images']})"
+                    if (v["key"], m, b) in idx
+                    else "-"
+                    for b in present
+                ]
+            )
+        lines += markdown_table(["method"] + [f"noisy {b} dB" for b in present], body) + [""]
+    return lines
+
+
+def _paired_markdown(result: dict[str, Any], variants: Sequence[dict[str, Any]]) -> list[str]:
+    paired = result.get("paired") or []
+    if not paired:
+        return []
+    lines = [
+        "## Paired comparisons over targets x seeds",
+        "",
+        "Difference of the cell PSNRs (first − second) over the (target, seed) cells both have; "
+        "paired t-test, two-sided.",
+        "",
+    ]
+    body = [
+        [
+            _label(variants, r["variant"]),
+            f"{r['first']} − {r['second']}",
+            r["n"],
+            f"{r['mean_diff']:+.2f}",
+            f"{r['std_diff']:.2f}" if r["std_diff"] is not None else "-",
+            f"{r['t']:.2f}" if r["t"] is not None else "-",
+            f"{r['p']:.3g}" if r["p"] is not None else "-",
+            f"{r['wins']}/{r['n']}",
+        ]
+        for r in paired
+    ]
+    return lines + markdown_table(["variant", "comparison", "n", "mean dB", "std", "t", "p", "wins"], body) + [""]
 
 
 def write_results(out: Any, result: dict[str, Any]) -> list[str]:

@@ -9,8 +9,22 @@ SIDD phones) are sensors. For each sensor the builder makes
   training scenes never use (:data:`rawadapt.noise.scenes.SCENE_SPLITS`) or from dead-leaves
   images drawn from their own seeds;
 
-ISOs are stratified log-uniformly over the sensor's ISO range (rounded to 1/3 stops), exposure
-ratios cycle through the profile's ``ratios`` (DSLR low light: x1, x10, x100; phones: x1).
+Capture regimes (``variant``)
+----------------------------
+``v2`` (the default ``synth``, benchmark v2) builds each sensor like its real dataset, so that a
+target's training pairs and test images share one capture regime while sources keep their own:
+
+* the DSLRs (``kind: eld``) as SID/ELD low-light captures: exposure ratios x100/x200/x300 (SID,
+  Chen et al. CVPR 2018: x100/x250/x300; ELD, Wei et al. CVPR 2020: x100/x200) at ISO
+  200/400/800 (SID's short exposures are listed like ``ISO200``; ELD starts at ISO 800), every
+  (ISO, ratio) combination equally often: noisy PSNR about 12-35 dB;
+* the phones (``kind: nlf``) as SIDD: ISOs stratified log-uniformly over the phone's ISO range,
+  ratio x1 (SIDD's normal- and low-light scenes differ by ISO, not by a dark-frame gain).
+
+``wide`` (``synth-wide``, the first benchmark's data, kept as a stress variant) draws every sensor's
+ISO log-uniformly over its whole range and cycles the profile's ``ratios`` (DSLRs x1/x10/x100):
+near-clean and very noisy images mixed within one sensor (noisy PSNR 24-60 dB), the regime where
+ADL's paired validation criterion matters. ``synth-srgb`` keeps the ``wide`` capture plan.
 Clean images are unprocessed scenes (:func:`rawadapt.noise.pipeline.unprocess`), noisy images
 follow the sensor's full noise model (:func:`rawadapt.noise.model.add_noise`, fixed pattern
 included) at the short exposure, quantised by rounding like an ADC.
@@ -61,6 +75,11 @@ from rawadapt.utils.paths import cache_dir
 from rawadapt.utils.seed import derive_seed
 
 SYNTH_VERSION = 1
+#: capture plans: see the module docstring
+VARIANTS = ("v2", "wide")
+#: SID/ELD-like low light of the DSLRs in ``v2``
+V2_DSLR_ISOS = (200, 400, 800)
+V2_DSLR_RATIOS = (100.0, 200.0, 300.0)
 STAMP = "synth.json"
 MANIFEST_COLUMNS = (
     "noisy",
@@ -120,11 +139,31 @@ def _size(size: str | None) -> tuple[str, SynthSize]:
     return name, SIZES[name]
 
 
-def synth_root(space: str = "raw", *, size: str | None = None, seed: int = 0) -> Path:
-    """Cache folder of a synth build: ``cache_dir()/synth`` (``synth-srgb``) for the default
-    full build with seed 0, ``synth_<size>_seed<seed>`` (``synth-srgb_...``) otherwise."""
-    name, _ = _size(size)
+def default_variant(space: str) -> str:
+    """The capture plan of a space's built-in set: ``v2`` for RAW, ``wide`` for sRGB."""
+    return "v2" if space == "raw" else "wide"
+
+
+def dataset_name(space: str, variant: str | None = None) -> str:
+    """``synth`` (RAW v2), ``synth-wide`` (RAW wide) or ``synth-srgb``/``synth-srgb-v2``."""
+    variant = variant or default_variant(space)
     base = "synth" if space == "raw" else "synth-srgb"
+    if variant == default_variant(space):
+        return base
+    return f"{base}-{variant}"
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown synth variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def synth_root(space: str = "raw", *, size: str | None = None, seed: int = 0, variant: str | None = None) -> Path:
+    """Cache folder of a synth build: ``cache_dir()/synth`` (``synth-wide``, ``synth-srgb``) for
+    the default full build with seed 0, ``synth_<size>_seed<seed>`` (...) otherwise."""
+    name, _ = _size(size)
+    base = dataset_name(space, variant)
     if name == "full" and int(seed) == 0:
         return cache_dir() / base
     return cache_dir() / f"{base}_{name}_seed{int(seed)}"
@@ -160,16 +199,32 @@ def _balanced(values: Sequence[float], n: int, rng: np.random.Generator) -> list
     return [float(reps[i]) for i in rng.permutation(n)]
 
 
-def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int) -> Iterator[_Pair]:
-    """The pairs of one sensor and split, deterministic in ``(seed, sensor, split)``."""
+def capture_plan(prof: Any, n: int, variant: str, rng: np.random.Generator) -> tuple[list[int], list[float]]:
+    """The ISO and exposure ratio of each of ``n`` pairs of a sensor (see the module docstring).
+
+    ``wide`` draws exactly as the first benchmark did (same random stream), so ``synth-wide``
+    reproduces its files.
+    """
+    if variant == "v2" and prof.kind == "eld":
+        combos = [(iso, r) for iso in V2_DSLR_ISOS for r in V2_DSLR_RATIOS]
+        order: list[tuple[int, float]] = []
+        while len(order) < n:  # every combination once per round, each round shuffled
+            order += [combos[i] for i in rng.permutation(len(combos))]
+        return [int(i) for i, _ in order[:n]], [float(r) for _, r in order[:n]]
+    isos = _stratified_isos(prof.iso_range[0], prof.iso_range[1], n, rng)
+    ratios = [1.0] * n if variant == "v2" else _balanced(prof.ratios, n, rng)
+    return isos, ratios
+
+
+def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int, variant: str = "wide") -> Iterator[_Pair]:
+    """The pairs of one sensor and split, deterministic in ``(seed, sensor, split, variant)``."""
     import torch
 
     prof = load_profile(profile_name)
     n, per = spec.count(split), spec.per_clean(split)
     size = spec.packed(split)
     plan = np.random.default_rng(derive_seed(seed, "synth-plan", prof.name, split))
-    isos = _stratified_isos(prof.iso_range[0], prof.iso_range[1], n, plan)
-    ratios = _balanced(prof.ratios, n, plan)
+    isos, ratios = capture_plan(prof, n, _check_variant(variant), plan)
     white = float(prof.white_level)
     scene_split = "test" if split == "test" else "train"
     for j in range(math.ceil(n / per)):
@@ -205,14 +260,17 @@ def _profile_hash(names: Sequence[str]) -> str:
 
     h = hashlib.sha256()
     for n in names:
-        h.update(json.dumps(load_profile(n).to_dict(), sort_keys=True, default=str).encode())
+        d = load_profile(n).to_dict()
+        d.pop("aliases", None)  # other names of the camera: they change no pixel
+        h.update(json.dumps(d, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 
-def _stamp_params(space: str, size_name: str, seed: int, sensors: Sequence[str]) -> dict[str, Any]:
+def _stamp_params(space: str, size_name: str, seed: int, sensors: Sequence[str], variant: str) -> dict[str, Any]:
     return {
-        "name": "synth" if space == "raw" else "synth-srgb",
+        "name": dataset_name(space, variant),
         "version": SYNTH_VERSION,
+        "variant": variant,
         "space": space,
         "size": size_name,
         "seed": int(seed),
@@ -245,7 +303,7 @@ def _save_png(path: Path, rgb01: np.ndarray) -> None:
 
 
 def _write_build(
-    tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str], progress: bool
+    tmp: Path, space: str, spec: SynthSize, seed: int, sensors: Sequence[str], progress: bool, variant: str
 ) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -255,7 +313,7 @@ def _write_build(
     nbytes = 0
     bar = tqdm(
         total=total,
-        desc=f"building {'synth' if space == 'raw' else 'synth-srgb'}",
+        desc=f"building {dataset_name(space, variant)}",
         unit="pair",
         file=sys.stderr,
         disable=not progress,
@@ -272,7 +330,7 @@ def _write_build(
                 folder = tmp / space / prof.name / split
                 folder.mkdir(parents=True, exist_ok=True)
                 clean_rel = ""
-                for pair in generate_pairs(prof.name, split, spec, seed):
+                for pair in generate_pairs(prof.name, split, spec, seed, variant):
                     rel = Path(space) / prof.name / split
                     if space == "raw":
                         if pair.first_of_scene:
@@ -332,6 +390,7 @@ def build_synth(
     space: str = "raw",
     force: bool = False,
     sensors: Sequence[str] | None = None,
+    variant: str | None = None,
 ) -> Path:
     """Build (or reuse) the ``synth`` benchmark and return its folder.
 
@@ -351,6 +410,9 @@ def build_synth(
         Rebuild even if a complete build with the same parameters exists.
     sensors
         Profile names (default: the ten built-in ones).
+    variant
+        Capture plan: ``"v2"`` (RAW default) or ``"wide"`` (sRGB default, ``synth-wide``); see
+        the module docstring.
 
     Returns
     -------
@@ -360,9 +422,14 @@ def build_synth(
     if space not in ("raw", "srgb"):
         raise ConfigError(f"space must be 'raw' or 'srgb', got {space!r}")
     size_name, spec = _size(size)
+    variant = _check_variant(variant or default_variant(space))
     names = list(sensors) if sensors is not None else list(BUILTIN_ORDER)
-    root = Path(out_dir).expanduser() if out_dir is not None else synth_root(space, size=size_name, seed=seed)
-    params = _stamp_params(space, size_name, seed, names)
+    root = (
+        Path(out_dir).expanduser()
+        if out_dir is not None
+        else synth_root(space, size=size_name, seed=seed, variant=variant)
+    )
+    params = _stamp_params(space, size_name, seed, names, variant)
     if not force and is_complete(root, params):
         return root
     if root.exists() and not root.is_dir():
@@ -377,7 +444,7 @@ def build_synth(
     t0 = time.perf_counter()
     try:
         with _torch_threads(1):
-            info = _write_build(tmp, space, spec, seed, names, progress)
+            info = _write_build(tmp, space, spec, seed, names, progress, variant)
         stamp = {**params, **info, "build_seconds": round(time.perf_counter() - t0, 2)}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
         _install(tmp, root, params)
@@ -430,11 +497,12 @@ def _open(
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
     rebuild: bool = False,
+    variant: str | None = None,
     **options: Any,
 ) -> Any:
 
-    path = build_synth(root, seed=seed, size=size, progress=progress, space=space, force=rebuild)
-    name = "synth" if space == "raw" else "synth-srgb"
+    path = build_synth(root, seed=seed, size=size, progress=progress, space=space, force=rebuild, variant=variant)
+    name = dataset_name(space, variant)
     options.pop("name", None)
     with contextlib.suppress(KeyError):
         options.pop("space")
@@ -452,6 +520,12 @@ def open_synth(**opts: Any) -> Any:
     return _open("raw", **opts)
 
 
+def open_synth_wide(**opts: Any) -> Any:
+    """``synth-wide``: the RAW benchmark with the first benchmark's wide capture plan (near-clean
+    and very noisy images within one sensor); see :func:`open_synth`."""
+    return _open("raw", variant="wide", **opts)
+
+
 def open_synth_srgb(**opts: Any) -> Any:
     """The built-in sRGB benchmark (same scenes through the camera pipeline); see :func:`open_synth`."""
     return _open("srgb", **opts)
@@ -462,5 +536,8 @@ def dataset_summary(root: Path) -> dict[str, Any]:
     stamp = read_stamp(root) or {}
     return {
         "root": str(root),
-        **{k: stamp.get(k) for k in ("name", "space", "size", "seed", "pairs", "bytes", "build_seconds", "counts")},
+        **{
+            k: stamp.get(k)
+            for k in ("name", "variant", "space", "size", "seed", "pairs", "bytes", "build_seconds", "counts")
+        },
     }

@@ -233,9 +233,17 @@ def _variants(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset,
         ]
     if spec.name == "target-size":
         most = max_pool_pairs(dataset, target)
+        if settings.max_pool_fraction:
+            most = min(most, _fraction_cap(settings, dataset, target))
+            sizes = sorted({int(n) for n in settings.sizes if int(n) <= most})
+            return [Variant(f"n{n}", f"n={n}", target_pairs=n, value=float(n)) for n in sizes]
         sizes = sorted({min(int(n), most) for n in settings.sizes if min(int(n), most) >= 1})
         return [Variant(f"n{n}", f"n={n}", target_pairs=n, value=float(n)) for n in sizes]
     return [Variant("default", "-")]
+
+
+def _fraction_cap(settings: BenchSettings, dataset: PairDataset, target: str) -> int:
+    return int(float(settings.max_pool_fraction or 1.0) * len(dataset.by_sensor().get(target, [])))
 
 
 def harmful_count(settings: BenchSettings, dataset: PairDataset, target: str) -> int:
@@ -282,6 +290,15 @@ def build_plan(settings: BenchSettings, spec: ProtocolSpec, dataset: PairDataset
     if spec.name == "target-size":
         for target in targets:
             most = max_pool_pairs(dataset, target)
+            if settings.max_pool_fraction:
+                cap = min(most, _fraction_cap(settings, dataset, target))
+                dropped = [n for n in settings.sizes if n > cap]
+                if dropped:
+                    notes.append(
+                        f"{target}: sizes {', '.join(map(str, dropped))} not run (more than "
+                        f"{settings.max_pool_fraction:g} of its {len(dataset.by_sensor().get(target, []))} images)"
+                    )
+                continue
             clamped = [n for n in settings.sizes if n > most]
             if clamped:
                 notes.append(f"{target}: sizes {', '.join(map(str, clamped))} clamped to {most} (all its pool pairs)")

@@ -47,7 +47,7 @@ from rawadapt.eval.protocols.settings import (
     resolve_budget,
 )
 from rawadapt.eval.report import write_report
-from rawadapt.eval.results import aggregate, write_results
+from rawadapt.eval.results import aggregate, noise_bands, paired_tests, write_results
 from rawadapt.utils.atomic import write_json
 from rawadapt.utils.compute import compute_record, machine_line, precision_scope
 from rawadapt.utils.log import logger
@@ -264,6 +264,8 @@ def collect_results(
         "metric_note": _metric_note(plan.dataset.space),
         "rows": rows,
         "acceptance": acceptance,
+        "bands": noise_bands(cells),
+        "paired": paired_tests(cells),
         "cells": paths,
         "failures": failures or [],
         "notes": plan.notes,

@@ -213,6 +213,10 @@ class BenchSettings(Settings):
         Restrict the source sensors (None: every other sensor).
     sizes
         ``target-size``: the |T_adp| values (clamped per target to what the data has).
+    max_pool_fraction
+        ``target-size``: a size above this fraction of the target's images is DROPPED (not
+        clamped), so that most of a small camera stays for testing (PolyU leave-one-camera-out:
+        0.5, "never more than half of its images").
     harmful_count
         ``harmful``: pairs per harmful domain (None: the median real source-domain size).
     harmful_only
@@ -254,6 +258,7 @@ class BenchSettings(Settings):
     test_pairs: int | None = None
     sources: list[str] | None = None
     sizes: list[int] = Field(default_factory=lambda: list(TARGET_SIZES))
+    max_pool_fraction: float | None = Field(default=None, gt=0.0, le=1.0)
     harmful_count: int | None = None
     harmful_label: Literal["own", "target"] = "own"
     harmful_only: bool = False
