@@ -41,5 +41,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     """Every test uses a private RAWADAPT_CACHE (and the tiny synth build) unless it sets its own."""
     cache = tmp_path_factory.getbasetemp() / "rawadapt_cache"
     monkeypatch.setenv("RAWADAPT_CACHE", str(cache))
+    # profiles a user imported (~/.config/rawadapt/profiles) must not change what tests see
+    monkeypatch.setenv("RAWADAPT_USER_PROFILES", str(tmp_path_factory.getbasetemp() / "rawadapt_user_profiles"))
     # `synth` opened without an explicit size builds the tiny variant (seconds, not minutes)
     monkeypatch.setenv("RAWADAPT_SYNTH_SIZE", "tiny")

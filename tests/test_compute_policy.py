@@ -249,7 +249,7 @@ def test_unseen_camera_runs_from_its_profile(tmp_path: Path) -> None:
             profile="SonyA7S2",
             tile=0,
         )
-        assert res["noise_source"] == "--profile SonyA7S2" and res["noise"] is not None
+        assert res["noise_source"] == "profile:SonyA7S2" and res["noise"] is not None
         outs.append(np.load(tmp_path / f"o{iso}.npy"))
     assert not np.allclose(outs[0], outs[1])
 

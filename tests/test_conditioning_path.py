@@ -79,4 +79,4 @@ def test_resolver_rules() -> None:
         {"arch": "unet", "in_channels": 4, "width": 4, "depth": 2, "sensors": ["CamB"], "use_noise": True}
     )
     c = resolve_conditioning(noisy, FileMetadata(camera="Sony SonyA7S2", iso=1600.0), sensor="SonyA7S2")
-    assert c.unknown_sensor == "iso-only" and c.noise is not None and c.noise_source == "profile SonyA7S2"
+    assert c.unknown_sensor == "iso-only" and c.noise is not None and c.noise_source == "camera:SonyA7S2"

@@ -1,7 +1,9 @@
 """``rawadapt denoise RUN INPUT -o OUTPUT``: denoise a RAW file or an sRGB image with a saved model.
 
 Thin wrapper over :func:`rawadapt.eval.denoise_file.denoise_file` (formats, metadata rules and
-errors are documented there). User errors raise typed :class:`~rawadapt.errors.RawAdaptError`s:
+errors are documented there). A noise-conditioned model's noise source (``--profile``, the
+camera's profile, or an estimate from the image) is printed as one ``noise:`` line on stderr,
+with ``--json`` too. User errors raise typed :class:`~rawadapt.errors.RawAdaptError`s:
 one line on stderr, exit code 2.
 """
 
@@ -40,9 +42,9 @@ def register(app: typer.Typer) -> None:
         profile: str | None = typer.Option(
             None,
             "--profile",
-            help="Noise profile (name or YAML, e.g. from "
-            "`rawadapt calibrate`) for noise-conditioned models (default: the "
-            "camera's built-in profile).",
+            help="Noise profile (name or YAML, e.g. from `rawadapt calibrate`) for noise-conditioned models; "
+            "needs an ISO (default: the built-in or imported profile of the file's camera, else an estimate "
+            "from the image).",
         ),
         json_: bool = typer.Option(False, "--json", help="Print one JSON object (last line of stdout)."),
     ) -> None:
@@ -67,13 +69,16 @@ def register(app: typer.Typer) -> None:
             device=device,
             profile=profile,
         )
+        if res["noise_source"] != "not used":  # where the noise parameters came from: one line, also with --json
+            line = res["noise"]
+            values = f" (a {line[0]:.3g}, b {line[1]:.3g})" if line else ""
+            info(f"noise: {res['noise_source']}: {res['noise_detail']}{values}")
         if json_:
             print_json(res)
             return
         info(
             f"sensor: {res['sensor'] or '-'} ({res['sensor_source']}); ISO: "
-            f"{res['iso'] if res['iso'] is not None else '-'} ({res['iso_source']}); noise: {res['noise_source']}; "
-            f"precision {res['precision']}"
+            f"{res['iso'] if res['iso'] is not None else '-'} ({res['iso_source']}); precision {res['precision']}"
         )
         typer.echo(
             f"wrote {res['output']} ({res['space']}, {res['seconds']:.2f} s)"

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rawadapt.cli.info_cmd",
     "rawadapt.cli.data_cmd",
     "rawadapt.cli.noise_cmd",
+    "rawadapt.cli.profiles_cmd",
     "rawadapt.cli.train_cmd",
     "rawadapt.cli.adapt_cmd",
     "rawadapt.cli.bench_cmd",

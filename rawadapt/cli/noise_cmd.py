@@ -92,14 +92,15 @@ def profiles_cmd(json_: bool = typer.Option(False, "--json", help="Print one JSO
     if json_:
         print_json({"profiles": rows, "folders": [str(d) for d in profile_dirs()]})
         return
+    w = max([14, *(len(r["name"]) for r in rows)])  # imported profiles have long names
     typer.echo(
-        f"{'name':<14} {'kind':<4} {'cfa':<5} {'bits':>4} {'black':>6} {'white':>6} "
+        f"{'name':<{w}} {'kind':<4} {'cfa':<5} {'bits':>4} {'black':>6} {'white':>6} "
         f"{'ISO range':>12} {'K range (DN/e-)':>17}  read"
     )
     for r in rows:
         kmin, kmax = r["k_range"]
         typer.echo(
-            f"{r['name']:<14} {r['kind']:<4} {r['cfa']:<5} {r['bits']:>4} {r['black_level'][0]:>6g} "
+            f"{r['name']:<{w}} {r['kind']:<4} {r['cfa']:<5} {r['bits']:>4} {r['black_level'][0]:>6g} "
             f"{r['white_level']:>6g} {r['iso_range'][0]:>5g}-{r['iso_range'][1]:<6g} "
             f"{kmin:>8.3g}-{kmax:<8.3g}  {r['read_model']}"
         )
@@ -271,7 +272,7 @@ def calibrate_cmd(
 
 
 def build_cmd(
-    name: str = typer.Argument("synth", help="synth (RAW) or synth-srgb."),
+    name: str = typer.Argument("synth", help="synth (RAW, capture regimes v2), synth-wide (RAW, wide) or synth-srgb."),
     out: Path | None = typer.Option(None, "--out", help="Destination folder (default: the cache folder)."),
     seed: int = typer.Option(0, "--seed", help="Master seed."),
     tiny: bool = typer.Option(False, "--tiny", help="Tiny size (seconds; for tests)."),
@@ -281,12 +282,19 @@ def build_cmd(
     """Build the built-in multi-sensor benchmark (deterministic; cached)."""
     from rawadapt.noise.synth_dataset import build_synth, dataset_summary
 
-    spaces = {"synth": "raw", "synth-srgb": "srgb"}
+    spaces = {"synth": ("raw", "v2"), "synth-wide": ("raw", "wide"), "synth-srgb": ("srgb", "wide")}
     if name not in spaces:
-        raise ConfigError(f"unknown built-in dataset {name!r}; expected synth or synth-srgb")
+        raise ConfigError(f"unknown built-in dataset {name!r}; expected one of {', '.join(spaces)}")
     t0 = time.perf_counter()
+    space, variant = spaces[name]
     root = build_synth(
-        out, seed=seed, size="tiny" if tiny else None, progress=not json_, space=spaces[name], force=force
+        out,
+        seed=seed,
+        size="tiny" if tiny else None,
+        progress=not json_,
+        space=space,
+        force=force,
+        variant=variant,
     )
     summary = {**dataset_summary(root), "seconds": round(time.perf_counter() - t0, 2)}
     if json_:
@@ -297,8 +305,8 @@ def build_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the noise commands (and ``data build`` when the data sub-app exists)."""
-    app.command("profiles")(profiles_cmd)
+    """Attach the noise commands (and ``data build`` when the data sub-app exists); ``profiles``
+    is a group of its own (:mod:`rawadapt.cli.profiles_cmd`, listing with :func:`profiles_cmd`)."""
     app.command("simulate")(simulate_cmd)
     app.command("calibrate")(calibrate_cmd)
     try:

@@ -23,7 +23,10 @@ regions upwards).
 
 Metadata: the sensor name is the file's camera when the model's vocabulary knows it (names are
 compared case- and punctuation-insensitively), else ``sensor=``, else the unknown-sensor
-policy; the ISO is the file's unless ``iso=`` is given. Explicit arguments always win.
+policy; the ISO is the file's unless ``iso=`` is given. Explicit arguments always win. A
+noise-conditioned model gets the image's noise line from ``profile=``, else from the built-in or
+imported profile of the file's camera (EXIF make/model), else estimated from the image itself;
+the result's ``noise_source`` says which (:mod:`rawadapt.eval.conditioning`).
 """
 
 from __future__ import annotations
@@ -134,15 +137,17 @@ def denoise_file(
         :mod:`rawadapt.utils.compute`).
     profile
         Noise profile (built-in name or YAML path) giving the image's noise parameters to a
-        noise-conditioned model; default: the built-in/imported profile of the sensor or the
-        file's camera. With one, a camera outside the model's vocabulary needs no type guess.
+        noise-conditioned model (needs an ISO); default: the built-in/imported profile of the
+        sensor or the file's camera (EXIF make/model, aliases), else an estimate from the image.
+        With known noise, a camera outside the model's vocabulary needs no type guess.
     device
         Torch device.
 
     Returns
     -------
-    A JSON-friendly summary (paths, space, shape, sensor and ISO used and where they came from,
-    seconds).
+    A JSON-friendly summary (paths, space, shape, sensor, ISO and noise line used and where they
+    came from: ``noise_source`` is ``"profile:<profile>"``, ``"camera:<profile name>"``,
+    ``"estimated"``, ``"unknown"`` or ``"not used"``, ``noise_detail`` says it in words; seconds).
 
     Raises
     ------
@@ -159,7 +164,14 @@ def denoise_file(
     model, meta = load_model(run, device=device)
     image = read_input(plan, model, run)
     cond = resolve_conditioning(
-        model, image.meta, sensor=sensor, iso=iso, profile=profile, unknown_sensor=unknown_sensor, path=plan.src
+        model,
+        image.meta,
+        sensor=sensor,
+        iso=iso,
+        profile=profile,
+        unknown_sensor=unknown_sensor,
+        path=plan.src,
+        image=image.x,
     )
     shape = list(image.x.shape)
     y, seconds = run_model(
@@ -260,7 +272,9 @@ def read_input(plan: DenoisePlan, model: Any, run: Any) -> InputImage:
             )
 
         raw = read_raw(src)
-        meta = FileMetadata(camera=raw.meta.camera, model=raw.meta.model, iso=raw.meta.iso, cfa=raw.cfa)
+        meta = FileMetadata(
+            camera=raw.meta.camera, model=raw.meta.model, iso=raw.meta.iso, cfa=raw.cfa, make=raw.meta.make
+        )
         return InputImage(raw.planes, "raw", raw, meta)
     if plan.space == "srgb":
         if model.space != "srgb":

@@ -17,9 +17,16 @@ Two kinds exist (ELD):
     ``K = beta1 (white - black)`` and ``sigma_read^2 = beta2 (white - black)^2``; ISOs between
     table entries are interpolated linearly in log ISO (log beta).
 
-Built-in profiles ship in ``rawadapt/noise/profiles/*.yaml``; more folders can be added with
-the environment variable ``RAWADAPT_PROFILES`` (``os.pathsep``-separated). A user profile with
-the name of a built-in one replaces it. ``load_profile`` also accepts a path to a YAML file.
+Built-in profiles ship in ``rawadapt/noise/profiles/*.yaml``; then come the user profile folder
+(:func:`user_profile_dir`: ``$RAWADAPT_USER_PROFILES``, else ``$XDG_CONFIG_HOME/rawadapt/profiles``,
+default ``~/.config/rawadapt/profiles``; ``rawadapt profiles import-darktable`` writes there) and
+the folders of the environment variable ``RAWADAPT_PROFILES`` (``os.pathsep``-separated). A
+profile with the name of an earlier one replaces it. ``load_profile`` also accepts a path to a
+YAML file.
+
+A profile may list ``aliases``: other names of the camera, e.g. its EXIF make and model
+(``CanonEOS5D4`` is ``"Canon EOS 5D Mark IV"`` in its files). :func:`match_profile` finds the
+profile of a camera from such names, ignoring case, spaces and punctuation.
 
 This module imports no torch: listing profiles stays cheap.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +55,7 @@ from rawadapt.utils.settings import condense
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_PROFILES = "RAWADAPT_PROFILES"
+ENV_USER_PROFILES = "RAWADAPT_USER_PROFILES"
 KINDS = ("eld", "nlf")
 READ_MODELS = ("tukey", "gaussian")
 
@@ -163,6 +172,7 @@ class Profile:
     wb_red: tuple[float, float] = (1.8, 2.4)
     wb_blue: tuple[float, float] = (1.4, 2.0)
     path: str | None = None
+    aliases: tuple[str, ...] = ()
 
     # -- levels -------------------------------------------------------------------------------
     @property
@@ -251,6 +261,7 @@ class Profile:
             "ratios": list(self.ratios),
             "fixed_pattern": asdict(self.fixed_pattern),
             "source": self.source,
+            "aliases": list(self.aliases),
             "path": self.path,
         }
 
@@ -261,6 +272,10 @@ class Profile:
             "kind": self.kind,
             "description": self.description,
             "source": self.source,
+        }
+        if self.aliases:
+            d["aliases"] = list(self.aliases)
+        d |= {
             "cfa": self.cfa,
             "bits": self.bits,
             "black_level": list(self.black_level),
@@ -393,6 +408,7 @@ class ProfileSpec(_Spec):
     white_level: FiniteFloat
     description: str = ""
     source: str = ""
+    aliases: list[str] = Field(default_factory=list)
     notes: Any = None
     bits: int | None = Field(default=None, ge=1, le=32)
     iso_range: Floats2 | None = None
@@ -532,6 +548,7 @@ def profile_from_dict(data: Mapping[str, Any], *, path: str | None = None) -> Pr
         fixed_pattern=FixedPattern(seed=fp.seed, dsnu=fp.dsnu, prnu=fp.prnu, column=fp.column),
         ratios=tuple(spec.ratios),
         path=path,
+        aliases=tuple(a.strip() for a in spec.aliases if a.strip()),
         **kwargs,
     )
     try:
@@ -549,14 +566,30 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise InputFileError(f"cannot read profile: {exc.strerror or exc}", path) from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's loader when PyYAML has it: listing hundreds of imported profiles stays fast
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}".splitlines()[0], path) from None
 
 
+def user_profile_dir() -> Path:
+    """The user profile folder (imported and personal profiles; it need not exist).
+
+    ``$RAWADAPT_USER_PROFILES`` if set, else ``$XDG_CONFIG_HOME/rawadapt/profiles`` (default
+    ``~/.config/rawadapt/profiles``).
+    """
+    env = os.environ.get(ENV_USER_PROFILES, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / "rawadapt" / "profiles"
+
+
 def profile_dirs() -> list[Path]:
-    """Folders searched for ``*.yaml`` profiles: built-ins first, then ``$RAWADAPT_PROFILES``."""
-    dirs = [PROFILE_DIR]
+    """Folders searched for ``*.yaml`` profiles: built-ins first, then the user profile folder
+    (:func:`user_profile_dir`), then ``$RAWADAPT_PROFILES``."""
+    dirs = [PROFILE_DIR, user_profile_dir()]
     for part in os.environ.get(ENV_PROFILES, "").split(os.pathsep):
         if part.strip():
             dirs.append(Path(part.strip()).expanduser())
@@ -584,15 +617,21 @@ def load_profile_file(path: str | os.PathLike[str]) -> Profile:
     return _load_file_cached(str(p.resolve()), p.stat().st_mtime)
 
 
-def _index() -> dict[str, Path]:
-    """Profile name -> file, later folders overriding earlier ones (cached on folder mtimes)."""
+def _scan() -> tuple[tuple[str, Path, tuple[str, ...]], ...]:
+    """(name, file, aliases) of every profile, later folders overriding earlier ones (cached on
+    folder mtimes)."""
     key = tuple((str(d), d.stat().st_mtime_ns if d.is_dir() else -1) for d in profile_dirs())
-    return dict(_index_cached(key))
+    return _index_cached(key)
+
+
+def _index() -> dict[str, Path]:
+    """Profile name -> file, later folders overriding earlier ones."""
+    return {name: f for name, f, _ in _scan()}
 
 
 @functools.lru_cache(maxsize=8)
-def _index_cached(key: tuple[tuple[str, int], ...]) -> tuple[tuple[str, Path], ...]:
-    out: dict[str, Path] = {}
+def _index_cached(key: tuple[tuple[str, int], ...]) -> tuple[tuple[str, Path, tuple[str, ...]], ...]:
+    out: dict[str, tuple[Path, tuple[str, ...]]] = {}
     for dname, mtime in key:
         d = Path(dname)
         if mtime < 0:
@@ -600,12 +639,74 @@ def _index_cached(key: tuple[tuple[str, int], ...]) -> tuple[tuple[str, Path], .
         for f in sorted(d.glob("*.y*ml")):
             if f.suffix not in (".yaml", ".yml"):
                 continue
+            aliases: tuple[str, ...] = ()
             try:
-                name = str(_read_yaml(f).get("name", f.stem))
+                doc = _read_yaml(f)
+                name = str(doc.get("name", f.stem))
+                raw = doc.get("aliases") or ()
+                if isinstance(raw, (list, tuple)):
+                    aliases = tuple(str(a) for a in raw if a)
             except (ConfigError, InputFileError, AttributeError):
                 name = f.stem
-            out[name] = f
-    return tuple(out.items())
+            out.pop(name, None)  # a later folder's profile of the same name replaces the earlier one
+            out[name] = (f, aliases)
+    return tuple((n, f, a) for n, (f, a) in out.items())
+
+
+def normalize_camera_name(name: str) -> str:
+    """A camera name for matching: lower case, letters and digits only.
+
+    Examples
+    --------
+    >>> normalize_camera_name("Canon EOS 5D Mark IV")
+    'canoneos5dmarkiv'
+    """
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def matching_profiles(candidates: Sequence[str | None]) -> list[str]:
+    """Names of every profile of a camera known by any of ``candidates``, best first.
+
+    Names and aliases are compared with :func:`normalize_camera_name` (case, spaces and
+    punctuation ignored). Profiles whose NAME equals a candidate come before those with an equal
+    ALIAS (so an imported ``"Canon EOS 5D Mark IV"`` comes before the built-in ``CanonEOS5D4``,
+    whose alias it is); then candidates in their order; then later folders first (user profiles
+    before built-in ones).
+
+    Parameters
+    ----------
+    candidates
+        Names to try (EXIF make and model, a sensor name...); None and blanks are skipped.
+
+    Returns
+    -------
+    list of str
+        Names :func:`load_profile` accepts (empty when none matches).
+    """
+    keys = [normalize_camera_name(c) for c in candidates if c and str(c).strip()]
+    keys = [k for k in keys if k]
+    entries = list(reversed(_scan()))  # later folders first
+    out: list[str] = []
+    for by_alias in (False, True):
+        for k in keys:
+            for name, _, aliases in entries:
+                names = aliases if by_alias else (name,)
+                if name not in out and any(normalize_camera_name(n) == k for n in names):
+                    out.append(name)
+    return out
+
+
+def match_profile(candidates: Sequence[str | None]) -> str | None:
+    """The best profile of a camera known by any of ``candidates`` (rules in
+    :func:`matching_profiles`), or None.
+
+    Examples
+    --------
+    >>> match_profile(["Canon EOS 5D Mark IV"])  # doctest: +SKIP
+    'CanonEOS5D4'
+    """
+    found = matching_profiles(candidates)
+    return found[0] if found else None
 
 
 def list_profiles() -> list[str]:
