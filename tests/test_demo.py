@@ -44,6 +44,11 @@ def test_demo_tiny_prints_the_runs_numbers(tmp_path: Path, capsys: pytest.Captur
     line = next(ln for ln in lines if ln.startswith("adl "))
     for domain, rate in adl["domains"].items():
         assert f"{domain} {rate:.2f}" in line
+    # the reading is computed from the same rows
+    reading = stdout.split("Reading:", 1)[1].split("ADL acceptance rate", 1)[0]
+    assert f"ADL vs fine-tuning: {rows['adl']['psnr'] - rows['finetune']['psnr']:+.2f} dB" in reading
+    assert f"Best here: {max(rows, key=lambda m: rows[m]['psnr'])}," in reading
+    assert "What it means:" in reading
     report = out / "report.html"
     assert report.is_file() and f"report: {report}" in stdout
     assert "building synth" in err or "synth" in err
