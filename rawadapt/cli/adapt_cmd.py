@@ -219,7 +219,7 @@ def adapter_lr(adapter: Any) -> float:
 def register(app: typer.Typer) -> None:
     @app.command("adapt")
     def adapt(
-        run: Path = typer.Argument(..., help="Trained model: a run folder or its model.safetensors."),
+        run: Path = typer.Argument(..., help="Trained model: a run folder, its model.safetensors, or zoo:NAME."),
         inputs: list[Path] = typer.Argument(..., help="Noisy image(s): sRGB PNG/JPEG/TIFF, camera RAW, or .npy."),
         out: Path = typer.Option(..., "--out", "-o", help="Output file (one input) or folder."),
         method: str = typer.Option("lan", "--method", "-m", help="lan | full | first-layer | last-layer | meta."),

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rawadapt.cli.bench_cmd",
     "rawadapt.cli.report_cmd",
     "rawadapt.cli.denoise_cmd",
+    "rawadapt.cli.zoo_cmd",
 )
 
 

@@ -131,6 +131,12 @@ def register(app: typer.Typer) -> None:
             None, "--restore-optimizer/--restore-params-only", help="ADL: what a reject restores."
         ),
         config: Path = typer.Option(None, "--config", help="YAML config file (flags override it)."),
+        init: str = typer.Option(
+            None,
+            "--init",
+            help="Start from a trained model's weights: run folder, .safetensors or zoo:NAME "
+            "(its architecture settings become the run's model).",
+        ),
         resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run exactly."),
         as_json: bool = typer.Option(False, "--json", help="Last stdout line: one JSON object of final metrics."),
         no_progress: bool = typer.Option(False, "--no-progress", help="Plain log lines instead of a progress bar."),
@@ -177,6 +183,14 @@ def register(app: typer.Typer) -> None:
             adl_val_crop=val_crop,
             adl_restore_optimizer=restore_optimizer,
         )
+        if init is not None:
+            from rawadapt.train.config import config_from_dict
+            from rawadapt.train.init import init_model_settings
+
+            # the network is the init model's (flags given explicitly still win, and are checked)
+            raw = base.model_dump(mode="python")
+            raw["model"] = {**raw["model"], **init_model_settings(init)}
+            base = config_from_dict({**raw, "init": init}, source=config)
         cfg = with_overrides(base, flags, source=config) if flags else base
         try:
             metrics = run_training(cfg, out, resume=resume, progress=not no_progress)
@@ -202,7 +216,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate(
-        run: Path = typer.Argument(..., help="Run folder written by `rawadapt train`."),
+        run: Path = typer.Argument(..., help="Run folder written by `rawadapt train`, or zoo:NAME."),
         data: str = typer.Option(None, "--data", help="Dataset (default: the run's)."),
         split: str = typer.Option("test", "--split", help="test | target | source | all."),
         tile: int = typer.Option(None, "--tile", help="Tiled inference with this tile side."),

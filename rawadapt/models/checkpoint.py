@@ -49,6 +49,7 @@ import rawadapt
 from rawadapt.errors import CheckpointError, RawAdaptError
 from rawadapt.models.base import Denoiser
 from rawadapt.models.registry import build_model
+from rawadapt.models.zoo import resolve_run
 from rawadapt.utils.atomic import write_bytes, write_json
 
 MODEL_FORMAT = "rawadapt-model"
@@ -193,8 +194,10 @@ def resolve_model_files(path: PathLike) -> tuple[Path, Path]:
     """``(weights, json)`` paths for a run folder, a ``.safetensors`` file or a ``.json`` file.
 
     A weights file ``x.safetensors`` pairs with ``x.json`` beside it, else with ``model.json``.
+    ``zoo:NAME`` is the shipped model's folder, its weights checked against the zoo index first
+    (:func:`rawadapt.models.zoo.resolve_run`): every loader goes through here.
     """
-    p = Path(path)
+    p = resolve_run(path)
     if p.is_dir():
         return p / WEIGHTS_NAME, p / META_NAME
     if p.suffix == ".safetensors":
@@ -383,12 +386,15 @@ def load_model(path: PathLike, *, device: str | torch.device = "cpu") -> tuple[D
     Parameters
     ----------
     path
-        A run folder, its ``model.safetensors`` or its ``model.json``.
+        A run folder, its ``model.safetensors`` or its ``model.json``, or ``zoo:NAME`` (a shipped
+        model, :mod:`rawadapt.models.zoo`; stored in float16, loaded as float32).
     device
         Where to put the model.
 
     Raises
     ------
+    ConfigError
+        ``zoo:NAME`` with an unknown name (the message lists the known ones).
     CheckpointError
         Missing or unreadable files, corrupt or truncated weights, checksum mismatch, unknown
         architecture, tensor names/shapes that do not fit the architecture, files or configs over

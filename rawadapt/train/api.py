@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from rawadapt.errors import CheckpointError, ConfigError
 from rawadapt.models.checkpoint import load_model, load_training_state, save_model
 from rawadapt.models.registry import build_model
+from rawadapt.models.zoo import resolve_run
 from rawadapt.train.config import TrainConfig, config_diff, load_config
 from rawadapt.train.context import TrainContext
 from rawadapt.train.datasets import open_run_dataset, prepare_data
@@ -310,7 +311,13 @@ def _run_training(
         data = prepare_data(config, dataset)
         if strategy.prepare is not None:
             data = strategy.prepare(config, data)
-        model = build_run_model(config, data).to(device)
+        model = build_run_model(config, data)
+        init_info = None
+        if config.init is not None and state is None:  # on resume the state holds the weights
+            from rawadapt.train.init import apply_init
+
+            init_info = apply_init(model, config.init)
+        model = model.to(device)
         stages = strategy.build(config, data)
         if is_main:
             run.mkdir(parents=True, exist_ok=True)
@@ -345,6 +352,12 @@ def _run_training(
         )
         if state is not None:
             _check_resume_precision(run, compute["precision"], logger)
+        if init_info is not None:
+            logger.message(
+                f"init: weights of {config.init} ({init_info['arch']}"
+                + (f"; {len(init_info['remapped'])} modulation inputs remapped" if init_info["remapped"] else "")
+                + ")"
+            )
         extra = {
             "strategy": config.strategy,
             "target": data.target,
@@ -353,6 +366,8 @@ def _run_training(
             "seed": config.seed,
             "compute": compute,
         }
+        if config.init is not None:
+            extra["init"] = config.init
         engine = Engine(ctx, stages, stop_after=stop_after, on_step=on_step, evaluate=_periodic_eval, model_extra=extra)
         point = engine.resume_point(state) if state is not None else None
         if point is None:
@@ -453,6 +468,26 @@ def _metrics(
 SPLITS = ("test", "target", "source", "all")
 
 
+def run_config(run: Path) -> TrainConfig:
+    """The training config of a run folder: ``config.yaml``, or the ``config`` of the
+    ``recipe.yaml`` beside a zoo model's weights.
+
+    Raises
+    ------
+    CheckpointError
+        Neither file is there.
+    ConfigError
+        The file is invalid.
+    """
+    if (run / CONFIG_NAME).is_file():
+        return load_config(run / CONFIG_NAME)
+    from rawadapt.train.recipes import RECIPE_FILE, load_recipe
+
+    if (run / RECIPE_FILE).is_file():
+        return load_recipe(run / RECIPE_FILE).config
+    raise CheckpointError(f"not a training run folder (no {CONFIG_NAME})", run)
+
+
 def split_samples(data: TrainData, split: str) -> list[Sample]:
     """Samples of a split role: ``test`` (target test, or pretrain sensors' test records),
     ``target`` (the target pool), ``source`` (all source training records), ``all`` (the whole
@@ -488,7 +523,8 @@ def evaluate_run(
     Parameters
     ----------
     run_dir
-        A run folder written by :func:`run_training`.
+        A run folder written by :func:`run_training`, or ``zoo:NAME`` (a shipped model: its
+        ``recipe.yaml`` holds the run's config).
     data
         Dataset spec overriding the config's (e.g. the same benchmark at another location).
     split
@@ -508,11 +544,8 @@ def evaluate_run(
         ``{"run", "split", "data", "n", "psnr", "ssim", "psnr_noisy", "ssim_noisy", "per_sensor", "images"}``.
     """
 
-    run = Path(run_dir)
-    cfg_path = run / CONFIG_NAME
-    if not cfg_path.is_file():
-        raise CheckpointError(f"not a training run folder (no {CONFIG_NAME})", run)
-    config = load_config(cfg_path)
+    run = resolve_run(run_dir)  # zoo:NAME -> the shipped model's folder (hash-checked)
+    config = run_config(run)
     if data is not None:
         config = config.model_copy(update={"data": config.data.model_copy(update={"data": data})})
     if split not in SPLITS:

@@ -230,6 +230,12 @@ class TrainConfig(_Section):
         otherwise).
     adl
         The ADL strategy's settings.
+    init
+        Start from the weights of a trained model instead of a random initialisation: a run
+        folder, a ``.safetensors`` file or ``zoo:NAME`` (fine-tuning / ADL from a shipped model).
+        ``model`` must describe the same network (``rawadapt train --init`` copies it from the
+        model); only the sensor vocabulary may differ (:func:`rawadapt.train.init.apply_init`).
+        Applied when a run starts, not on resume (the state holds the weights).
     """
 
     strategy: str = "finetune"
@@ -251,6 +257,7 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(default=500, ge=1)
     tensorboard: bool = True
     adl: ADLConfig = Field(default_factory=ADLConfig)
+    init: str | None = Field(default=None, min_length=1)
 
     @field_validator("strategy")
     @classmethod
