@@ -389,3 +389,21 @@ def test_harmful_only_protocol_has_no_real_sources(tmp_path: Path, dataset) -> N
     )
     assert not cell_applies(base, "adl") and not cell_applies(base, "joint") and cell_applies(base, "target-only")
     assert cell_applies(plus, "adl") and cell_applies(plus, "joint")
+
+
+def test_on_reject_target_step_trains_on_the_target_when_everything_is_rejected(tmp_path: Path, dataset) -> None:  # type: ignore[no-untyped-def]
+    """With an impossible acceptance bar every candidate is rejected: the paper's rule leaves θ
+    where stage 1 left it (the same V' always scores the same), ``target-step`` keeps training
+    on T_train (the score of the same V' moves) while accepting nothing."""
+    adl = {"validation": "fixed", "criterion": "paired", "paired_margin": 1e6}
+    finals = {}
+    for mode in ("restore", "target-step"):
+        run = tmp_path / mode
+        run_training(
+            _cfg(iters=8, finetune_iters=0, adl={**adl, "on_reject": mode}), run, dataset=dataset, progress=False
+        )
+        rows = _log(run)
+        assert not any(int(r["accepted"]) for r in rows)
+        finals[mode] = {round(float(r["baseline_psnr"]), 6) for r in rows}
+    assert len(finals["restore"]) == 1
+    assert len(finals["target-step"]) > 1

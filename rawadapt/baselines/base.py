@@ -310,6 +310,8 @@ BENCH_METHODS.register_lazy("adl-no-iso", "rawadapt.baselines.trained:ADLNoISO")
 BENCH_METHODS.register_lazy("adl-no-type", "rawadapt.baselines.trained:ADLNoType")
 BENCH_METHODS.register_lazy("adl-no-pretrain", "rawadapt.baselines.trained:ADLNoPretrain")
 BENCH_METHODS.register_lazy("adl-fixed-val", "rawadapt.baselines.trained:ADLFixedVal")
+BENCH_METHODS.register_lazy("adl-ts", "rawadapt.baselines.trained:ADLTargetStep")
+BENCH_METHODS.register_lazy("adl-paired-ts", "rawadapt.baselines.trained:ADLPairedTargetStep")
 BENCH_METHODS.register_lazy("finetune-eqt", "rawadapt.baselines.trained:FineTuneEqualTarget")
 # conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none
 BENCH_METHODS.register_lazy("adl-noise", "rawadapt.baselines.trained:ADLNoise")

@@ -246,6 +246,20 @@ class ADLGain(ADL):
     overrides = {"adl": {"gain_over_noisy": True}}
 
 
+class ADLTargetStep(ADL):
+    name = "adl-ts"
+    description = "ADL, a rejected candidate is replaced by a plain step on T_train (no wasted iteration)"
+    reference = "rawadapt extension of Algorithm 1 (on_reject=target-step)"
+    overrides = {"adl": {"on_reject": "target-step"}}
+
+
+class ADLPairedTargetStep(ADL):
+    name = "adl-paired-ts"
+    description = "ADL, paired criterion, a rejected candidate is replaced by a plain step on T_train"
+    reference = "rawadapt extension of Algorithm 1 (criterion=paired, on_reject=target-step)"
+    overrides = {"adl": {"criterion": "paired", "on_reject": "target-step"}}
+
+
 class ADLNoMod(ADL):
     name = "adl-no-mod"
     description = "conditioning: none (no modulation at all)"

@@ -320,6 +320,20 @@ class AdaptiveLearning:
         tgt.domains = ["target"] * len(tgt)
         return Batch.cat([src, tgt])
 
+    def _target_step(self, train_idx: Sequence[int]) -> None:
+        """One plain optimiser step on T_train patches (``on_reject="target-step"``)."""
+        rng = self.target_sampler.rng
+        chosen = rng.choice(np.asarray(train_idx), size=self.target_sampler.batch, replace=True).tolist()
+        batch = self.target_sampler.draw(indices=chosen)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = l1_loss(self.model, batch, self.device)
+        loss.backward()
+        self.comm.average_gradients(self.model)
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+
     def step(self) -> dict[str, Any]:
         """One ADL iteration; returns the logged values."""
         if self.step_index == 0:
@@ -370,6 +384,9 @@ class AdaptiveLearning:
                 self._cache = dict(zip(list(val_idx)[self.comm.rank :: self.comm.world_size], values))
         else:
             self.snapshot.restore()
+            if self.cfg.on_reject == "target-step" and train_idx:
+                self._target_step(train_idx)
+                self._cache = {}  # θ moved: no cached PSNR is valid any more
         if self.scheduler_step is not None:
             self.scheduler_step()
         self.chooser.record(domain, accepted)

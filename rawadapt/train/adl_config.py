@@ -70,6 +70,13 @@ class ADLConfig(BaseModel):
         hundred iterations in a row (42.95 dB at the end; parameters only: 32 % accepted,
         43.30 dB; ``beta1=0``: 43.05 dB; noisy input 42.60 dB — all within the ±0.3 dB
         run-to-run spread).
+    on_reject
+        What a rejected iteration does after restoring θ_{t−1}. ``"restore"`` (the paper): nothing,
+        the iteration is spent. ``"target-step"`` (beyond the paper): one plain step on a batch of
+        T_train patches, so a rejection costs no target training — at CPU-scale budgets, where the
+        paper's queue rejects ~99 % of candidates (BENCHMARKS.md), the adaptive stage otherwise
+        idles and ADL trails training on the target alone by the steps it threw away. The
+        accept/reject decision is unchanged; a harmful batch still leaves no trace.
     target_batch
         How many T_train patches are merged into each source batch (S' = T_train + S').
         The paper merges T_train; one patch from each of up to this many T_train images.
@@ -109,6 +116,7 @@ class ADLConfig(BaseModel):
     explore: float = Field(default=0.2, ge=0.0, le=1.0)
     temperature: float = Field(default=0.5, gt=0.0)
     restore_optimizer: bool = True
+    on_reject: Literal["restore", "target-step"] = "restore"
     target_batch: int = Field(default=8, ge=0)
     val_crop: int | None = Field(default=64, ge=8)
     grad_clip: float | None = None
