@@ -53,6 +53,12 @@ PAIRED_COMPARISONS = (
     ("adl-gain", "adl"),
     ("adl-stratified", "adl"),
     ("adl-paired", "adl"),
+    ("adl-ts", "target-only"),
+    ("adl-ts", "finetune"),
+    ("adl-paired-ts", "target-only"),
+    ("adl-paired-ts", "finetune"),
+    ("finetune-eqt", "target-only"),
+    ("calib-ft", "finetune"),
 )
 
 CSV_COLUMNS = (
