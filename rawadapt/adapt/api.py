@@ -10,6 +10,9 @@ Methods (LAN paper Table 1):
 method     what is optimised per image                          default lr
 ========== ==================================================== =============
 lan        an input offset phi, network frozen: f(y + tanh phi) 5e-4
+lan-scaled LAN with the offset in units of the image's noise    5e-4
+           std: f(y + s tanh phi), s = sigma / 0.02 (beyond
+           the paper; :mod:`rawadapt.adapt.lan`)
 full       all network parameters                               5e-6
 first-layer ``model.first_layer()`` parameters                  5e-6
 last-layer ``model.last_layer()`` parameters                    5e-6
@@ -32,7 +35,7 @@ import torch
 
 from rawadapt.adapt.common import AdaptResult
 from rawadapt.adapt.finetune import FINETUNE_LR, FineTuneAdapter, Scope
-from rawadapt.adapt.lan import LAN_LR, Bound, LANAdapter
+from rawadapt.adapt.lan import LAN_LR, OFFSET_SCALES, Bound, LANAdapter, OffsetScale
 from rawadapt.adapt.losses import LOSSES, SelfSupervisedLoss
 from rawadapt.errors import ConfigError
 from rawadapt.models.base import Denoiser
@@ -40,6 +43,7 @@ from rawadapt.utils.registry import Registry
 
 DEFAULT_LR: dict[str, float] = {
     "lan": LAN_LR,
+    "lan-scaled": LAN_LR,
     "full": FINETUNE_LR,
     "first-layer": FINETUNE_LR,
     "last-layer": FINETUNE_LR,
@@ -77,17 +81,28 @@ class Adapter(Protocol):
 
 
 #: test-time method name -> ``factory(model, *, method, bound, loss=, iters=, lr=, track_ssim=, loss_options=)``
+#: (and ``offset_scale=`` when :func:`make_adapter` is given one)
 ADAPT_METHODS: Registry[Callable[..., Adapter]] = Registry("adaptation method")
 
 
 @ADAPT_METHODS.register("lan")
-def _lan(model: Denoiser, *, method: str, bound: str, **common: Any) -> Adapter:
-    return LANAdapter(model, bound=cast(Bound, bound), **common)  # bound validated by LANAdapter
+def _lan(model: Denoiser, *, method: str, bound: str, offset_scale: str = "none", **common: Any) -> Adapter:
+    # bound and offset_scale validated by LANAdapter
+    return LANAdapter(model, bound=cast(Bound, bound), offset_scale=cast(OffsetScale, offset_scale), **common)
+
+
+@ADAPT_METHODS.register("lan-scaled")
+def _lan_scaled(model: Denoiser, *, method: str, bound: str, offset_scale: str = "noise", **common: Any) -> Adapter:
+    if offset_scale != "noise":
+        raise ConfigError(f"lan-scaled is LAN with offset_scale='noise'; use method 'lan' for {offset_scale!r}")
+    return LANAdapter(model, bound=cast(Bound, bound), offset_scale="noise", **common)
 
 
 def _finetune(scope: Scope) -> Callable[..., Adapter]:
-    def factory(model: Denoiser, *, method: str, bound: str, **common: Any) -> Adapter:
-        return FineTuneAdapter(model, scope=scope, method=method, **common)  # bound: LAN only
+    def factory(model: Denoiser, *, method: str, bound: str, offset_scale: str = "none", **common: Any) -> Adapter:
+        if offset_scale not in OFFSET_SCALES:
+            raise ConfigError(f"offset scale must be one of {OFFSET_SCALES}, got {offset_scale!r}")
+        return FineTuneAdapter(model, scope=scope, method=method, **common)  # bound, offset_scale: LAN only
 
     return factory
 
@@ -114,6 +129,7 @@ def make_adapter(
     track_ssim: bool = True,
     loss_options: dict[str, Any] | None = None,
     meta_info: dict[str, Any] | None = None,
+    offset_scale: str | None = None,
 ) -> Adapter:
     """Build the adapter of one method.
 
@@ -139,6 +155,10 @@ def make_adapter(
     meta_info
         The ``meta_init`` entry of the meta model's ``model.json`` (its ``inner_lr`` becomes the
         default lr).
+    offset_scale
+        LAN only: ``"none"`` (the paper's absolute offset) or ``"noise"`` (offset scaled to the
+        image's noise std; method ``lan-scaled`` is ``lan`` with ``"noise"``); None = the
+        method's own (``lan``: ``"none"``).
 
     Raises
     ------
@@ -150,6 +170,7 @@ def make_adapter(
         lr = DEFAULT_LR.get(method, FINETUNE_LR)
         if method == "meta" and meta_info and meta_info.get("inner_lr"):
             lr = float(meta_info["inner_lr"])
+    extra: dict[str, Any] = {} if offset_scale is None else {"offset_scale": offset_scale}
     return factory(
         model,
         method=method,
@@ -159,6 +180,7 @@ def make_adapter(
         bound=bound,
         track_ssim=track_ssim,
         loss_options=loss_options,
+        **extra,
     )
 
 
@@ -177,6 +199,7 @@ def adapt_image(
     seed: int = 0,
     bound: str = "tanh",
     loss_options: dict[str, Any] | None = None,
+    offset_scale: str | None = None,
 ) -> AdaptResult:
     """Adapt to ONE noisy image ``(C, H, W)`` (3 sRGB planes or 4 packed RAW planes) and denoise it.
 
@@ -184,9 +207,10 @@ def adapt_image(
     is the Bayer phase of packed RAW input (see :func:`rawadapt.adapt.common.model_fn`); the
     model is left exactly as it was.
     """
-    return make_adapter(model, method, loss=loss, iters=iters, lr=lr, bound=bound, loss_options=loss_options).adapt(
-        noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed
+    adapter = make_adapter(
+        model, method, loss=loss, iters=iters, lr=lr, bound=bound, loss_options=loss_options, offset_scale=offset_scale
     )
+    return adapter.adapt(noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)
 
 
 def adapt_images(

@@ -150,6 +150,9 @@ class AdaptResult:
         Wall time of the ``iters`` updates (metric tracking excluded).
     trainable
         Number of optimised values (offset size for LAN, parameters for fine-tuning).
+    details
+        Method-specific values, merged into :meth:`to_dict` (noise-scaled LAN: ``offset_scale``,
+        ``noise_std``, ``offset_gain``); empty for the others.
     """
 
     method: str
@@ -166,6 +169,7 @@ class AdaptResult:
     ssim_noisy: float | None = None
     seconds: float = 0.0
     trainable: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def psnr_before(self) -> float | None:
@@ -208,6 +212,7 @@ class AdaptResult:
             "loss": list(self.loss),
             "psnr": list(self.psnr),
             "ssim": list(self.ssim),
+            **self.details,
         }
 
 

@@ -22,6 +22,23 @@ public forks ``zhongmocaipan/glan`` at commit 05530ab and
 * The adapted input is not clipped; the offset is bounded to (-1, 1) by the tanh.
 
 ``bound="none"`` gives an unbounded offset ``y + phi`` (an ablation; same optimiser).
+
+Noise-scaled offset (``offset_scale="noise"``, method ``lan-scaled``; beyond the LAN paper)
+-----------------------------------------------------------------------------------------
+Adam moves ``phi`` by about ``lr`` per iteration whatever the gradient's size, so 20 iterations
+at 5e-4 move each pixel by up to ~0.01 of the data range, in absolute units: a fraction of the
+noise on PolyU-like sRGB (std ~0.013), but more than the whole noise of a dark or nearly clean
+RAW image (std ~0.001-0.005), where it can only add error. With ``offset_scale="noise"`` the
+offset is expressed relative to the image's estimated noise std ``sigma``
+(:func:`rawadapt.models.noise_std.estimate_noise_std`, or a given ``noise_std``)::
+
+    input = y + s * tanh(phi)     (bound "tanh")      or   y + s * phi   (bound "none")
+    s     = max(sigma, SIGMA_FLOOR) / noise_ref
+
+so both the step (~``lr * s`` per iteration) and the tanh range (``s``) follow the noise:
+at ``sigma == noise_ref`` this is the paper's offset exactly; 20 steps at the default lr reach
+at most ``20 * lr / noise_ref`` = 0.5 ``sigma`` (``NOISE_REF = 0.02``). ``phi = 0`` at the
+start, so iteration 0 is still the frozen network's output.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from rawadapt.adapt.common import (
 from rawadapt.adapt.losses import SelfSupervisedLoss, make_loss
 from rawadapt.errors import ConfigError, ShapeError
 from rawadapt.models.base import Denoiser
+from rawadapt.models.noise_std import estimate_noise_std
 
 #: LAN's defaults (authors' code)
 LAN_LR = 5e-4
@@ -50,6 +68,13 @@ LAN_ITERS = 20
 BOUNDS = ("tanh", "none")
 #: how the LAN offset is bounded (see :meth:`LANAdapter.offset_fn`)
 Bound = Literal["tanh", "none"]
+OFFSET_SCALES = ("none", "noise")
+#: the offset's unit: absolute (``"none"``, the paper) or the image's noise std (``"noise"``)
+OffsetScale = Literal["none", "noise"]
+#: noise std at which the noise-scaled offset equals the paper's (``s = sigma / NOISE_REF``)
+NOISE_REF = 0.02
+#: smallest noise std used for the scale (a clean or constant image still gets a tiny step)
+SIGMA_FLOOR = 1e-4
 
 
 class LANAdapter:
@@ -71,6 +96,14 @@ class LANAdapter:
         Compute SSIM at every iteration when a clean image is given.
     loss_options
         Options for :func:`~rawadapt.adapt.losses.make_loss` (e.g. ``{"gamma_max": 0.1}``).
+    offset_scale
+        ``"none"`` (the paper: offset in absolute units) or ``"noise"`` (offset in units of
+        ``sigma / noise_ref``, see the module docstring; the method is then ``lan-scaled``).
+    noise_ref
+        Reference noise std of ``offset_scale="noise"`` (default :data:`NOISE_REF`).
+    noise_std
+        The images' noise std for ``offset_scale="noise"`` (e.g. from a sensor profile), the
+        same for every image; None (default) = estimated from each noisy image.
 
     Examples
     --------
@@ -93,9 +126,18 @@ class LANAdapter:
         bound: Bound = "tanh",
         track_ssim: bool = True,
         loss_options: dict[str, Any] | None = None,
+        offset_scale: OffsetScale = "none",
+        noise_ref: float = NOISE_REF,
+        noise_std: float | None = None,
     ) -> None:
         if bound not in BOUNDS:
             raise ConfigError(f"LAN offset bound must be one of {BOUNDS}, got {bound!r}")
+        if offset_scale not in OFFSET_SCALES:
+            raise ConfigError(f"LAN offset scale must be one of {OFFSET_SCALES}, got {offset_scale!r}")
+        if not float(noise_ref) > 0:
+            raise ConfigError(f"noise_ref must be positive, got {noise_ref}")
+        if noise_std is not None and not float(noise_std) >= 0:
+            raise ConfigError(f"noise_std must be >= 0, got {noise_std}")
         if int(iters) < 0:
             raise ConfigError(f"iterations must be >= 0, got {iters}")
         if not float(lr) > 0:
@@ -103,10 +145,23 @@ class LANAdapter:
         self.model = model
         self.loss = make_loss(loss, **(loss_options or {})) if isinstance(loss, str) else loss
         self.iters, self.lr, self.bound, self.track_ssim = int(iters), float(lr), bound, bool(track_ssim)
+        self.offset_scale: OffsetScale = offset_scale
+        self.noise_ref = float(noise_ref)
+        self.noise_std = None if noise_std is None else float(noise_std)
+        if offset_scale == "noise":
+            self.method = "lan-scaled"
 
     def offset_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """``phi -> tanh(phi)`` or the identity (``bound="none"``)."""
         return torch.tanh if self.bound == "tanh" else (lambda p: p)
+
+    def offset_gain(self, y: torch.Tensor) -> tuple[float, float | None]:
+        """``(s, sigma)``: the factor on the bounded offset for image ``y`` and the noise std it
+        came from (``(1.0, None)`` for ``offset_scale="none"``)."""
+        if self.offset_scale == "none":
+            return 1.0, None
+        sigma = self.noise_std if self.noise_std is not None else estimate_noise_std(y)
+        return max(sigma, SIGMA_FLOOR) / self.noise_ref, sigma
 
     def adapt(
         self,
@@ -123,7 +178,9 @@ class LANAdapter:
 
         Returns
         -------
-        :class:`~rawadapt.adapt.common.AdaptResult` with ``adapted_input = y + tanh(phi)``.
+        :class:`~rawadapt.adapt.common.AdaptResult` with ``adapted_input = y + tanh(phi)``
+        (``y + s tanh(phi)`` noise-scaled; ``details`` then holds ``noise_std`` and
+        ``offset_gain`` ``s``).
 
         Raises
         ------
@@ -134,14 +191,20 @@ class LANAdapter:
         c = None if clean is None else to_batch(clean, self.model, what="clean image")
         if c is not None and c.shape != y.shape:
             raise ShapeError(f"noisy {tuple(y.shape[1:])} and clean {tuple(c.shape[1:])} sizes differ")
+        gain, sigma = self.offset_gain(y)  # before touching the model: may raise ShapeError (< 3x3)
         state = RequiresGradState(self.model)
         freeze_all_but(self.model, [])  # frozen network, eval mode
         phi = torch.zeros_like(y, requires_grad=True)
         bound = self.offset_fn()
+        scaled = self.offset_scale != "none"
+
+        def make_input() -> torch.Tensor:
+            return y + gain * bound(phi) if scaled else y + bound(phi)  # unscaled: the paper's, bit for bit
+
         try:
-            return run_adaptation(
+            res = run_adaptation(
                 f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa),
-                make_input=lambda: y + bound(phi),
+                make_input=make_input,
                 params=[phi],
                 lr=self.lr,
                 iters=self.iters,
@@ -155,6 +218,9 @@ class LANAdapter:
             )
         finally:
             state.restore()
+        if self.offset_scale != "none":
+            res.details = {"offset_scale": self.offset_scale, "noise_std": sigma, "offset_gain": gain}
+        return res
 
 
 def lan_adapt(
@@ -170,8 +236,9 @@ def lan_adapt(
     iso: float | None = None,
     cfa: str | None = None,
     seed: int = 0,
+    offset_scale: OffsetScale = "none",
 ) -> AdaptResult:
     """One-call LAN on one image (see :class:`LANAdapter`)."""
-    return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound).adapt(
+    return LANAdapter(model, loss=loss, iters=iters, lr=lr, bound=bound, offset_scale=offset_scale).adapt(
         noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed
     )

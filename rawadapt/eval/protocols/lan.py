@@ -102,7 +102,9 @@ class LanProtocolSettings(Settings):
     iters
         Iteration counts reported (one run of ``max(iters)`` per cell).
     losses, methods
-        Self-supervised losses and adaptation methods.
+        Self-supervised losses and adaptation methods (any of
+        :data:`~rawadapt.adapt.api.ADAPT_METHODS`; ``lan-scaled``, LAN with the offset scaled
+        to each image's noise std, gives its rows beside ``lan``'s when listed after it).
     seed
         Seeds pretraining, meta-training, image choice and the losses.
     images
