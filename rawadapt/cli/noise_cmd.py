@@ -272,7 +272,9 @@ def calibrate_cmd(
 
 
 def build_cmd(
-    name: str = typer.Argument("synth", help="synth (RAW, capture regimes v2), synth-wide (RAW, wide) or synth-srgb."),
+    name: str = typer.Argument(
+        "synth", help="synth (RAW, capture regimes v2), synth-wide (RAW, wide) or synth-srgb (camera JPEG plan)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Destination folder (default: the cache folder)."),
     seed: int = typer.Option(0, "--seed", help="Master seed."),
     tiny: bool = typer.Option(False, "--tiny", help="Tiny size (seconds; for tests)."),
@@ -282,7 +284,7 @@ def build_cmd(
     """Build the built-in multi-sensor benchmark (deterministic; cached)."""
     from rawadapt.noise.synth_dataset import build_synth, dataset_summary
 
-    spaces = {"synth": ("raw", "v2"), "synth-wide": ("raw", "wide"), "synth-srgb": ("srgb", "wide")}
+    spaces = {"synth": ("raw", "v2"), "synth-wide": ("raw", "wide"), "synth-srgb": ("srgb", "camera")}
     if name not in spaces:
         raise ConfigError(f"unknown built-in dataset {name!r}; expected one of {', '.join(spaces)}")
     t0 = time.perf_counter()

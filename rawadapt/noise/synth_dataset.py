@@ -24,7 +24,25 @@ target's training pairs and test images share one capture regime while sources k
 ``wide`` (``synth-wide``, the first benchmark's data, kept as a stress variant) draws every sensor's
 ISO log-uniformly over its whole range and cycles the profile's ``ratios`` (DSLRs x1/x10/x100):
 near-clean and very noisy images mixed within one sensor (noisy PSNR 24-60 dB), the regime where
-ADL's paired validation criterion matters. ``synth-srgb`` keeps the ``wide`` capture plan.
+ADL's paired validation criterion matters.
+
+``camera`` (the default ``synth-srgb``, ``synth-srgb-wide`` / ``synth-srgb-v2`` being the other
+plans rendered to sRGB) is a camera's own sRGB output in normal light (issue #18): ratio x1 and
+ISOs stratified log-uniformly over every sensor's range; the camera's black clamp removes the
+noise model's colour bias, its noise reduction is as strong as the noise level calls for
+(:func:`rawadapt.noise.pipeline.render_camera_pair`), half of the scenes are camera JPEGs
+(quality 90-95, chroma 4:2:2 for the DSLRs and 4:2:0 for the phones; their clean images get
+the same chroma subsampling through a near-lossless round trip and are stored as PNG), and a
+third of the scenes are saturated content up to the sRGB gamut edge
+(:func:`rawadapt.noise.scenes.saturated_scene`); see :data:`SRGB_CAMERA`. Noisy PSNR of the
+full build (all splits, 130 pairs per sensor; min-max, median): SonyA7S2 32.4-51.3 (40.6),
+NikonD850 32.5-49.8 (39.2), CanonEOS70D 31.3-46.0 (39.2), CanonEOS700D 29.0-45.3 (38.1),
+CanonEOS5D4 31.9-47.8 (37.9), IP 33.0-40.7 (37.9), GP 27.6-41.8 (36.0), S6 25.5-40.4 (34.3),
+N6 22.0-40.1 (33.9), G4 30.6-39.7 (35.1); all 1300 pairs: mean 37.2 dB, 5th-95th percentile
+29.8-44.4 dB (real camera JPEGs: PolyU's 256^2 crops 36.4 dB). The sRGB data before it (the
+``wide`` plan through the old rendering) averaged 23.3 dB on its test images, with colour
+offsets; see :mod:`rawadapt.noise.pipeline` for that diagnosis.
+
 Clean images are unprocessed scenes (:func:`rawadapt.noise.pipeline.unprocess`), noisy images
 follow the sensor's full noise model (:func:`rawadapt.noise.model.add_noise`, fixed pattern
 included) at the short exposure, quantised by rounding like an ADC.
@@ -34,8 +52,9 @@ On-disk format (read by :mod:`rawadapt.data.adapters.manifest`)
 ``manifest.csv`` with columns ``noisy, clean, sensor, iso, ratio, scene, split, space, cfa,
 black_level, white_level, sample_id``; RAW arrays are ``uint16`` ``.npy`` packed canonical
 planes ``(4, h, w)`` in the sensor's DN with its black level (noisy at its SHORT exposure: the
-loader normalises, multiplies by ``ratio`` and clips); the sRGB variant stores 8-bit PNG pairs
-rendered through the camera pipeline (noise added in RAW). Several noisy images may share one
+loader normalises, multiplies by ``ratio`` and clips); the sRGB builds store 8-bit images
+rendered through one camera pipeline (noise added in RAW; :func:`srgb_images`): clean PNG, noisy
+PNG or camera JPEG (``.jpg``). Several noisy images may share one
 clean file (same scene, different ISO/ratio, like SIDD and ELD). ``synth.json`` is the stamp
 (version, seed, size, profile hash, counts), written last.
 
@@ -67,8 +86,8 @@ import numpy as np
 
 from rawadapt.data.adapters.manifest import open as open_manifest
 from rawadapt.errors import ConfigError, DatasetError
-from rawadapt.noise.model import add_noise, sample_noise_params
-from rawadapt.noise.pipeline import render_srgb, to_uint8_hwc, unprocess
+from rawadapt.noise.model import _bias_at, add_noise, sample_noise_params
+from rawadapt.noise.pipeline import jpeg_roundtrip, render_camera_pair, to_uint8_hwc, unprocess
 from rawadapt.noise.profiles import BUILTIN_ORDER, load_profile, round_iso
 from rawadapt.noise.scenes import sample_scene
 from rawadapt.utils.paths import cache_dir
@@ -76,7 +95,34 @@ from rawadapt.utils.seed import derive_seed
 
 SYNTH_VERSION = 1
 #: capture plans: see the module docstring
-VARIANTS = ("v2", "wide")
+VARIANTS = ("v2", "wide", "camera")
+#: version of the sRGB rendering of the pairs (stamped into sRGB builds only, so that an sRGB
+#: cache made by an older renderer is rebuilt while RAW caches stay valid). 2: issue #18 (one
+#: camera path for both images, black clamp, noise reduction and JPEG in ``camera``).
+SRGB_PIPELINE = 2
+
+
+@dataclass(frozen=True)
+class SrgbCamera:
+    """In-camera processing of a variant's sRGB noisy images (see the module docstring).
+
+    ``saturated_fraction``: share of scenes with colours up to the gamut edge
+    (:func:`rawadapt.noise.scenes.saturated_scene`); ``noise_reduction``: the camera's noise
+    reduction (:func:`rawadapt.noise.pipeline.reduce_noise`); ``jpeg_fraction``: share of noisy
+    images saved as camera JPEGs of quality drawn in ``jpeg_quality`` (inclusive), 4:2:2
+    chroma for the DSLRs and 4:2:0 for the phones (the rest, and every clean image, as PNG).
+    """
+
+    saturated_fraction: float = 0.0
+    noise_reduction: bool = False
+    jpeg_fraction: float = 0.0
+    jpeg_quality: tuple[int, int] = (90, 95)
+
+
+#: in-camera processing per capture plan (sRGB builds; the RAW files never use it)
+SRGB_CAMERA: dict[str, SrgbCamera] = {
+    "camera": SrgbCamera(saturated_fraction=1 / 3, noise_reduction=True, jpeg_fraction=0.5),
+}
 #: SID/ELD-like low light of the DSLRs in ``v2``
 V2_DSLR_ISOS = (200, 400, 800)
 V2_DSLR_RATIOS = (100.0, 200.0, 300.0)
@@ -140,12 +186,13 @@ def _size(size: str | None) -> tuple[str, SynthSize]:
 
 
 def default_variant(space: str) -> str:
-    """The capture plan of a space's built-in set: ``v2`` for RAW, ``wide`` for sRGB."""
-    return "v2" if space == "raw" else "wide"
+    """The capture plan of a space's built-in set: ``v2`` for RAW, ``camera`` for sRGB."""
+    return "v2" if space == "raw" else "camera"
 
 
 def dataset_name(space: str, variant: str | None = None) -> str:
-    """``synth`` (RAW v2), ``synth-wide`` (RAW wide) or ``synth-srgb``/``synth-srgb-v2``."""
+    """``synth`` (RAW v2), ``synth-wide`` (RAW wide), ``synth-srgb`` (sRGB camera) or
+    ``synth-srgb-<variant>`` (``synth-srgb-wide``, ``synth-srgb-v2``)."""
     variant = variant or default_variant(space)
     base = "synth" if space == "raw" else "synth-srgb"
     if variant == default_variant(space):
@@ -203,7 +250,8 @@ def capture_plan(prof: Any, n: int, variant: str, rng: np.random.Generator) -> t
     """The ISO and exposure ratio of each of ``n`` pairs of a sensor (see the module docstring).
 
     ``wide`` draws exactly as the first benchmark did (same random stream), so ``synth-wide``
-    reproduces its files.
+    reproduces its files. ``camera`` (normal light) draws every sensor like ``v2`` draws the
+    phones: ISOs stratified log-uniformly over the sensor's range, ratio x1.
     """
     if variant == "v2" and prof.kind == "eld":
         combos = [(iso, r) for iso in V2_DSLR_ISOS for r in V2_DSLR_RATIOS]
@@ -212,7 +260,7 @@ def capture_plan(prof: Any, n: int, variant: str, rng: np.random.Generator) -> t
             order += [combos[i] for i in rng.permutation(len(combos))]
         return [int(i) for i, _ in order[:n]], [float(r) for _, r in order[:n]]
     isos = _stratified_isos(prof.iso_range[0], prof.iso_range[1], n, rng)
-    ratios = [1.0] * n if variant == "v2" else _balanced(prof.ratios, n, rng)
+    ratios = [1.0] * n if variant in ("v2", "camera") else _balanced(prof.ratios, n, rng)
     return isos, ratios
 
 
@@ -229,7 +277,8 @@ def generate_pairs(profile_name: str, split: str, spec: SynthSize, seed: int, va
     scene_split = "test" if split == "test" else "train"
     for j in range(math.ceil(n / per)):
         rng = np.random.default_rng(derive_seed(seed, "synth-scene", prof.name, split, j))
-        scene = sample_scene(2 * size, rng, split=scene_split)
+        sat = SRGB_CAMERA.get(variant, SrgbCamera()).saturated_fraction
+        scene = sample_scene(2 * size, rng, split=scene_split, saturated_fraction=sat)
         planes, meta = unprocess(scene.image, prof, rng)
         scene_id = f"{prof.name}-{split}-s{j:03d}-{scene.source}"
         for r in range(per):
@@ -267,7 +316,9 @@ def _profile_hash(names: Sequence[str]) -> str:
 
 
 def _stamp_params(space: str, size_name: str, seed: int, sensors: Sequence[str], variant: str) -> dict[str, Any]:
+    srgb = {"srgb_pipeline": SRGB_PIPELINE} if space == "srgb" else {}  # RAW stamps unchanged
     return {
+        **srgb,
         "name": dataset_name(space, variant),
         "version": SYNTH_VERSION,
         "variant": variant,
@@ -300,6 +351,77 @@ def _save_png(path: Path, rgb01: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(to_uint8_hwc(rgb01)).save(path, compress_level=1)
+
+
+@dataclass
+class SrgbImages:
+    """What an sRGB build stores for one pair: ``clean`` and ``noisy`` as decoded float
+    ``(3, H, W)`` in [0, 1] (8-bit values), and the noisy image's JPEG file when it is one."""
+
+    clean: np.ndarray
+    noisy: np.ndarray
+    jpeg: bytes | None = None
+
+
+def srgb_pair(pair: _Pair, prof: Any, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """The clean and noisy sRGB images (float, before 8-bit storage and JPEG) of a RAW pair.
+
+    The camera's black clamp subtracts the black level AND the sensor's colour bias (cameras
+    measure their black on optical-black pixels), keeping negative values; then both images go
+    through :func:`rawadapt.noise.pipeline.render_camera_pair` with the pair's white balance,
+    colour matrix and exposure gain (noise reduction per :data:`SRGB_CAMERA`).
+    """
+    span = prof.span.astype(np.float32)[:, None, None]
+    black = np.asarray(prof.black_level, dtype=np.float32)[:, None, None]
+    bias = np.asarray(_bias_at(prof, float(pair.meta["K"])), dtype=np.float32)[:, None, None]
+    noisy01 = (pair.noisy_dn.astype(np.float32) - black - bias) / span * np.float32(pair.ratio)
+    cam = SRGB_CAMERA.get(variant, SrgbCamera())
+    clean, noisy, _ = render_camera_pair(
+        pair.clean_planes,
+        noisy01,
+        prof.cfa,
+        wb=pair.meta["wb"],
+        ccm=pair.meta["ccm"],
+        gain=1.0 / pair.meta["exposure"],
+        noise_reduction=cam.noise_reduction,
+    )
+    return clean, noisy
+
+
+def jpeg_choice(pair: _Pair, prof: Any, variant: str, seed: int) -> tuple[int, int] | None:
+    """``(quality, subsampling)`` when the pair's noisy image is a camera JPEG, else None.
+
+    Decided per SCENE (all noisy images of one clean image alike, since the clean image carries
+    the JPEG's chroma subsampling), quality per pair; deterministic in the seed and the ids."""
+    cam = SRGB_CAMERA.get(variant, SrgbCamera())
+    if cam.jpeg_fraction <= 0:
+        return None
+    if np.random.default_rng(derive_seed(seed, "synth-jpeg", pair.scene)).random() >= cam.jpeg_fraction:
+        return None
+    rng = np.random.default_rng(derive_seed(seed, "synth-jpeg-quality", pair.sample_id))
+    quality = int(rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1))
+    return quality, (1 if prof.kind == "eld" else 2)
+
+
+def srgb_images(pair: _Pair, prof: Any, variant: str, seed: int) -> SrgbImages:
+    """The stored sRGB images of a pair (:func:`srgb_pair`, then 8 bits and, for camera JPEGs,
+    :func:`rawadapt.noise.pipeline.jpeg_roundtrip`).
+
+    A JPEG's chroma subsampling is part of what the camera outputs for the noise-free signal
+    too: the clean image of a JPEG scene gets the same subsampling through a quality-100
+    round trip (near lossless: no quantisation to speak of) and is stored as PNG; the noisy one
+    is the camera JPEG itself (quality 90-95: its quantisation error is part of the noise).
+    """
+    clean, noisy = srgb_pair(pair, prof, variant)
+    jpeg = jpeg_choice(pair, prof, variant, seed)
+    if jpeg is None:
+        return SrgbImages(_quantise(clean), _quantise(noisy))
+    decoded, data = jpeg_roundtrip(noisy, jpeg[0], subsampling=jpeg[1])
+    return SrgbImages(jpeg_roundtrip(clean, 100, subsampling=jpeg[1])[0], decoded, data)
+
+
+def _quantise(rgb01: np.ndarray) -> np.ndarray:
+    return to_uint8_hwc(rgb01).transpose(2, 0, 1).astype(np.float32) / 255.0
 
 
 def _write_build(
@@ -341,16 +463,16 @@ def _write_build(
                         noisy_rel = (rel / f"{pair.sample_id}_noisy.npy").as_posix()
                         np.save(tmp / noisy_rel, pair.noisy_dn)
                     else:
-                        gain = 1.0 / pair.meta["exposure"]
-                        kw = {"wb": pair.meta["wb"], "ccm": pair.meta["ccm"], "gain": gain}
+                        img = srgb_images(pair, prof, variant, seed)
                         if pair.first_of_scene:
                             clean_rel = (rel / f"{pair.scene}_clean.png").as_posix()
-                            _save_png(tmp / clean_rel, render_srgb(pair.clean_planes, prof.cfa, **kw))
+                            _save_png(tmp / clean_rel, img.clean)
                             nbytes += (tmp / clean_rel).stat().st_size
-                        # what the RAW loader gives: normalise, x ratio, clip
-                        noisy01 = np.clip((pair.noisy_dn.astype(np.float32) - blk) / span * pair.ratio, 0.0, 1.0)
-                        noisy_rel = (rel / f"{pair.sample_id}_noisy.png").as_posix()
-                        _save_png(tmp / noisy_rel, render_srgb(noisy01, prof.cfa, **kw))
+                        noisy_rel = (rel / f"{pair.sample_id}_noisy.{'png' if img.jpeg is None else 'jpg'}").as_posix()
+                        if img.jpeg is None:
+                            _save_png(tmp / noisy_rel, img.noisy)
+                        else:
+                            (tmp / noisy_rel).write_bytes(img.jpeg)
                     nbytes += (tmp / noisy_rel).stat().st_size
                     raw = space == "raw"
                     rows.append(
@@ -411,8 +533,8 @@ def build_synth(
     sensors
         Profile names (default: the ten built-in ones).
     variant
-        Capture plan: ``"v2"`` (RAW default) or ``"wide"`` (sRGB default, ``synth-wide``); see
-        the module docstring.
+        Capture plan: ``"v2"`` (RAW default), ``"wide"`` (``synth-wide``) or ``"camera"`` (sRGB
+        default); see the module docstring.
 
     Returns
     -------
