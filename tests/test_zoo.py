@@ -375,7 +375,7 @@ def test_shipped_recipes(name: str) -> None:
     assert rec.name == name and cfg.strategy == "pretrain" and cfg.seed == 0 and cfg.iters > 1000
     assert set(rec.held_out) == {"SonyA7S2", "NikonD850", "IP", "GP"}
     assert cfg.data.sources == sorted(set(BUILTIN_ORDER) - set(rec.held_out))
-    assert cfg.data.data == ("synth" if rec.space == "raw" else "synth-srgb")
+    assert cfg.data.data == ("synth-wide" if rec.space == "raw" else "synth-srgb")  # RAW: normal + low light
     with torch.device("meta"):
         model = build_model(
             {
