@@ -312,6 +312,7 @@ BENCH_METHODS.register_lazy("adl-no-pretrain", "rawadapt.baselines.trained:ADLNo
 BENCH_METHODS.register_lazy("adl-fixed-val", "rawadapt.baselines.trained:ADLFixedVal")
 BENCH_METHODS.register_lazy("adl-ts", "rawadapt.baselines.trained:ADLTargetStep")
 BENCH_METHODS.register_lazy("adl-paired-ts", "rawadapt.baselines.trained:ADLPairedTargetStep")
+BENCH_METHODS.register_lazy("zoo-ft", "rawadapt.baselines.trained:ZooTargetOnly")
 BENCH_METHODS.register_lazy("finetune-eqt", "rawadapt.baselines.trained:FineTuneEqualTarget")
 # conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none
 BENCH_METHODS.register_lazy("adl-noise", "rawadapt.baselines.trained:ADLNoise")

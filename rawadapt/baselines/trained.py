@@ -169,6 +169,25 @@ class FineTuneEqualTarget(FineTune):
         return {"pretrain_iters": b.pretrain_iters + b.iters, "iters": b.iters, "finetune_iters": total}
 
 
+class ZooTargetOnly(TargetOnly):
+    name = "zoo-ft"
+    description = "the shipped zoo model raw-unet-any fine-tuned on the target pairs (target-only steps)"
+    reference = "rawadapt model zoo (train --init zoo:raw-unet-any)"
+    spaces = ("raw",)
+    zoo_ref = "zoo:raw-unet-any"
+
+    def config(self, task: Task) -> TrainConfig:
+        """The target-only run, started from the zoo model with ITS network settings (the
+        budget's width/depth do not apply: the weights fix the architecture)."""
+        from rawadapt.train.init import init_model_settings
+
+        cfg = super().config(task)
+        return config_from_dict(
+            deep_update(cfg.model_dump(), {"init": self.zoo_ref, "model": init_model_settings(self.zoo_ref)}),
+            source=f"method {self.name}",
+        )
+
+
 class Joint(TrainedMethod):
     name = "joint"
     description = "sources and target pool mixed in every batch"
