@@ -407,3 +407,15 @@ def test_on_reject_target_step_trains_on_the_target_when_everything_is_rejected(
         finals[mode] = {round(float(r["baseline_psnr"]), 6) for r in rows}
     assert len(finals["restore"]) == 1
     assert len(finals["target-step"]) > 1
+
+
+def test_cli_on_reject_flag_reaches_the_config() -> None:
+    from rawadapt.cli.train_cmd import _overrides
+    from rawadapt.errors import ConfigError
+    from rawadapt.train.config import config_from_dict
+
+    over = _overrides(adl_on_reject="target-step", adl_criterion=None)
+    assert over == {"adl": {"on_reject": "target-step"}}
+    assert config_from_dict({"strategy": "adl", **over}).adl.on_reject == "target-step"
+    with pytest.raises((ConfigError, ValueError)):
+        config_from_dict({"strategy": "adl", "adl": {"on_reject": "skip"}})

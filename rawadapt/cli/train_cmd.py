@@ -121,6 +121,11 @@ def register(app: typer.Typer) -> None:
         criterion: str = typer.Option(
             None, "--criterion", help="ADL acceptance: queue (paper) | paired | none (no ADL)."
         ),
+        on_reject: str = typer.Option(
+            None,
+            "--on-reject",
+            help="ADL: restore (paper: a rejected iteration is spent) | target-step (a plain step on T_train instead).",
+        ),
         queue_size: int = typer.Option(None, "--queue-size", help="ADL: size M of the PSNR priority queue."),
         validation: str = typer.Option(None, "--validation", help="ADL: dynamic (paper) | fixed (ablation)."),
         domain_sampling: str = typer.Option(
@@ -177,6 +182,7 @@ def register(app: typer.Typer) -> None:
             no_iso=no_iso,
             no_sensor=no_sensor,
             adl_criterion=criterion,
+            adl_on_reject=on_reject,
             adl_queue_size=queue_size,
             adl_validation=validation,
             adl_domain_sampling=domain_sampling,
