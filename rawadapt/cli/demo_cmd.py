@@ -28,7 +28,7 @@ from rawadapt.cli.common import PRECISION_HELP
 
 DEFAULT_TARGET = "SonyA7S2"
 DEFAULT_OUT = "runs/demo"
-DEMO_METHODS = ("noisy", "target-only", "finetune", "adl")
+DEMO_METHODS = ("noisy", "target-only", "finetune", "adl", "zoo-ft")
 #: test images of the held-out sensor (of 16): BM3D's seconds per image keep the demo short
 DEMO_TEST_PAIRS = 8
 
@@ -94,7 +94,14 @@ def format_reading(result: dict[str, Any]) -> str:
         top = max(learned, key=lambda m: learned[m])
         lines.append(f"- Best learned method ({top}) vs BM3D: {diff(top, 'bm3d')}.")
     adl_wins = "adl" in rows and all(rows["adl"]["psnr"] >= v for m, v in learned.items() if m != "adl")
-    if adl_wins:
+    top_learned = max(learned, key=lambda m: learned[m]) if learned else None
+    if top_learned == "zoo-ft":
+        advice = (
+            "Start from the shipped zoo model and fine-tune it on your pairs (`rawadapt train target-only "
+            "--init zoo:raw-unet-any`): its long pretraining on other sensors is worth more than any "
+            "short run here; ADL's value at CPU scale is protection from harmful sources (BENCHMARKS.md)."
+        )
+    elif adl_wins:
         advice = (
             "ADL is the choice here: with ~20 pairs of the new sensor and other sensors' data it beats "
             "fine-tuning and the target alone."
@@ -107,8 +114,8 @@ def format_reading(result: dict[str, Any]) -> str:
             "harmful data), not extra PSNR."
         )
     lines.append(
-        f"- What it means: {advice} Without clean pairs of the new camera, adapt a pretrained model per "
-        "image with LAN (`rawadapt adapt`)."
+        f"- What it means: {advice} Without clean pairs of the new camera, use a zoo model as is "
+        "(`rawadapt denoise zoo:NAME`) or adapt it per image with LAN (`rawadapt adapt`)."
     )
     lines.append("- One seed, one sensor: run `rawadapt bench crossval` for the three-seed tables with paired tests.")
     return "\n".join(lines)
