@@ -419,3 +419,24 @@ def test_cli_on_reject_flag_reaches_the_config() -> None:
     assert config_from_dict({"strategy": "adl", **over}).adl.on_reject == "target-step"
     with pytest.raises((ConfigError, ValueError)):
         config_from_dict({"strategy": "adl", "adl": {"on_reject": "skip"}})
+
+
+def test_resume_from_the_initial_state_records_real_training_time(tmp_path: Path, dataset, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The resumable state saved before the first step must hold ~0 s of training (it once held
+    the process clock); a run killed right after it and resumed records its own time."""
+    from rawadapt.models.checkpoint import load_training_state
+    from rawadapt.train import engine as engine_mod
+
+    run = tmp_path / "run"
+
+    def die(self, resume=None):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # the process is killed before the first step
+
+    with monkeypatch.context() as mp:
+        mp.setattr(engine_mod.Engine, "run", die)
+        with pytest.raises(BaseException):
+            run_training(_cfg(iters=8), run, dataset=dataset, progress=False)
+    state = load_training_state(run / "training_state.pt")
+    assert state["global_step"] == 0 and state["train_seconds"] < 60
+    m = run_training(_cfg(iters=8), run, dataset=dataset, progress=False, resume=True)
+    assert m["timings"]["train_seconds"] < 120

@@ -146,7 +146,10 @@ class Engine:
         self.model_extra = dict(model_extra or {})
         self.summaries: dict[str, dict[str, Any]] = {}
         self.train_seconds = 0.0
-        self._session_t0 = 0.0
+        # the session clock starts here, not at 0: a state saved before run() (the run's initial,
+        # resumable state) must record ~0 s of training, not the process clock (which once put
+        # 10792 s of "training" into a resumed benchmark cell)
+        self._session_t0 = time.perf_counter()
         ctx.total_iters = sum(s.iters for s in self.stages)
 
     # -- state -------------------------------------------------------------------------------
