@@ -324,15 +324,24 @@ class AdaptiveLearning:
         """One plain optimiser step on T_train patches (``on_reject="target-step"``)."""
         rng = self.target_sampler.rng
         chosen = rng.choice(np.asarray(train_idx), size=self.target_sampler.batch, replace=True).tolist()
-        batch = self.target_sampler.draw(indices=chosen)
+        self._optimizer_step(self.target_sampler.draw(indices=chosen))
+
+    def _optimizer_step(self, batch: Any, check: Any = None) -> float:
+        """Forward, L1, backward, gradient averaging and clipping, one optimiser step; returns
+        the loss. ``check(loss_value)`` runs before the backward pass (the candidate step's
+        finiteness check)."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = l1_loss(self.model, batch, self.device)
+        value = float(loss.detach())
+        if check is not None:
+            check(value)
         loss.backward()
         self.comm.average_gradients(self.model)
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
+        return value
 
     def step(self) -> dict[str, Any]:
         """One ADL iteration; returns the logged values."""
@@ -349,17 +358,12 @@ class AdaptiveLearning:
         baseline = self._eval_cached(val_idx) if paired else math.nan
 
         self.snapshot.save()
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = l1_loss(self.model, batch, self.device)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise NonFiniteError(f"ADL loss became {loss_value} at step {t} (domain {domain}); lower the learning rate")
-        loss.backward()
-        self.comm.average_gradients(self.model)
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+
+        def finite(value: float) -> None:
+            if not math.isfinite(value):
+                raise NonFiniteError(f"ADL loss became {value} at step {t} (domain {domain}); lower the learning rate")
+
+        loss_value = self._optimizer_step(batch, finite)
 
         values: list[float]
         if self.cfg.criterion == "none":
