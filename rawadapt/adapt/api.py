@@ -77,6 +77,7 @@ class Adapter(Protocol):
         cfa: str | None = None,
         seed: int = 0,
         callback: Callable[[int, float], None] | None = None,
+        noise: tuple[float, float] | None = None,
     ) -> AdaptResult: ...
 
 
@@ -200,17 +201,19 @@ def adapt_image(
     bound: str = "tanh",
     loss_options: dict[str, Any] | None = None,
     offset_scale: str | None = None,
+    noise: tuple[float, float] | None = None,
 ) -> AdaptResult:
     """Adapt to ONE noisy image ``(C, H, W)`` (3 sRGB planes or 4 packed RAW planes) and denoise it.
 
     See :func:`make_adapter` for the parameters; ``clean`` adds per-iteration PSNR/SSIM; ``cfa``
-    is the Bayer phase of packed RAW input (see :func:`rawadapt.adapt.common.model_fn`); the
-    model is left exactly as it was.
+    is the Bayer phase of packed RAW input (see :func:`rawadapt.adapt.common.model_fn`);
+    ``noise`` the image's noise line ``(a, b)`` for noise-conditioned models; the model is left
+    exactly as it was.
     """
     adapter = make_adapter(
         model, method, loss=loss, iters=iters, lr=lr, bound=bound, loss_options=loss_options, offset_scale=offset_scale
     )
-    return adapter.adapt(noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed)
+    return adapter.adapt(noisy, clean=clean, sensor=sensor, iso=iso, cfa=cfa, seed=seed, noise=noise)
 
 
 def adapt_images(

@@ -110,8 +110,11 @@ class FineTuneAdapter:
         cfa: str | None = None,
         seed: int = 0,
         callback: Callable[[int, float], None] | None = None,
+        noise: tuple[float, float] | None = None,
     ) -> AdaptResult:
         """Fine-tune on ONE image, denoise it, restore the weights.
+
+        ``noise`` is the image's noise line ``(a, b)`` for noise-conditioned models (else ignored).
 
         Raises
         ------
@@ -126,7 +129,7 @@ class FineTuneAdapter:
         freeze_all_but(self.model, self.params)
         try:
             return run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa),
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa, noise=noise),
                 make_input=lambda: y,
                 params=self.params,
                 lr=self.lr,

@@ -173,8 +173,12 @@ class LANAdapter:
         cfa: str | None = None,
         seed: int = 0,
         callback: Callable[[int, float], None] | None = None,
+        noise: tuple[float, float] | None = None,
     ) -> AdaptResult:
         """Adapt a fresh offset to ONE image ``(C, H, W)`` and denoise it.
+
+        ``sensor``, ``iso``, ``cfa`` and ``noise`` (the image's noise line ``(a, b)``, used by
+        noise-conditioned models only) are what the frozen network is told about the image.
 
         Returns
         -------
@@ -203,7 +207,7 @@ class LANAdapter:
 
         try:
             res = run_adaptation(
-                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa),
+                f=model_fn(self.model, sensor=sensor, iso=iso, cfa=cfa, noise=noise),
                 make_input=make_input,
                 params=[phi],
                 lr=self.lr,

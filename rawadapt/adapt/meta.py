@@ -51,7 +51,7 @@ from rawadapt.adapt.common import (
 )
 from rawadapt.adapt.losses import make_loss
 from rawadapt.data.sample import Sample
-from rawadapt.errors import NonFiniteError, ShapeError
+from rawadapt.errors import ConfigError, NonFiniteError, ShapeError
 from rawadapt.models.base import Denoiser
 from rawadapt.models.checkpoint import META_NAME, WEIGHTS_NAME, load_model, resolve_model_files, save_model
 from rawadapt.utils.atomic import write_json
@@ -150,6 +150,8 @@ def meta_train(
         No samples, samples without clean images or of the wrong space.
     NonFiniteError
         A loss became NaN/Inf.
+    ConfigError
+        A noise-conditioned model (meta-training has no noise line to give it).
     """
     cfg = (config or MetaConfig()).validate()
     if not samples:
@@ -159,6 +161,11 @@ def meta_train(
             raise ShapeError("meta-training samples need clean references", s.path)
         if s.noisy.shape[0] != model.in_channels:
             raise ShapeError(f"sample has {s.noisy.shape[0]} channels, the model expects {model.in_channels}", s.path)
+    if getattr(model, "uses_noise", False):
+        raise ConfigError(
+            "meta-training cannot tell a noise-conditioned model each task's noise line; "
+            "use a model without use_noise/ksigma"
+        )
     device = model_device(model)
     rng = np.random.default_rng(cfg.seed)
     loss = make_loss(cfg.loss)

@@ -115,8 +115,15 @@ def run_adapt(
     save_adapted: bool,
     device: str,
     unknown_sensor: str | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
-    """The library side of ``rawadapt adapt`` (also used by tests)."""
+    """The library side of ``rawadapt adapt`` (also used by tests).
+
+    A noise-conditioned model (e.g. ``zoo:raw-unet-any``) is told each image's noise line as
+    ``rawadapt denoise`` does (:func:`rawadapt.eval.conditioning.resolve_conditioning`:
+    ``profile``, else the camera's profile, else an estimate from the image); each image's
+    entry says which (``noise_source``).
+    """
     from rawadapt.adapt.api import make_adapter
     from rawadapt.adapt.meta import meta_settings
     from rawadapt.errors import ConfigError, ShapeError
@@ -173,13 +180,27 @@ def run_adapt(
                 raise ShapeError(f"clean image {tuple(ref.shape)} and input {tuple(arr.shape)} sizes differ", clean[k])
         iso_k = iso if iso is not None else (item["raw"].meta.iso if item["raw"] is not None else None)
         cfa_k = item["raw"].cfa if item["raw"] is not None else None
-        res = adapter.adapt(arr, clean=ref, sensor=sensor, iso=iso_k, cfa=cfa_k, seed=seed)
+        sensor_k, noise_k, cond_info = sensor, None, {}
+        if getattr(model, "uses_noise", False):
+            from rawadapt.eval.conditioning import FileMetadata, resolve_conditioning
+
+            rm = item["raw"].meta if item["raw"] is not None else None
+            fmeta = (
+                FileMetadata(camera=rm.camera, model=rm.model, iso=rm.iso, cfa=cfa_k, make=rm.make)
+                if rm is not None
+                else FileMetadata()
+            )
+            cond = resolve_conditioning(model, fmeta, sensor=sensor, iso=iso_k, profile=profile, path=inp, image=arr)
+            sensor_k, iso_k, noise_k = cond.sensor, cond.iso, cond.noise
+            cond_info = {"noise_source": cond.noise_source, "noise": list(cond.noise) if cond.noise else None}
+        res = adapter.adapt(arr, clean=ref, sensor=sensor_k, iso=iso_k, cfa=cfa_k, seed=seed, noise=noise_k)
         dest = dests[k]
         _write_output(dest, res.denoised, item)
         entry: dict[str, Any] = {
             "input": str(inp),
             "output": str(dest),
             "clean": str(clean[k]) if clean else None,
+            **cond_info,
             **res.to_dict(),
         }
         if save_adapted:
@@ -237,6 +258,12 @@ def register(app: typer.Typer) -> None:
             help="Modulated models, sensor not in the vocabulary: average | iso-only (default: the model's policy).",
         ),
         iso: float = typer.Option(None, "--iso", help="ISO for modulated models (default: the RAW file's)."),
+        profile: str = typer.Option(
+            None,
+            "--profile",
+            help="Noise profile (name or YAML) for noise-conditioned models "
+            "(default: the camera's profile, else an estimate from the image).",
+        ),
         meta_run: Path = typer.Option(
             None, "--meta-run", help="Meta-initialised model for --method meta (made by `rawadapt meta-init`)."
         ),
@@ -273,6 +300,7 @@ def register(app: typer.Typer) -> None:
             save_adapted=save_adapted,
             device=device,
             unknown_sensor=unknown_sensor,
+            profile=profile,
         )
         if as_json:
             print_json(res)

@@ -218,7 +218,9 @@ def bench_lan(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable: finished cells are skipped)."),
     quick: bool = typer.Option(False, "--quick", help="Minutes-size run: tiny networks, few images."),
     polyu: str = typer.Option(None, "--polyu", help="PolyU folder (default ../shared/data/polyu)."),
-    backbones: str = typer.Option("dncnn,restormer", "--backbones", help="sRGB backbones."),
+    backbones: str = typer.Option(
+        "dncnn,restormer", "--backbones", help="sRGB backbones pretrained here (dncnn, restormer) or zoo:NAME models."
+    ),
     iters: str = typer.Option("5,10,20", "--iters", help="Iteration counts reported (one run of the largest)."),
     losses: str = typer.Option("zsn2n,nbr2nbr", "--losses", help="Self-supervised losses."),
     methods: str = typer.Option("lan,full,first-layer,last-layer,meta", "--methods", help="Adaptation methods."),
@@ -232,7 +234,7 @@ def bench_lan(
     pretrain_iters: int = typer.Option(None, "--pretrain-iters", min=1, help="Pretraining iterations."),
     meta_iters: int = typer.Option(None, "--meta-iters", min=1, help="Meta-training outer updates."),
     raw: bool = typer.Option(True, "--raw/--no-raw", help="Also run the RAW protocol (synth sensors)."),
-    raw_backbones: str = typer.Option("unet", "--raw-backbones", help="RAW backbones."),
+    raw_backbones: str = typer.Option("unet", "--raw-backbones", help="RAW backbones (unet) or zoo:NAME RAW models."),
     raw_target: str = typer.Option(None, "--raw-target", help="Held-out synth sensor (default: the last)."),
     raw_sources: str = typer.Option(None, "--raw-sources", help="Pretraining sensors (default: all others)."),
     srgb_data: str = typer.Option("synth-srgb", "--srgb-data", help="sRGB pretraining dataset."),

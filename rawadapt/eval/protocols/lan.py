@@ -59,9 +59,11 @@ from rawadapt.eval.tables import markdown_table
 from rawadapt.metrics import evaluate_pair
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.inference import denoise_image
+from rawadapt.models.zoo import get_entry, is_zoo_ref, resolve_zoo
 from rawadapt.train.api import run_training
 from rawadapt.train.config import config_from_dict
 from rawadapt.train.engine import STATE_NAME
+from rawadapt.train.step import sample_line
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
@@ -98,7 +100,8 @@ class LanProtocolSettings(Settings):
     polyu
         PolyU folder (default ``../shared/data/polyu``).
     backbones
-        sRGB backbones (``dncnn``, ``restormer``).
+        sRGB backbones (``dncnn``, ``restormer``) pretrained here, or shipped models
+        (``zoo:NAME``, used as they are: no pretraining).
     iters
         Iteration counts reported (one run of ``max(iters)`` per cell).
     losses, methods
@@ -117,7 +120,8 @@ class LanProtocolSettings(Settings):
     raw
         Also run the RAW protocol.
     raw_backbones
-        RAW backbones (default ``unet``).
+        RAW backbones (default ``unet``), or ``zoo:NAME`` RAW models (a noise-conditioned one
+        is told each test image's noise line from its sensor's profile).
     raw_target
         Held-out ``synth`` sensor (None: the last sensor in sorted order).
     raw_sources
@@ -166,7 +170,12 @@ class LanProtocolSettings(Settings):
             ("losses", self.losses, LOSSES),
             ("methods", self.methods, ADAPT_METHODS),
         ):
-            bad = [v for v in values if v not in known]
+            if name in ("backbones", "raw_backbones"):
+                space = "srgb" if name == "backbones" else "raw"
+                for v in filter(is_zoo_ref, values):
+                    if get_entry(v[len("zoo:") :]).get("space") != space:  # unknown name: ConfigError
+                        raise ConfigError(f"{name}: {v} is not a {space} model (see `rawadapt zoo list`)")
+            bad = [v for v in values if v not in known and not (name.endswith("backbones") and is_zoo_ref(v))]
             if bad or not values:
                 raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {', '.join(known)}")
         if not self.iters or min(self.iters) < 1:
@@ -367,7 +376,7 @@ def meta_init(
 ) -> Path:
     """Meta-initialised model of ``DIR/meta/{space}-{backbone}-{loss}`` (made once)."""
 
-    out = Path(settings.out) / "meta" / f"{space}-{backbone}-{loss}"
+    out = Path(settings.out) / "meta" / f"{space}-{backbone_label(backbone)}-{loss}"
     if (out / "model.json").is_file() and (out / "model.safetensors").is_file():
         return out
     cfg = MetaConfig(
@@ -387,8 +396,21 @@ def meta_init(
 # --------------------------------------------------------------------------------------------
 
 
+def backbone_label(backbone: str) -> str:
+    """``backbone`` as a file-name part (``zoo:NAME`` -> ``zoo-NAME``)."""
+    return backbone.replace(":", "-")
+
+
 def cell_path(settings: LanProtocolSettings, space: str, backbone: str, method: str, loss: str) -> Path:
-    return Path(settings.out) / "cells" / f"{space}-{backbone}-{method}-{loss}-it{max(settings.iters)}.json"
+    name = f"{space}-{backbone_label(backbone)}-{method}-{loss}-it{max(settings.iters)}.json"
+    return Path(settings.out) / "cells" / name
+
+
+def image_noise(model: Any, sample: Any) -> tuple[float, float] | None:
+    """The noise line a noise-conditioned ``model`` is told for ``sample`` (its sensor's profile
+    at its ISO and exposure ratio, as ``rawadapt denoise --profile`` gives a calibrated camera);
+    None for other models."""
+    return sample_line(sample) if getattr(model, "uses_noise", False) else None
 
 
 def run_cell(
@@ -415,6 +437,7 @@ def run_cell(
             iso=s.effective_iso,
             cfa=s.cfa,
             seed=settings.seed + k,
+            noise=image_noise(model, s),
         )
         images.append({"sample_id": s.sample_id, "sensor": s.sensor, "iso": s.iso, **r.to_dict()})
     cell = {
@@ -448,14 +471,16 @@ def pretrained_reference(
 ) -> dict[str, Any]:
     """Per-image metrics of the frozen pretrained network (the ``pretrained`` row), cached."""
 
-    path = Path(settings.out) / "cells" / f"{space}-{backbone}-pretrained.json"
+    path = Path(settings.out) / "cells" / f"{space}-{backbone_label(backbone)}-pretrained.json"
     cached = _load_cell(path)
     if cached is not None and [i["sample_id"] for i in cached["images"]] == [s.sample_id for s in samples]:
         return cached
     model, _ = load_model(model_dir, device=settings.device)
     images = []
     for s in samples:
-        out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, device=settings.device)
+        out = denoise_image(
+            model, s.noisy, iso=s.effective_iso, cfa=s.cfa, noise=image_noise(model, s), device=settings.device
+        )
         m = evaluate_pair(out, s.clean)
         n = evaluate_pair(s.noisy, s.clean)
         images.append(
@@ -640,10 +665,11 @@ def make_figures(
         iso=sample.effective_iso,
         cfa=sample.cfa,
         seed=settings.seed,
+        noise=image_noise(model, sample),
     )
     out = [
         plot_adaptation(
-            figs / f"fig4_{space}_{backbone}.png",
+            figs / f"fig4_{space}_{backbone_label(backbone)}.png",
             sample.noisy,
             r.adapted_input,
             r.denoised,
@@ -654,7 +680,7 @@ def make_figures(
     pre_noise = None if pretrain_sample is None else pretrain_sample.noisy - pretrain_sample.clean
     out.append(
         plot_noise_histograms(
-            figs / f"fig6_{space}_{backbone}.png",
+            figs / f"fig6_{space}_{backbone_label(backbone)}.png",
             pretrain_noise=pre_noise,
             new_noise=sample.noisy - sample.clean,
             adapted_noise=r.adapted_input - sample.clean,
@@ -672,7 +698,10 @@ def make_figures(
         if curves:
             out.append(
                 plot_iteration_curves(
-                    figs / f"fig5_{space}_{backbone}_{lo}.png", curves, baseline=base, title=f"{space} {backbone}, {lo}"
+                    figs / f"fig5_{space}_{backbone_label(backbone)}_{lo}.png",
+                    curves,
+                    baseline=base,
+                    title=f"{space} {backbone}, {lo}",
                 )
             )
     return out
@@ -681,6 +710,19 @@ def make_figures(
 # --------------------------------------------------------------------------------------------
 # The whole protocol
 # --------------------------------------------------------------------------------------------
+
+
+def zoo_note(backbones: Sequence[str]) -> str:
+    """What the table's note says about ``zoo:NAME`` backbones (empty without them)."""
+    parts = []
+    for b in filter(is_zoo_ref, backbones):
+        e = get_entry(b[len("zoo:") :])
+        on = e.get("trained_on", {})
+        parts.append(
+            f" {b} is the shipped model (not pretrained here): trained on {on.get('data', '?')} "
+            f"({', '.join(on.get('sensors', []))}), {e.get('iterations', '?')} iterations."
+        )
+    return "".join(parts)
 
 
 def _check_settings(settings: LanProtocolSettings) -> None:
@@ -736,7 +778,10 @@ def _run_space(
     cells: list[dict[str, Any]] = []
     meta_samples: list[Any] | None = None
     for backbone in backbones:
-        run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
+        if is_zoo_ref(backbone):
+            run = resolve_zoo(backbone)  # a shipped model, used as it is
+        else:
+            run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
         brows: list[dict[str, Any]] = []
         for loss in settings.losses:
@@ -747,6 +792,10 @@ def _run_space(
                     log["skipped"] += 1
                 else:
                     model_dir = run
+                    if method == "meta" and getattr(load_model(run)[0], "uses_noise", False):
+                        # meta-training has no noise line to give a noise-conditioned model
+                        logger.warning(f"[lan protocol] {backbone}: no meta row for a noise-conditioned model")
+                        continue
                     if method == "meta":
                         if meta_samples is None:
                             meta_samples = pretraining_samples(pre_ds, 4 if settings.quick else 32, exclude=target)
@@ -798,6 +847,7 @@ def run_lan_protocol(
             f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
             f"adapted to real PolyU noise; top-left {settings.resolved_crop() or 'whole'} crops."
         )
+        notes["srgb"] += zoo_note(settings.backbones)
         r, _ = _run_space(
             settings,
             "srgb",
@@ -819,6 +869,7 @@ def run_lan_protocol(
                 f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
                 f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes)."
             )
+            notes["raw"] += zoo_note(settings.raw_backbones)
             r, _ = _run_space(
                 settings,
                 "raw",
