@@ -42,7 +42,7 @@ def main() -> None:
         if rec.sensor not in targets or (args.split == "test" and rec.split not in (None, "test")):
             continue
         s = ds[i]
-        out = denoise_image(model, s.noisy, iso=s.iso, cfa=s.cfa, noise=sample_line(s), tile=512)
+        out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, noise=sample_line(s), tile=512)
         per.setdefault(rec.sensor, []).append((float(psnr(np.clip(out, 0, 1), s.clean)), float(psnr(s.noisy, s.clean))))
     res = {
         "model": args.model,
