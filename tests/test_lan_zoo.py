@@ -166,3 +166,26 @@ def test_adapt_cli_tells_a_noise_model_where_its_noise_came_from(tmp_path: Path)
     res = run_adapt(Path("zoo:raw-unet-any"), [tmp_path / "y.npy"], out=tmp_path / "b", iso=None, **kw)
     assert res["images"][0]["noise_source"] == "estimated"
     assert torch.isfinite(torch.from_numpy(np.load(res["images"][0]["output"]))).all()
+
+
+def test_cost_bench_measures_a_zoo_model(tmp_path: Path) -> None:
+    from rawadapt.eval.protocols.lan_cost import run_cost_bench
+
+    res = run_cost_bench(
+        tmp_path / "cost",
+        backbones=["zoo:srgb-unet-m"],
+        losses=["zsn2n"],
+        size=32,
+        iters=1,
+        warmup=0,
+        repeats=1,
+        threads=1,
+        progress=False,
+    )
+    (row,) = res["rows"]
+    assert row["backbone"] == "zoo:srgb-unet-m" and row["lan_time_s"] > 0 and row["full_time_s"] > 0
+    runs = json.loads((tmp_path / "cost" / "results.json").read_text())["runs"]
+    assert {r["parameters"] for r in runs} == {4365915}  # the shipped network, not a random default one
+    assert (tmp_path / "cost" / "cells" / "zoo-srgb-unet-m-zsn2n-lan-r0.json").is_file()
+    with pytest.raises(ConfigError, match="unknown zoo model|known"):
+        run_cost_bench(tmp_path / "c2", backbones=["zoo:nope"], progress=False)

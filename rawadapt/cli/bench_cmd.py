@@ -288,7 +288,11 @@ def bench_lan(
 @bench_app.command("lan-cost")
 def bench_lan_cost(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    backbones: str = typer.Option("dncnn,restormer", "--backbones"),
+    backbones: str = typer.Option(
+        "dncnn,restormer",
+        "--backbones",
+        help="Backbones with random weights (dncnn, restormer) or zoo:NAME sRGB models.",
+    ),
     losses: str = typer.Option("zsn2n,nbr2nbr", "--losses"),
     size: int = typer.Option(256, "--size", min=8, help="Image side (paper: 256)."),
     iters: int = typer.Option(5, "--iters", min=1, help="Timed iterations per process."),

@@ -61,6 +61,7 @@ from rawadapt.eval.protocols.lan import MODEL_KWARGS
 from rawadapt.eval.tables import markdown_table
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.registry import build_model
+from rawadapt.models.zoo import is_zoo_ref, resolve_zoo
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import machine_line
 from rawadapt.utils.log import logger
@@ -226,7 +227,7 @@ def measure(
     # 3) torch's profiler view of the live tensor memory (CPU)
     prof_peak = _profiler_peak(adapter, y, seed) if profile_memory and not cuda else None
     return {
-        "backbone": backbone if not model_path else getattr(model, "arch", backbone),
+        "backbone": backbone if not model_path or is_zoo_ref(model_path) else getattr(model, "arch", backbone),
         "method": method,
         "loss": loss,
         "size": size,
@@ -297,9 +298,11 @@ def run_cost_bench(
     measures everything again) and only runs the missing ones.
     """
 
-    bad = [b for b in backbones if b not in MODEL_KWARGS]
+    bad = [b for b in backbones if b not in MODEL_KWARGS and not is_zoo_ref(b)]
     if bad:
-        raise ConfigError(f"unknown backbone(s) {bad}; choose from {', '.join(MODEL_KWARGS)}")
+        raise ConfigError(f"unknown backbone(s) {bad}; choose from {', '.join(MODEL_KWARGS)} or zoo:NAME")
+    for b in filter(is_zoo_ref, backbones):
+        resolve_zoo(b)  # unknown name or a damaged model: fail before any measurement
     if repeats < 1 or iters < 1 or size < 8:
         raise ConfigError("repeats and iters must be >= 1 and size >= 8")
     outdir = Path(out)
@@ -329,9 +332,11 @@ def run_cost_bench(
             ]
             if quick:
                 args.append("--quick")
+            if is_zoo_ref(b):  # a shipped model with its trained weights
+                args += ["--model", b]
             if threads:
                 args += ["--threads", str(threads)]
-            cell = cells / f"{b}-{lo}-{m}-r{r}.json"
+            cell = cells / f"{b.replace(':', '-')}-{lo}-{m}-r{r}.json"
             cached = None
             if not recompute and cell.is_file():
                 try:
