@@ -53,10 +53,29 @@ def test_zero_shot_options_and_errors(task) -> None:  # type: ignore[no-untyped-
     assert m.last_info["noise"]["source"] == "profile"
 
 
-def test_zero_shot_refuses_srgb(tmp_path: Path) -> None:
+def test_zero_shot_on_srgb_uses_the_blind_srgb_model(tmp_path: Path) -> None:
     from fixtures_data import make_multisensor_dataset
 
     ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor=6, space="srgb")
     t = make_task("multisensor", "a", dataset=ds, target_pairs=2, work_dir=tmp_path)
-    with pytest.raises(ConfigError):
-        make_method("zoo-zs").run_fit(t)
+    m = make_method("zoo-zs")
+    m.run_fit(t)
+    assert m.zoo_ref == "zoo:srgb-unet-m" and m.pool is None
+    s = t.test[0]
+    out = m.denoise(s)
+    assert out.shape == s.noisy.shape and np.isfinite(out).all() and "noise_line" not in m.last_info
+    with pytest.raises(ConfigError, match="denoises raw images"):
+        make_method("zoo-zs", zoo="zoo:raw-unet-any").run_fit(t)
+
+
+def test_zoo_ft_starts_from_the_zoo_model_of_the_task_space(task, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fixtures_data import make_multisensor_dataset
+
+    m = make_method("zoo-ft", budget=Budget.preset("tiny"))
+    cfg = m.config(task)
+    assert cfg.init == "zoo:raw-unet-any" and cfg.model.arch == "unet"
+    ds = make_multisensor_dataset(sensors=("a", "b"), per_sensor=6, space="srgb")
+    t = make_task("multisensor", "a", dataset=ds, target_pairs=2, work_dir=tmp_path)
+    cfg = m.config(t)
+    assert cfg.init == "zoo:srgb-unet-m" and cfg.model.kwargs.get("width") == 24
+    assert cfg.strategy == "target-only"

@@ -171,19 +171,23 @@ class FineTuneEqualTarget(FineTune):
 
 class ZooTargetOnly(TargetOnly):
     name = "zoo-ft"
-    description = "the shipped zoo model raw-unet-any fine-tuned on the target pairs (target-only steps)"
-    reference = "rawadapt model zoo (train --init zoo:raw-unet-any)"
-    spaces = ("raw",)
-    zoo_ref = "zoo:raw-unet-any"
+    description = (
+        "the shipped zoo model of the task's space (raw-unet-any, srgb-unet-m) fine-tuned on the target pairs "
+        "(target-only steps)"
+    )
+    reference = "rawadapt model zoo (train --init zoo:NAME)"
 
     def config(self, task: Task) -> TrainConfig:
-        """The target-only run, started from the zoo model with ITS network settings (the
-        budget's width/depth do not apply: the weights fix the architecture)."""
+        """The target-only run, started from the space's zoo model
+        (:data:`rawadapt.models.zoo.DEFAULT_MODELS`) with ITS network settings (the budget's
+        width/depth do not apply: the weights fix the architecture)."""
+        from rawadapt.models.zoo import DEFAULT_MODELS
         from rawadapt.train.init import init_model_settings
 
+        ref = DEFAULT_MODELS[task.space]
         cfg = super().config(task)
         return config_from_dict(
-            deep_update(cfg.model_dump(), {"init": self.zoo_ref, "model": init_model_settings(self.zoo_ref)}),
+            deep_update(cfg.model_dump(), {"init": ref, "model": init_model_settings(ref)}),
             source=f"method {self.name}",
         )
 

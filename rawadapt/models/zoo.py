@@ -43,6 +43,8 @@ from rawadapt.errors import CheckpointError, ConfigError
 
 ZOO_PREFIX = "zoo:"
 ZOO_ENV = "RAWADAPT_ZOO_DIR"
+#: the shipped model a benchmark's zoo rows (``zoo-ft``, ``zoo-zs``) start from, per space
+DEFAULT_MODELS: dict[str, str] = {"raw": "zoo:raw-unet-any", "srgb": "zoo:srgb-unet-m"}
 INDEX_NAME = "zoo.json"
 WEIGHTS_DIR = "weights"
 RECIPES_DIR = "recipes"
