@@ -14,8 +14,10 @@ estimate_gaussian_sigma`), what the ``bm3d`` bench row uses on sRGB without targ
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,31 @@ from rawadapt.data.registry import open_dataset
 from rawadapt.metrics import evaluate_pair
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.inference import denoise_image
-from rawadapt.utils.atomic import write_json
+from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import compute_record
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The summary as a Markdown table (``## Summary``), for BENCHMARKS.md's fill script."""
+    lines = [
+        "# sRGB references on the PolyU crops",
+        "",
+        f"{res['images']} PolyU pairs, top-left {res['crop']}x{res['crop']} crops (the LAN protocol's).",
+        "",
+        "## Summary",
+        "",
+        "| method | PSNR (dB) | gain over noisy (dB) | images above noisy | s/image |",
+        "|---|---|---|---|---|",
+    ]
+    noisy = np.asarray(res["per_image"]["noisy"])
+    for k, v in res["summary"].items():
+        above = int(np.sum(np.asarray(res["per_image"][k]) > noisy)) if k != "noisy" else 0
+        sec = v.get("seconds_per_image")
+        lines.append(
+            f"| {k} | {v['psnr']:.2f} | {v['gain_over_noisy']:+.2f} | {above if k != 'noisy' else '-'} | "
+            f"{'-' if not sec else f'{sec:.2f}'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -36,8 +61,13 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--images", type=int, default=0, help="0 = every pair")
     ap.add_argument("--bm3d", choices=["none", "true", "both"], default="true", help="BM3D rows (12 s per crop each)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="JSON file (a results.md is written beside it)")
+    ap.add_argument("--render", action="store_true", help="only write the Markdown of an existing --out JSON")
     args = ap.parse_args()
+    md_path = args.out.with_name(args.out.stem + ".md")
+    if args.render:
+        write_text(md_path, markdown(json.loads(args.out.read_text())))
+        return
     ds = open_dataset(f"polyu:{args.polyu}")
     n = len(ds) if not args.images else min(args.images, len(ds))
     idx = np.linspace(0, len(ds) - 1, n).round().astype(int)
@@ -82,6 +112,7 @@ def main() -> None:
         "seconds": time.perf_counter() - t0,
     }
     write_json(args.out, res)
+    write_text(md_path, markdown(res))
     for k, v in summary.items():
         print(f"{k:20s} {v['psnr']:.2f} dB ({v['gain_over_noisy']:+.2f} over noisy)")
 
