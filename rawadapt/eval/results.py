@@ -59,6 +59,19 @@ PAIRED_COMPARISONS = (
     ("adl-paired-ts", "finetune"),
     ("finetune-eqt", "target-only"),
     ("calib-ft", "finetune"),
+    # the ablation (ADL paper Table 4): each component's effect = ADL - ADL without it
+    ("adl", "adl-no-adl"),
+    ("adl", "adl-no-iso"),
+    ("adl", "adl-no-type"),
+    ("adl", "adl-no-pretrain"),
+    ("adl", "adl-fixed-val"),
+    ("adl", "adl-no-mod"),
+    ("adl-noise", "adl"),
+    ("adl-ksigma", "adl"),
+    # the zoo rows
+    ("zoo-zs", "bm3d"),
+    ("zoo-ft", "target-only"),
+    ("zoo-ft", "bm3d"),
 )
 
 CSV_COLUMNS = (
