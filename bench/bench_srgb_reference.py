@@ -61,7 +61,9 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--images", type=int, default=0, help="0 = every pair")
     ap.add_argument("--bm3d", choices=["none", "true", "both"], default="true", help="BM3D rows (12 s per crop each)")
-    ap.add_argument("--out", type=Path, required=True, help="JSON file (a results.md is written beside it)")
+    ap.add_argument(
+        "--out", type=Path, required=True, help="JSON file (its Markdown summary is written beside it as STEM.md)"
+    )
     ap.add_argument("--render", action="store_true", help="only write the Markdown of an existing --out JSON")
     args = ap.parse_args()
     md_path = args.out.with_name(args.out.stem + ".md")

@@ -102,11 +102,23 @@ def test_protocol_runs_zoo_backbones_without_pretraining(tmp_path: Path) -> None
         "srgb-zoo-srgb-unet-m-pretrained.json",
     ]
     assert res["computed"] == 3
-    # the pretrained row and LAN's iteration 0 both see the noise line: they agree per image
+    # the pretrained row and LAN's iteration 0 both see the noise line: each equals the network
+    # called with the sample's profile line, and the line is recorded
     pre = json.loads((out / "cells" / "raw-zoo-raw-unet-any-pretrained.json").read_text())
     lan = json.loads((out / "cells" / "raw-zoo-raw-unet-any-lan-zsn2n-it1.json").read_text())
-    for p, q in zip(pre["images"], lan["images"]):
-        assert q["psnr"][0] == pytest.approx(p["psnr"], abs=0.05)
+    model, _ = load_model("zoo:raw-unet-any")
+    for s, p, q in zip(data.raw_test or [], pre["images"], lan["images"]):
+        line = sample_noise_line(s.sensor, s.iso, s.ratio)
+        ref = evaluate_pair(denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, noise=line), s.clean)
+        assert p["psnr"] == pytest.approx(ref["psnr"], abs=0.05)
+        assert q["psnr"][0] == pytest.approx(ref["psnr"], abs=0.05)
+        assert q["noise"] == pytest.approx(list(line)) and p["noise"] == pytest.approx(list(line))
+    assert lan["model_sha256"] and lan["model_sha256"] == pre["model_sha256"]
+    # a cell made with other weights is not reused: it is recomputed
+    lan["model_sha256"] = "0" * 64
+    (out / "cells" / "raw-zoo-raw-unet-any-lan-zsn2n-it1.json").write_text(json.dumps(lan))
+    res2 = run_lan_protocol(settings, data=data, progress=False)
+    assert res2["computed"] == 1 and res2["skipped"] == 2
     md = (out / "results.md").read_text()
     assert "## srgb: zoo:srgb-unet-m" in md and "## raw: zoo:raw-unet-any" in md
     assert "zoo:raw-unet-any is the shipped model" in md

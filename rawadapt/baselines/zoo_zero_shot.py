@@ -76,6 +76,11 @@ class ZooZeroShot(ImageMethod):
     def info(self) -> dict[str, Any]:
         out = super().info()
         out.update(noise_source=self.noise_source, zoo=self.zoo_ref)
+        if self.zoo_ref and self.target:
+            from rawadapt.models.zoo import get_entry
+
+            seen = get_entry(self.zoo_ref.removeprefix("zoo:")).get("trained_on", {}).get("sensors", [])
+            out["target_seen_in_training"] = self.target in seen  # True: not a zero-shot number
         if self.pool is not None:
             out["pool_noise"] = self.pool.to_dict()
         return out

@@ -190,7 +190,16 @@ def run_adapt(
                 if rm is not None
                 else FileMetadata()
             )
-            cond = resolve_conditioning(model, fmeta, sensor=sensor, iso=iso_k, profile=profile, path=inp, image=arr)
+            cond = resolve_conditioning(
+                model,
+                fmeta,
+                sensor=sensor,
+                iso=iso_k,
+                profile=profile,
+                unknown_sensor=unknown_sensor,
+                path=inp,
+                image=arr,
+            )
             sensor_k, iso_k, noise_k = cond.sensor, cond.iso, cond.noise
             cond_info = {"noise_source": cond.noise_source, "noise": list(cond.noise) if cond.noise else None}
         res = adapter.adapt(arr, clean=ref, sensor=sensor_k, iso=iso_k, cfa=cfa_k, seed=seed, noise=noise_k)

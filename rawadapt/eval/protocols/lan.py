@@ -409,8 +409,31 @@ def cell_path(settings: LanProtocolSettings, space: str, backbone: str, method: 
 def image_noise(model: Any, sample: Any) -> tuple[float, float] | None:
     """The noise line a noise-conditioned ``model`` is told for ``sample`` (its sensor's profile
     at its ISO and exposure ratio, as ``rawadapt denoise --profile`` gives a calibrated camera);
-    None for other models."""
-    return sample_line(sample) if getattr(model, "uses_noise", False) else None
+    None for other models. A sample without a profile or ISO gets no line (the network then runs
+    as without one), with a warning."""
+    if not getattr(model, "uses_noise", False):
+        return None
+    line = sample_line(sample)
+    if line is None or not all(math.isfinite(v) for v in line):
+        logger.warning(f"[lan protocol] {sample.sample_id}: no noise line (no profile of {sample.sensor!r} or no ISO)")
+        return None
+    return line
+
+
+def model_identity(backbone: str, model_dir: Path) -> str | None:
+    """The SHA-256 of a ``zoo:NAME`` backbone's weights (recorded in every cell, so a cell made
+    with other weights is not reused); None for models pretrained in the folder."""
+    return get_entry(backbone[len("zoo:") :]).get("sha256") if is_zoo_ref(backbone) else None
+
+
+def _same_model(cell: dict[str, Any], identity: str | None) -> bool:
+    """Whether a cached cell was made with the model of ``identity`` (cells written before the
+    identity was recorded are accepted, with a warning)."""
+    have = cell.get("model_sha256")
+    if have is None and identity is not None:
+        logger.warning(f"[lan protocol] reusing a {cell.get('backbone')} cell that does not record its weights' hash")
+        return True
+    return have == identity
 
 
 def run_cell(
@@ -430,6 +453,7 @@ def run_cell(
     images = []
     t0 = time.perf_counter()
     for k, s in enumerate(samples):
+        line = image_noise(model, s)
         r = adapter.adapt(
             torch.from_numpy(s.noisy),
             clean=torch.from_numpy(s.clean),
@@ -437,9 +461,17 @@ def run_cell(
             iso=s.effective_iso,
             cfa=s.cfa,
             seed=settings.seed + k,
-            noise=image_noise(model, s),
+            noise=line,
         )
-        images.append({"sample_id": s.sample_id, "sensor": s.sensor, "iso": s.iso, **r.to_dict()})
+        images.append(
+            {
+                "sample_id": s.sample_id,
+                "sensor": s.sensor,
+                "iso": s.iso,
+                "noise": None if line is None else list(line),
+                **r.to_dict(),
+            }
+        )
     cell = {
         "space": space,
         "backbone": backbone,
@@ -448,6 +480,7 @@ def run_cell(
         "iters": max(settings.iters),
         "lr": images[0]["lr"] if images else None,
         "model": str(model_dir),
+        "model_sha256": model_identity(backbone, model_dir),
         "n_images": len(images),
         "seconds": time.perf_counter() - t0,
         "images": images,
@@ -473,14 +506,18 @@ def pretrained_reference(
 
     path = Path(settings.out) / "cells" / f"{space}-{backbone_label(backbone)}-pretrained.json"
     cached = _load_cell(path)
-    if cached is not None and [i["sample_id"] for i in cached["images"]] == [s.sample_id for s in samples]:
+    identity = model_identity(backbone, model_dir)
+    if (
+        cached is not None
+        and [i["sample_id"] for i in cached["images"]] == [s.sample_id for s in samples]
+        and _same_model(cached, identity)
+    ):
         return cached
     model, _ = load_model(model_dir, device=settings.device)
     images = []
     for s in samples:
-        out = denoise_image(
-            model, s.noisy, iso=s.effective_iso, cfa=s.cfa, noise=image_noise(model, s), device=settings.device
-        )
+        line = image_noise(model, s)
+        out = denoise_image(model, s.noisy, iso=s.effective_iso, cfa=s.cfa, noise=line, device=settings.device)
         m = evaluate_pair(out, s.clean)
         n = evaluate_pair(s.noisy, s.clean)
         images.append(
@@ -490,9 +527,17 @@ def pretrained_reference(
                 "ssim": m["ssim"],
                 "psnr_noisy": n["psnr"],
                 "ssim_noisy": n["ssim"],
+                "noise": None if line is None else list(line),
             }
         )
-    ref = {"space": space, "backbone": backbone, "method": "pretrained", "model": str(model_dir), "images": images}
+    ref = {
+        "space": space,
+        "backbone": backbone,
+        "method": "pretrained",
+        "model": str(model_dir),
+        "model_sha256": identity,
+        "images": images,
+    }
     write_json(path, ref)
     return ref
 
@@ -780,6 +825,9 @@ def _run_space(
     for backbone in backbones:
         if is_zoo_ref(backbone):
             run = resolve_zoo(backbone)  # a shipped model, used as it is
+            seen = get_entry(backbone[len("zoo:") :]).get("trained_on", {}).get("sensors", [])
+            if target is not None and target in seen:
+                logger.warning(f"[lan protocol] {backbone} was trained on {target}: it is not a held-out sensor")
         else:
             run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
@@ -788,7 +836,11 @@ def _run_space(
             for method in settings.methods:
                 path = cell_path(settings, space, backbone, method, loss)
                 cell = _load_cell(path)
-                if cell is not None and cell.get("n_images") == len(tests):
+                if (
+                    cell is not None
+                    and cell.get("n_images") == len(tests)
+                    and _same_model(cell, model_identity(backbone, run))
+                ):
                     log["skipped"] += 1
                 else:
                     model_dir = run
