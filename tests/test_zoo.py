@@ -353,6 +353,21 @@ def test_every_shipped_model_verifies_loads_and_denoises(shipped: Path) -> None:
         assert y.shape == x.shape and np.isfinite(y).all(), e["name"]
 
 
+def test_shipped_srgb_models_keep_flat_colours(shipped: Path) -> None:
+    """The zoo issue's colour test: a shipped sRGB model moves the mean of each noisy flat patch
+    (green, blue, cyan, grey, red, yellow at sigma 6/255) by at most 2/255 per channel. (The
+    24-patch chart is measured in BENCHMARKS.md, not asserted here.)"""
+    from rawadapt.eval.colour import TOLERANCE, colour_fidelity
+
+    srgb = [e["name"] for e in zoo.entries() if e["space"] == "srgb"]
+    assert srgb
+    for name in srgb:
+        model, _ = load_model(f"zoo:{name}")
+        res = colour_fidelity(model, chart=False, size=64)
+        assert res.ok(), (name, [(p.name, p.shift) for p in res.failing()])
+        assert res.max_shift <= TOLERANCE
+
+
 def test_package_data_ships_the_zoo(shipped: Path) -> None:
     """Every file under rawadapt/zoo matches the pyproject package-data globs."""
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
