@@ -895,11 +895,14 @@ def run_lan_protocol(
     try:
         pre = data.srgb_pretrain if data.srgb_pretrain is not None else _open(settings.srgb_data, settings)
         tests = data.srgb_test if data.srgb_test is not None else polyu_samples(settings)
-        notes["srgb"] = (
-            f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
-            f"adapted to real PolyU noise; top-left {settings.resolved_crop() or 'whole'} crops."
-        )
-        notes["srgb"] += zoo_note(settings.backbones)
+        crops = f"top-left {settings.resolved_crop() or 'whole'} crops"
+        if all(map(is_zoo_ref, settings.backbones)):
+            notes["srgb"] = f"Adapted to real PolyU noise; {crops}." + zoo_note(settings.backbones)
+        else:
+            notes["srgb"] = (
+                f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
+                f"adapted to real PolyU noise; {crops}."
+            ) + zoo_note(settings.backbones)
         r, _ = _run_space(
             settings,
             "srgb",
@@ -917,11 +920,13 @@ def run_lan_protocol(
             raw_ds = data.raw_pretrain if data.raw_pretrain is not None else _open(settings.raw_data, settings)
             target, sources = _raw_split(settings, raw_ds)
             raw_tests = data.raw_test if data.raw_test is not None else raw_test_samples(settings, raw_ds)
-            notes["raw"] = (
-                f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
-                f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes)."
-            )
-            notes["raw"] += zoo_note(settings.raw_backbones)
+            if all(map(is_zoo_ref, settings.raw_backbones)):
+                notes["raw"] = f"Adapted to the sensor {target} (packed planes)." + zoo_note(settings.raw_backbones)
+            else:
+                notes["raw"] = (
+                    f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
+                    f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes)."
+                ) + zoo_note(settings.raw_backbones)
             r, _ = _run_space(
                 settings,
                 "raw",
