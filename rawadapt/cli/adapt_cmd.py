@@ -184,12 +184,7 @@ def run_adapt(
         if getattr(model, "uses_noise", False):
             from rawadapt.eval.conditioning import FileMetadata, resolve_conditioning
 
-            rm = item["raw"].meta if item["raw"] is not None else None
-            fmeta = (
-                FileMetadata(camera=rm.camera, model=rm.model, iso=rm.iso, cfa=cfa_k, make=rm.make)
-                if rm is not None
-                else FileMetadata()
-            )
+            fmeta = FileMetadata.from_raw(item["raw"]) if item["raw"] is not None else FileMetadata()
             cond = resolve_conditioning(
                 model,
                 fmeta,

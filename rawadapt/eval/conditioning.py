@@ -62,6 +62,12 @@ class FileMetadata:
     cfa: str | None = None
     make: str | None = None
 
+    @classmethod
+    def from_raw(cls, raw: Any) -> FileMetadata:
+        """What a decoded camera RAW file (:class:`~rawadapt.io.raw.RawImage`) says."""
+        m = raw.meta
+        return cls(camera=m.camera, model=m.model, iso=m.iso, cfa=raw.cfa, make=m.make)
+
     def camera_names(self) -> list[str]:
         """The names the file gives its camera, for profile matching: the cleaned camera name,
         ``"make model"`` and the bare model (empty ones left out)."""

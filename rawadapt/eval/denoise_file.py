@@ -272,10 +272,7 @@ def read_input(plan: DenoisePlan, model: Any, run: Any) -> InputImage:
             )
 
         raw = read_raw(src)
-        meta = FileMetadata(
-            camera=raw.meta.camera, model=raw.meta.model, iso=raw.meta.iso, cfa=raw.cfa, make=raw.meta.make
-        )
-        return InputImage(raw.planes, "raw", raw, meta)
+        return InputImage(raw.planes, "raw", raw, FileMetadata.from_raw(raw))
     if plan.space == "srgb":
         if model.space != "srgb":
             raise ShapeError(

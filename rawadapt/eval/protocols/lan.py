@@ -770,6 +770,15 @@ def zoo_note(backbones: Sequence[str]) -> str:
     return "".join(parts)
 
 
+def space_note(backbones: Sequence[str], pretraining: str, adaptation: str) -> str:
+    """The table note of one space: ``"<pretraining>, <adaptation>."``, without the pretraining
+    part when every backbone is a shipped zoo model, then :func:`zoo_note`."""
+    head = (
+        adaptation[:1].upper() + adaptation[1:] if all(map(is_zoo_ref, backbones)) else f"{pretraining}, {adaptation}"
+    )
+    return f"{head}." + zoo_note(backbones)
+
+
 def _check_settings(settings: LanProtocolSettings) -> None:
     out = Path(settings.out)
     path = out / "protocol.json"
@@ -831,6 +840,8 @@ def _run_space(
         else:
             run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
+        # meta-training has no noise line to give a noise-conditioned model: no meta row for it
+        meta_ok = "meta" not in settings.methods or not getattr(load_model(run)[0], "uses_noise", False)
         brows: list[dict[str, Any]] = []
         for loss in settings.losses:
             for method in settings.methods:
@@ -844,8 +855,7 @@ def _run_space(
                     log["skipped"] += 1
                 else:
                     model_dir = run
-                    if method == "meta" and getattr(load_model(run)[0], "uses_noise", False):
-                        # meta-training has no noise line to give a noise-conditioned model
+                    if method == "meta" and not meta_ok:
                         logger.warning(f"[lan protocol] {backbone}: no meta row for a noise-conditioned model")
                         continue
                     if method == "meta":
@@ -895,14 +905,11 @@ def run_lan_protocol(
     try:
         pre = data.srgb_pretrain if data.srgb_pretrain is not None else _open(settings.srgb_data, settings)
         tests = data.srgb_test if data.srgb_test is not None else polyu_samples(settings)
-        crops = f"top-left {settings.resolved_crop() or 'whole'} crops"
-        if all(map(is_zoo_ref, settings.backbones)):
-            notes["srgb"] = f"Adapted to real PolyU noise; {crops}." + zoo_note(settings.backbones)
-        else:
-            notes["srgb"] = (
-                f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise), "
-                f"adapted to real PolyU noise; {crops}."
-            ) + zoo_note(settings.backbones)
+        notes["srgb"] = space_note(
+            settings.backbones,
+            f"Pretrained on {getattr(pre, 'name', settings.srgb_data)} (simulated sRGB noise)",
+            f"adapted to real PolyU noise; top-left {settings.resolved_crop() or 'whole'} crops",
+        )
         r, _ = _run_space(
             settings,
             "srgb",
@@ -920,13 +927,11 @@ def run_lan_protocol(
             raw_ds = data.raw_pretrain if data.raw_pretrain is not None else _open(settings.raw_data, settings)
             target, sources = _raw_split(settings, raw_ds)
             raw_tests = data.raw_test if data.raw_test is not None else raw_test_samples(settings, raw_ds)
-            if all(map(is_zoo_ref, settings.raw_backbones)):
-                notes["raw"] = f"Adapted to the sensor {target} (packed planes)." + zoo_note(settings.raw_backbones)
-            else:
-                notes["raw"] = (
-                    f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors "
-                    f"{', '.join(sources)}; adapted to the held-out sensor {target} (packed planes)."
-                ) + zoo_note(settings.raw_backbones)
+            notes["raw"] = space_note(
+                settings.raw_backbones,
+                f"Pretrained on {getattr(raw_ds, 'name', settings.raw_data)} sensors ({', '.join(sources)})",
+                f"adapted to the sensor {target} (packed planes)",
+            )
             r, _ = _run_space(
                 settings,
                 "raw",
