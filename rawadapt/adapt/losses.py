@@ -146,7 +146,10 @@ def zsn2n_loss(f: Denoise, y: torch.Tensor, *, min_size: int = MIN_SIZE) -> torc
     check_input(y, min_size=min_size)
     y = crop_even(y)
     n1, n2 = pair_downsample(y)
-    p1, p2 = f(n1), f(n2)
+    # each sub-image pixel averages two noisy pixels: half the variance (rawadapt.adapt.common.model_fn)
+    half = getattr(f, "averaged", None)
+    f_sub = half(2) if half is not None else f
+    p1, p2 = f_sub(n1), f_sub(n2)
     loss_res = 0.5 * (F.mse_loss(p2, n1) + F.mse_loss(p1, n2))
     d1, d2 = pair_downsample(f(y))
     loss_cons = 0.5 * (F.mse_loss(p1, d1) + F.mse_loss(p2, d2))

