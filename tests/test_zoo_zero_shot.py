@@ -79,3 +79,10 @@ def test_zoo_ft_starts_from_the_zoo_model_of_the_task_space(task, tmp_path: Path
     cfg = m.config(t)
     assert cfg.init == "zoo:srgb-unet-m" and cfg.model.kwargs.get("width") == 24
     assert cfg.strategy == "target-only"
+
+
+def test_zoo_ft_low_is_zoo_ft_at_a_tenth_of_the_learning_rate(task) -> None:  # type: ignore[no-untyped-def]
+    ft = make_method("zoo-ft", budget=Budget.preset("tiny")).config(task)
+    low = make_method("zoo-ft-low", budget=Budget.preset("tiny")).config(task)
+    assert low.optim.lr == pytest.approx(ft.optim.lr / 10) and low.init == ft.init == "zoo:raw-unet-any"
+    assert low.model_dump(exclude={"optim"}) == ft.model_dump(exclude={"optim"})

@@ -313,6 +313,7 @@ BENCH_METHODS.register_lazy("adl-fixed-val", "rawadapt.baselines.trained:ADLFixe
 BENCH_METHODS.register_lazy("adl-ts", "rawadapt.baselines.trained:ADLTargetStep")
 BENCH_METHODS.register_lazy("adl-paired-ts", "rawadapt.baselines.trained:ADLPairedTargetStep")
 BENCH_METHODS.register_lazy("zoo-ft", "rawadapt.baselines.trained:ZooTargetOnly")
+BENCH_METHODS.register_lazy("zoo-ft-low", "rawadapt.baselines.trained:ZooTargetOnlyLowLR")
 BENCH_METHODS.register_lazy("zoo-zs", "rawadapt.baselines.zoo_zero_shot:ZooZeroShot")
 BENCH_METHODS.register_lazy("finetune-eqt", "rawadapt.baselines.trained:FineTuneEqualTarget")
 # conditioning rows of the ablation: paper (adl), + noise parameters, k-sigma, none

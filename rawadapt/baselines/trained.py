@@ -192,6 +192,22 @@ class ZooTargetOnly(TargetOnly):
         )
 
 
+class ZooTargetOnlyLowLR(ZooTargetOnly):
+    name = "zoo-ft-low"
+    description = "zoo-ft at a tenth of the budget's learning rate (a pretrained start)"
+    reference = "rawadapt model zoo (train --init zoo:NAME, fine-tuning learning rate)"
+    #: the budget's learning rate is set for training from scratch; a pretrained start is
+    #: fine-tuned more gently, as the fine-tuning stages are (``finetune_lr_factor``)
+    lr_factor = 0.1
+
+    def config(self, task: Task) -> TrainConfig:
+        cfg = super().config(task)
+        return config_from_dict(
+            deep_update(cfg.model_dump(), {"optim": {"lr": cfg.optim.lr * self.lr_factor}}),
+            source=f"method {self.name}",
+        )
+
+
 class Joint(TrainedMethod):
     name = "joint"
     description = "sources and target pool mixed in every batch"

@@ -72,6 +72,8 @@ PAIRED_COMPARISONS = (
     ("zoo-zs", "bm3d"),
     ("zoo-ft", "target-only"),
     ("zoo-ft", "bm3d"),
+    ("zoo-ft-low", "zoo-ft"),
+    ("zoo-ft-low", "target-only"),
 )
 
 CSV_COLUMNS = (
