@@ -65,6 +65,12 @@ def main() -> None:
         "--out", type=Path, required=True, help="JSON file (its Markdown summary is written beside it as STEM.md)"
     )
     ap.add_argument("--render", action="store_true", help="only write the Markdown of an existing --out JSON")
+    ap.add_argument(
+        "--keep-from",
+        type=Path,
+        default=None,
+        help="an earlier JSON of the same crops: its rows not computed now (e.g. BM3D) are copied, not rerun",
+    )
     args = ap.parse_args()
     md_path = args.out.with_name(args.out.stem + ".md")
     if args.render:
@@ -96,6 +102,14 @@ def main() -> None:
             out = bm3d_srgb(y, sigma)
             secs[name] += time.perf_counter() - t
             rows[name].append(evaluate_pair(np.clip(out, 0, 1), x)["psnr"])
+    if args.keep_from is not None:
+        kept = json.loads(args.keep_from.read_text())
+        if kept["per_image"]["sample_id"] != ids or kept["crop"] != args.crop:
+            raise SystemExit(f"{args.keep_from}: other images or crop than this run; rows cannot be kept")
+        for k, v in kept["per_image"].items():
+            if k not in rows and k != "sample_id":
+                rows[k] = v
+                secs[k] = kept["summary"][k]["seconds_per_image"] * len(v)
     noisy = np.asarray(rows["noisy"])
     summary = {
         k: {
@@ -110,6 +124,7 @@ def main() -> None:
         "crop": args.crop,
         "summary": summary,
         "per_image": {"sample_id": ids, **rows},
+        "kept_from": None if args.keep_from is None else str(args.keep_from),
         "compute": compute_record(),
         "seconds": time.perf_counter() - t0,
     }
