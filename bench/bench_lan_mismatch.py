@@ -78,7 +78,9 @@ def main() -> None:
         rows = []
         for k, s in enumerate(samples):
             line = image_noise(model, s)
-            told = None if line is None else (line[0] * f, line[1] * f)
+            if line is None:
+                raise SystemExit(f"{s.sample_id}: no noise line (no profile of {s.sensor!r} or no ISO)")
+            told = (line[0] * f, line[1] * f)
             r = adapter.adapt(
                 torch.from_numpy(s.noisy), clean=torch.from_numpy(s.clean), iso=s.effective_iso, cfa=s.cfa,
                 seed=k, noise=told,

@@ -24,9 +24,11 @@ import numpy as np
 from rawadapt.baselines.bm3d import bm3d_srgb
 from rawadapt.baselines.noise_level import estimate_gaussian_sigma
 from rawadapt.data.registry import open_dataset
+from rawadapt.errors import RawAdaptError
 from rawadapt.metrics import evaluate_pair
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.inference import denoise_image
+from rawadapt.models.zoo import is_zoo_ref, resolve_zoo, sha256_file
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import compute_record
 
@@ -52,6 +54,15 @@ def markdown(res: dict[str, Any]) -> str:
             f"{'-' if not sec else f'{sec:.2f}'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _weights_sha256(ref: str) -> str | None:
+    """The SHA-256 of a model's weights (zoo:NAME or a run folder); None when missing."""
+    try:
+        path = resolve_zoo(ref) / "model.safetensors" if is_zoo_ref(ref) else Path(ref) / "model.safetensors"
+    except RawAdaptError:  # no longer shipped, or changed files
+        return None
+    return sha256_file(path) if path.is_file() else None
 
 
 def main() -> None:
@@ -102,14 +113,26 @@ def main() -> None:
             out = bm3d_srgb(y, sigma)
             secs[name] += time.perf_counter() - t
             rows[name].append(evaluate_pair(np.clip(out, 0, 1), x)["psnr"])
+    hashes = {m: _weights_sha256(m) for m in models}
     if args.keep_from is not None:
         kept = json.loads(args.keep_from.read_text())
-        if kept["per_image"]["sample_id"] != ids or kept["crop"] != args.crop:
-            raise SystemExit(f"{args.keep_from}: other images or crop than this run; rows cannot be kept")
+        if (
+            kept["per_image"]["sample_id"] != ids
+            or kept["crop"] != args.crop
+            or kept.get("polyu", args.polyu) != args.polyu
+        ):
+            raise SystemExit(f"{args.keep_from}: other images, crop or PolyU folder than this run; rows cannot be kept")
         for k, v in kept["per_image"].items():
-            if k not in rows and k != "sample_id":
-                rows[k] = v
-                secs[k] = kept["summary"][k]["seconds_per_image"] * len(v)
+            if k in rows or k == "sample_id":
+                continue
+            if not k.startswith("bm3d-"):  # a model's row: only with the same weights
+                sha = kept.get("models_sha256", {}).get(k)
+                if sha is None or sha != _weights_sha256(k):
+                    print(f"not keeping {k}: its weights changed or are not recorded")
+                    continue
+                hashes[k] = sha
+            rows[k] = v
+            secs[k] = kept["summary"][k]["seconds_per_image"] * len(v)
     noisy = np.asarray(rows["noisy"])
     summary = {
         k: {
@@ -124,6 +147,8 @@ def main() -> None:
         "crop": args.crop,
         "summary": summary,
         "per_image": {"sample_id": ids, **rows},
+        "polyu": args.polyu,
+        "models_sha256": hashes,
         "kept_from": None if args.keep_from is None else str(args.keep_from),
         "compute": compute_record(),
         "seconds": time.perf_counter() - t0,

@@ -186,9 +186,12 @@ def test_zsn2n_tells_a_noise_conditioned_network_the_sub_images_halved_line() ->
     net = Recorder()
     f = model_fn(net, noise=(0.02, 0.0004))
     zsn2n_loss(f, torch.rand(1, 4, 8, 8))
-    by_size = {size: line for size, line in net.seen}
-    assert by_size[4] == pytest.approx([0.01, 0.0002]) and by_size[8] == pytest.approx([0.02, 0.0004])
-    assert [size for size, _ in net.seen].count(4) == 2
-    assert f.averaged(1) is f  # type: ignore[attr-defined]
+    sub = [line for size, line in net.seen if size == 4]
+    full = [line for size, line in net.seen if size == 8]
+    assert len(sub) == 2 and all(line == pytest.approx([0.01, 0.0002]) for line in sub)
+    assert len(full) == 1 and full[0] == pytest.approx([0.02, 0.0004])
+    assert f.averaged(1) is f and f.averaged(2) is f.averaged(2.0)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="k > 0"):
+        f.averaged(0)  # type: ignore[attr-defined]
     blind = model_fn(net)  # no line given: nothing to scale
     assert blind.averaged(2) is blind  # type: ignore[attr-defined]

@@ -113,15 +113,16 @@ def test_protocol_names_ffdnet_backbones(tmp_path: Path) -> None:
     from rawadapt.errors import ConfigError
     from rawadapt.eval.protocols.lan import LanProtocolSettings, external_note, external_sigma, is_shipped
 
-    LanProtocolSettings(out=str(tmp_path), backbones=["ffdnet", "ffdnet:0.013", "dncnn"]).validate()
+    s = LanProtocolSettings(out=str(tmp_path), backbones=["ffdnet", "ffdnet:0.0130", "dncnn"]).validate()
+    assert s.backbones == ["ffdnet", "ffdnet:0.013", "dncnn"]  # one spelling: one folder, one set of cells
     assert external_sigma("ffdnet") is None and external_sigma("ffdnet:0.013") == pytest.approx(0.013)
     assert is_shipped("ffdnet:0.02") and is_shipped("zoo:srgb-unet-m") and not is_shipped("dncnn")
     assert "noise map sigma 0.013" in external_note(["ffdnet:0.013"])
     assert "estimated per input" in external_note(["ffdnet"]) and external_note(["dncnn"]) == ""
-    for bad in ("ffdnet:abc", "ffdnet:0", "ffdnet:2"):
+    for bad in ("ffdnet:abc", "ffdnet:0", "ffdnet:2", "ffdnet:"):
         with pytest.raises(ConfigError, match="sigma must be a number"):
             LanProtocolSettings(out=str(tmp_path), backbones=[bad]).validate()
-    with pytest.raises(ConfigError, match="raw_backbones"):
+    with pytest.raises(ConfigError, match=r"raw_backbones.*zoo:NAME"):
         LanProtocolSettings(out=str(tmp_path), raw_backbones=["ffdnet"]).validate()
 
 
@@ -151,3 +152,7 @@ def test_protocol_runs_ffdnet_without_pretraining(ffdnet_pkg: object, tmp_path: 
     assert len(cell["model_sha256"]) == 64
     assert "ffdnet:0.1 is FFDNet with its authors' RGB weights" in (out / "results.md").read_text()
     assert run_lan_protocol(settings, data=data, progress=False)["skipped"] == 1
+    # a cell made with other weights is recomputed, not reused
+    cell["model_sha256"] = "0" * 64
+    (out / "cells" / "srgb-ffdnet-0.1-lan-zsn2n-it1.json").write_text(json.dumps(cell))
+    assert run_lan_protocol(settings, data=data, progress=False)["computed"] == 1

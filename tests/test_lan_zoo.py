@@ -119,6 +119,14 @@ def test_protocol_runs_zoo_backbones_without_pretraining(tmp_path: Path) -> None
     (out / "cells" / "raw-zoo-raw-unet-any-lan-zsn2n-it1.json").write_text(json.dumps(lan))
     res2 = run_lan_protocol(settings, data=data, progress=False)
     assert res2["computed"] == 1 and res2["skipped"] == 2
+    # a ZS-N2N cell of the noise-conditioned model made before the sub-images' halved line is
+    # recomputed; the blind sRGB model's cells do not depend on that rule
+    for name in ("raw-zoo-raw-unet-any-lan-zsn2n-it1.json", "srgb-zoo-srgb-unet-m-lan-zsn2n-it1.json"):
+        c = json.loads((out / "cells" / name).read_text())
+        assert c.pop("subimage_line") == "halved"
+        (out / "cells" / name).write_text(json.dumps(c))
+    res3 = run_lan_protocol(settings, data=data, progress=False)
+    assert res3["computed"] == 1 and res3["skipped"] == 2
     md = (out / "results.md").read_text()
     assert "## srgb: zoo:srgb-unet-m" in md and "## raw: zoo:raw-unet-any" in md
     assert "zoo:raw-unet-any is the shipped model" in md

@@ -99,12 +99,18 @@ def model_fn(
     """
     f = _model_fn(model, sensor=sensor, iso=iso, cfa=cfa, noise=noise)
     conditioned = noise is not None and getattr(model, "uses_noise", False)
+    made: dict[float, Denoise] = {1.0: f}  # one closure per k for the whole adaptation
 
     def averaged(k: float) -> Denoise:
-        if not conditioned or k == 1:
+        # the ISO input (if any) is left as it is: only the noise line describes the averaging
+        if not k > 0:
+            raise ValueError(f"averaged(k) needs k > 0, got {k}")
+        if not conditioned:
             return f
         assert noise is not None
-        return _model_fn(model, sensor=sensor, iso=iso, cfa=cfa, noise=(noise[0] / k, noise[1] / k))
+        if float(k) not in made:
+            made[float(k)] = _model_fn(model, sensor=sensor, iso=iso, cfa=cfa, noise=(noise[0] / k, noise[1] / k))
+        return made[float(k)]
 
     f.averaged = averaged  # type: ignore[attr-defined]
     return f

@@ -197,10 +197,12 @@ class ZooTargetOnlyLowLR(ZooTargetOnly):
     description = "zoo-ft at a tenth of the budget's learning rate (a pretrained start)"
     reference = "rawadapt model zoo (train --init zoo:NAME, fine-tuning learning rate)"
     #: the budget's learning rate is set for training from scratch; a pretrained start is
-    #: fine-tuned more gently, as the fine-tuning stages are (``finetune_lr_factor``)
+    #: fine-tuned more gently (a tenth: below the fine-tuning stages' ``finetune_lr_factor`` of
+    #: 0.5, which follow source pretraining on the same budget, not a converged model)
     lr_factor = 0.1
 
     def config(self, task: Task) -> TrainConfig:
+        """:class:`ZooTargetOnly`'s configuration with ``optim.lr`` times :attr:`lr_factor`."""
         cfg = super().config(task)
         return config_from_dict(
             deep_update(cfg.model_dump(), {"optim": {"lr": cfg.optim.lr * self.lr_factor}}),

