@@ -28,7 +28,7 @@ from rawadapt.errors import RawAdaptError
 from rawadapt.metrics import evaluate_pair
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.inference import denoise_image
-from rawadapt.models.zoo import is_zoo_ref, resolve_zoo, sha256_file
+from rawadapt.models.zoo import get_entry, is_zoo_ref, sha256_file
 from rawadapt.utils.atomic import write_json, write_text
 from rawadapt.utils.compute import compute_record
 
@@ -58,10 +58,12 @@ def markdown(res: dict[str, Any]) -> str:
 
 def _weights_sha256(ref: str) -> str | None:
     """The SHA-256 of a model's weights (zoo:NAME or a run folder); None when missing."""
-    try:
-        path = resolve_zoo(ref) / "model.safetensors" if is_zoo_ref(ref) else Path(ref) / "model.safetensors"
-    except RawAdaptError:  # no longer shipped, or changed files
-        return None
+    if is_zoo_ref(ref):  # the index's hash, which loading checks the files against
+        try:
+            return get_entry(ref[len("zoo:") :]).get("sha256")
+        except RawAdaptError:  # no longer shipped
+            return None
+    path = Path(ref) / "model.safetensors"
     return sha256_file(path) if path.is_file() else None
 
 

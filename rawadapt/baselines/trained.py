@@ -18,7 +18,7 @@ from rawadapt.baselines.base import Method, Task
 from rawadapt.models.checkpoint import load_model
 from rawadapt.models.inference import denoise_image
 from rawadapt.train.api import METRICS_NAME, run_training
-from rawadapt.train.config import config_diff, config_from_dict, deep_update, load_config
+from rawadapt.train.config import config_diff, config_from_dict, deep_update, load_config, with_overrides
 from rawadapt.train.engine import STATE_NAME
 from rawadapt.train.step import sample_line
 
@@ -185,11 +185,8 @@ class ZooTargetOnly(TargetOnly):
         from rawadapt.train.init import init_model_settings
 
         ref = DEFAULT_MODELS[task.space]
-        cfg = super().config(task)
-        return config_from_dict(
-            deep_update(cfg.model_dump(), {"init": ref, "model": init_model_settings(ref)}),
-            source=f"method {self.name}",
-        )
+        overrides = {"init": ref, "model": init_model_settings(ref)}
+        return with_overrides(super().config(task), overrides, source=f"method {self.name}")
 
 
 class ZooTargetOnlyLowLR(ZooTargetOnly):
@@ -204,10 +201,7 @@ class ZooTargetOnlyLowLR(ZooTargetOnly):
     def config(self, task: Task) -> TrainConfig:
         """:class:`ZooTargetOnly`'s configuration with ``optim.lr`` times :attr:`lr_factor`."""
         cfg = super().config(task)
-        return config_from_dict(
-            deep_update(cfg.model_dump(), {"optim": {"lr": cfg.optim.lr * self.lr_factor}}),
-            source=f"method {self.name}",
-        )
+        return with_overrides(cfg, {"optim": {"lr": cfg.optim.lr * self.lr_factor}}, source=f"method {self.name}")
 
 
 class Joint(TrainedMethod):

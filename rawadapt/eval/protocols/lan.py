@@ -938,9 +938,8 @@ def _run_space(
         else:
             run = pretrain(settings, space, backbone, pre_ds, sources=sources, target=target, progress=progress)
         reference = pretrained_reference(settings, space, backbone, run, tests)
-        # meta-training has no noise line to give a noise-conditioned model: no meta row for it
         noise_conditioned = bool(getattr(load_model(run)[0], "uses_noise", False))
-        meta_ok = "meta" not in settings.methods or not noise_conditioned
+        identity = model_identity(backbone, run)
         brows: list[dict[str, Any]] = []
         for loss in settings.losses:
             for method in settings.methods:
@@ -949,13 +948,14 @@ def _run_space(
                 if (
                     cell is not None
                     and cell.get("n_images") == len(tests)
-                    and _same_model(cell, model_identity(backbone, run))
+                    and _same_model(cell, identity)
                     and _same_rules(cell, noise_conditioned)
                 ):
                     log["skipped"] += 1
                 else:
                     model_dir = run
-                    if method == "meta" and not meta_ok:
+                    # meta-training has no noise line to give a noise-conditioned model
+                    if method == "meta" and noise_conditioned:
                         logger.warning(f"[lan protocol] {backbone}: no meta row for a noise-conditioned model")
                         continue
                     if method == "meta":
